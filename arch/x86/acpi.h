@@ -1,0 +1,28 @@
+/* ACPI tables, hardware-reduced (FADT flag HW_REDUCED_ACPI): RSDP, XSDT, FADT,
+ * MADT, DSDT (and later MCFG). Built once per boot into guest memory at
+ * LAYOUT_ACPI_START; the RSDP comes first so that a guest scanning
+ * 0xE0000..0xFFFFF finds it, and its address is also handed to the guest
+ * through boot_params.acpi_rsdp_addr / hvm_start_info.rsdp_paddr. */
+#ifndef ARCH_X86_ACPI_H
+#define ARCH_X86_ACPI_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct guest_memory;
+
+struct acpi_config {
+    unsigned nr_cpus_boot;      /* enabled LAPIC entries */
+    unsigned nr_cpus_max;       /* further entries, online-capable, for hotplug */
+    bool serial;                /* COM1 in the DSDT */
+};
+
+/* Builds every table into a buffer that will live at guest address `base`.
+ * Pure (unit tests use it): returns the bytes, the RSDP at offset 0. */
+GByteArray *acpi_build_tables(const struct acpi_config *c, uint64_t base);
+
+/* Builds and copies the tables into guest memory; *rsdp_gpa gets the RSDP. */
+int acpi_install(struct guest_memory *gm, const struct acpi_config *c, uint64_t *rsdp_gpa, GError **err);
+
+#endif

@@ -1,0 +1,30 @@
+/* CPUID policy: what each vCPU sees, built from KVM_GET_SUPPORTED_CPUID.
+ *
+ * Topology: one socket, one thread per core, `nr_cpus_max` cores; APIC ID of
+ * vCPU i is i. Leaves 0x1, 0x4, 0xB, 0x1F, 0x8000_0008, 0x8000_001E agree on it.
+ * KVM paravirt leaves 0x4000_0000.. are present ("KVMKVMKVM").
+ * CPU_MODEL_BASELINE hides what a migration target may lack and what KVM's
+ * instruction emulator cannot run: XSAVE/OSXSAVE and leaf 0xD, AVX*, FMA, F16C,
+ * CMPXCHG16B, SSE3 and later SSE, AES/PCLMUL/SHA, MOVBE, RDRAND/RDSEED. */
+#ifndef ARCH_X86_CPUID_H
+#define ARCH_X86_CPUID_H
+
+#include <glib.h>
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#include "vmm/config.h"
+
+#define CPUID_MAX_ENTRIES 256
+
+/* KVM_GET_SUPPORTED_CPUID. NULL with *err on failure. g_free the result. */
+struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err);
+
+/* The table for vCPU `index`. Pure: unit tests feed it a fake `supported`. */
+struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
+                               unsigned nr_cpus_max);
+
+/* Looks up (function, index); NULL when absent. */
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);
+
+#endif

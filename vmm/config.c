@@ -1,0 +1,341 @@
+#include "vmm/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/options.h"
+
+#ifndef VMM_VERSION
+#define VMM_VERSION "0.0.0"
+#endif
+
+#define MIB (1024ULL * 1024)
+#define MEM_MIN (4 * MIB)
+#define MEM_MAX (1024ULL * 1024 * MIB)     /* 1 TiB */
+#define MEM_DEFAULT (512 * MIB)
+#define HUGEPAGE_SIZE (2 * MIB)
+
+G_DEFINE_QUARK(vmm-config-error-quark, config_error)
+
+void config_init_defaults(struct vm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->cpus_boot = 1;
+    c->cpus_max = 1;
+    c->cpu_model = CPU_MODEL_HOST;
+    c->mem_size = MEM_DEFAULT;
+    c->serial_mode = SERIAL_STDIO;
+    c->reboot = REBOOT_RESTART;
+    c->log_level = LOG_WARN;
+}
+
+void config_clear(struct vm_config *c)
+{
+    g_free(c->name);
+    g_free(c->kernel);
+    g_free(c->initrd);
+    g_free(c->cmdline);
+    g_free(c->serial_path);
+    memset(c, 0, sizeof(*c));
+}
+
+int parse_size(const char *s, uint64_t default_unit, uint64_t *out)
+{
+    if (!s || !g_ascii_isdigit(s[0]))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    guint64 v = g_ascii_strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    uint64_t unit = default_unit;
+    if (*end) {
+        switch (g_ascii_toupper(*end)) {
+        case 'B': unit = 1; break;
+        case 'K': unit = 1ULL << 10; break;
+        case 'M': unit = 1ULL << 20; break;
+        case 'G': unit = 1ULL << 30; break;
+        case 'T': unit = 1ULL << 40; break;
+        default: return -EINVAL;
+        }
+        end++;
+        if (unit != 1 && (g_ascii_strcasecmp(end, "") == 0 || g_ascii_strcasecmp(end, "B") == 0 ||
+                          g_ascii_strcasecmp(end, "iB") == 0))
+            end += strlen(end);
+        if (*end)
+            return -EINVAL;
+    }
+    if (v > UINT64_MAX / unit)
+        return -ERANGE;
+    *out = v * unit;
+    return 0;
+}
+
+void config_print_help(void)
+{
+    printf(
+"Usage: vmm --kernel PATH [options]\n"
+"Boots a guest on /dev/kvm: one process is one VM.\n"
+"\n"
+"Guest image:\n"
+"  --kernel PATH          kernel to boot: a Linux bzImage, or an ELF with a PVH entry\n"
+"                         note (XEN_ELFNOTE_PHYS32_ENTRY), e.g. a vmlinux or a unikernel\n"
+"  --initrd PATH          initial ramdisk (Linux initrd, or PVH module 0)\n"
+"  --cmdline STR          kernel command line (default: \"console=ttyS0\")\n"
+"\n"
+"Machine:\n"
+"  --cpus N | boot=N,max=M\n"
+"                         vCPUs at boot (default 1); max reserves room for hotplug\n"
+"  --cpu-model host|baseline\n"
+"                         host: what KVM supports (default); baseline: hides XSAVE, AVX,\n"
+"                         FMA, CMPXCHG16B, SSE3 and later, so the guest can move to older\n"
+"                         hosts and runs under KVM's instruction emulator\n"
+"  --memory SIZE | size=SIZE,hugepages=on|off,shared=on|off\n"
+"                         guest RAM (default 512M); SIZE takes K, M, G, T suffixes,\n"
+"                         a bare number is MiB; hugepages needs a multiple of 2M\n"
+"  --name NAME            name of the VM (process title, logs)\n"
+"\n"
+"Devices:\n"
+"  --serial stdio|pty|file=PATH|off\n"
+"                         COM1 (16550A at 0x3f8, IRQ 4); default stdio; on a terminal\n"
+"                         it goes raw and Ctrl-A x quits vmm\n"
+"  --test-exit            QEMU isa-debug-exit compatible port 0xf4: the guest writes V,\n"
+"                         vmm exits with status (V << 1) | 1\n"
+"\n"
+"Behaviour:\n"
+"  --reboot restart|exit  on a guest reset or triple fault, restart the guest (default)\n"
+"                         or exit with status 4 (reset) / 6 (triple fault)\n"
+"  --log-level error|warn|info|debug\n"
+"                         what vmm logs on stderr (default warn)\n"
+"  -h, --help             this text\n"
+"  -V, --version          version\n"
+"\n"
+"Exit status:\n"
+"  0   the guest powered off (ACPI S5), or vmm got SIGTERM/SIGINT/Ctrl-A x\n"
+"  2   bad command line or configuration (one line on stderr says what)\n"
+"  4   the guest reset and --reboot exit was given\n"
+"  6   the guest triple-faulted and --reboot exit was given\n"
+"  8   KVM could not run the guest (internal error; the guest RIP is printed)\n"
+"  10  host problem: no /dev/kvm, out of memory, I/O error\n"
+"  odd (V << 1) | 1 after a write of V to the --test-exit port\n");
+}
+
+static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static int fail(GError **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(err, CONFIG_ERROR, 0, msg);
+    return -1;
+}
+
+static int parse_count(const char *opt, const char *v, unsigned *out, GError **err)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!g_ascii_isdigit(v[0]) || *end || errno || n > 1000000)
+        return fail(err, "%s: '%s' is not a number of vCPUs; give e.g. --cpus 2 or --cpus boot=2,max=4", opt, v);
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) pairs = opts_parse(arg, "boot", err);
+    if (!pairs)
+        return fail(err, "--cpus: %s", (*err)->message);
+    bool have_max = false;
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        if (!o->value)
+            return fail(err, "--cpus: '%s' needs a value, e.g. %s=2", o->key, o->key);
+        if (strcmp(o->key, "boot") == 0) {
+            if (parse_count("--cpus boot", o->value, &c->cpus_boot, err) < 0)
+                return -1;
+        } else if (strcmp(o->key, "max") == 0) {
+            if (parse_count("--cpus max", o->value, &c->cpus_max, err) < 0)
+                return -1;
+            have_max = true;
+        } else {
+            return fail(err, "--cpus: unknown key '%s'; known: boot, max", o->key);
+        }
+    }
+    if (!have_max)
+        c->cpus_max = c->cpus_boot;
+    return 0;
+}
+
+static int parse_memory(struct vm_config *c, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) pairs = opts_parse(arg, "size", err);
+    if (!pairs)
+        return fail(err, "--memory: %s", (*err)->message);
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        if (!o->value)
+            return fail(err, "--memory: '%s' needs a value", o->key);
+        if (strcmp(o->key, "size") == 0) {
+            int r = parse_size(o->value, MIB, &c->mem_size);
+            if (r == -ERANGE)
+                return fail(err, "--memory: size '%s' is too large", o->value);
+            if (r < 0)
+                return fail(err, "--memory: '%s' is not a size; give e.g. 512M or 2G", o->value);
+        } else if (strcmp(o->key, "hugepages") == 0 || strcmp(o->key, "shared") == 0) {
+            bool *dst = o->key[0] == 'h' ? &c->mem_hugepages : &c->mem_shared;
+            if (opts_parse_bool(o->value, dst) < 0)
+                return fail(err, "--memory: %s=%s: expected on or off", o->key, o->value);
+        } else {
+            return fail(err, "--memory: unknown key '%s'; known: size, hugepages, shared", o->key);
+        }
+    }
+    return 0;
+}
+
+static int parse_serial(struct vm_config *c, const char *arg, GError **err)
+{
+    g_clear_pointer(&c->serial_path, g_free);
+    if (strcmp(arg, "stdio") == 0)
+        c->serial_mode = SERIAL_STDIO;
+    else if (strcmp(arg, "pty") == 0)
+        c->serial_mode = SERIAL_PTY;
+    else if (strcmp(arg, "off") == 0 || strcmp(arg, "none") == 0)
+        c->serial_mode = SERIAL_OFF;
+    else if (g_str_has_prefix(arg, "file=") && arg[5]) {
+        c->serial_mode = SERIAL_FILE;
+        c->serial_path = g_strdup(arg + 5);
+    } else
+        return fail(err, "--serial: '%s' is not one of stdio, pty, file=PATH, off", arg);
+    return 0;
+}
+
+enum {
+    OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
+    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT,
+};
+
+int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
+{
+    static const struct option longopts[] = {
+        { "kernel", required_argument, NULL, OPT_KERNEL },
+        { "initrd", required_argument, NULL, OPT_INITRD },
+        { "cmdline", required_argument, NULL, OPT_CMDLINE },
+        { "cpus", required_argument, NULL, OPT_CPUS },
+        { "cpu-model", required_argument, NULL, OPT_CPU_MODEL },
+        { "memory", required_argument, NULL, OPT_MEMORY },
+        { "serial", required_argument, NULL, OPT_SERIAL },
+        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+        { "name", required_argument, NULL, OPT_NAME },
+        { "test-exit", no_argument, NULL, OPT_TEST_EXIT },
+        { "reboot", required_argument, NULL, OPT_REBOOT },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_KERNEL: g_free(c->kernel); c->kernel = g_strdup(optarg); break;
+        case OPT_INITRD: g_free(c->initrd); c->initrd = g_strdup(optarg); break;
+        case OPT_CMDLINE: g_free(c->cmdline); c->cmdline = g_strdup(optarg); break;
+        case OPT_NAME: g_free(c->name); c->name = g_strdup(optarg); break;
+        case OPT_CPUS:
+            if (parse_cpus(c, optarg, err) < 0)
+                return -1;
+            break;
+        case OPT_CPU_MODEL:
+            if (strcmp(optarg, "host") == 0)
+                c->cpu_model = CPU_MODEL_HOST;
+            else if (strcmp(optarg, "baseline") == 0)
+                c->cpu_model = CPU_MODEL_BASELINE;
+            else
+                return fail(err, "--cpu-model: '%s' is not one of host, baseline", optarg);
+            break;
+        case OPT_MEMORY:
+            if (parse_memory(c, optarg, err) < 0)
+                return -1;
+            break;
+        case OPT_SERIAL:
+            if (parse_serial(c, optarg, err) < 0)
+                return -1;
+            break;
+        case OPT_LOG_LEVEL: {
+            int l = log_level_from_name(optarg);
+            if (l < 0)
+                return fail(err, "--log-level: '%s' is not one of error, warn, info, debug", optarg);
+            c->log_level = l;
+            break;
+        }
+        case OPT_TEST_EXIT: c->test_exit = true; break;
+        case OPT_REBOOT:
+            if (strcmp(optarg, "restart") == 0)
+                c->reboot = REBOOT_RESTART;
+            else if (strcmp(optarg, "exit") == 0)
+                c->reboot = REBOOT_EXIT;
+            else
+                return fail(err, "--reboot: '%s' is not one of restart, exit", optarg);
+            break;
+        case 'h':
+            config_print_help();
+            return 1;
+        case 'V':
+            printf("vmm %s\n", VMM_VERSION);
+            return 1;
+        case ':':
+            return fail(err, "option %s needs a value; see vmm --help", argv[optind - 1]);
+        default:
+            return fail(err, "unknown option '%s'; see vmm --help", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
+    if (!c->cmdline)
+        c->cmdline = g_strdup("console=ttyS0");
+    return 0;
+}
+
+static int check_readable(const char *opt, const char *path, GError **err)
+{
+    if (access(path, R_OK) == 0 && !g_file_test(path, G_FILE_TEST_IS_DIR))
+        return 0;
+    if (g_file_test(path, G_FILE_TEST_IS_DIR))
+        return fail(err, "%s %s: is a directory, expected a file", opt, path);
+    return fail(err, "%s %s: %s", opt, path, g_strerror(errno));
+}
+
+int config_validate(const struct vm_config *c, GError **err)
+{
+    if (!c->kernel)
+        return fail(err, "no guest kernel: give --kernel PATH (a bzImage or a PVH ELF); see vmm --help");
+    if (check_readable("--kernel", c->kernel, err) < 0)
+        return -1;
+    if (c->initrd && check_readable("--initrd", c->initrd, err) < 0)
+        return -1;
+    if (c->cpus_boot == 0)
+        return fail(err, "--cpus: a VM needs at least 1 vCPU");
+    if (c->cpus_max < c->cpus_boot)
+        return fail(err, "--cpus: max=%u is below boot=%u", c->cpus_max, c->cpus_boot);
+    if (c->cpus_max > VMM_MAX_CPUS)
+        return fail(err, "--cpus: %u vCPUs is more than vmm supports (%u)", c->cpus_max, VMM_MAX_CPUS);
+    if (c->mem_size < MEM_MIN)
+        return fail(err, "--memory: %" G_GUINT64_FORMAT " bytes is too small; give at least 4M",
+                    c->mem_size);
+    if (c->mem_size > MEM_MAX)
+        return fail(err, "--memory: %" G_GUINT64_FORMAT " MiB is more than vmm supports (1T)",
+                    (guint64)(c->mem_size / MIB));
+    if (c->mem_size % 4096)
+        return fail(err, "--memory: size must be a multiple of 4K");
+    if (c->mem_hugepages && c->mem_size % HUGEPAGE_SIZE)
+        return fail(err, "--memory: with hugepages=on the size must be a multiple of 2M");
+    if (c->cmdline && strlen(c->cmdline) >= 0x10000)
+        return fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
+    return 0;
+}

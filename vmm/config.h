@@ -1,0 +1,67 @@
+/* struct vm_config: the whole description of a VM, plain data.
+ *
+ * Built by the command-line parser (config_parse_args) and checked by
+ * config_validate; every error names the option and the value at fault. */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VMM_MAX_CPUS 255u   /* xAPIC IDs; x2APIC for more is future work */
+
+/* Process exit status. Debug-exit statuses are (v << 1) | 1, always odd,
+ * so everything vmm itself reports is even and never collides with them. */
+enum vmm_exit_status {
+    VMM_EXIT_POWEROFF = 0,      /* guest powered off (ACPI S5), or SIGTERM/SIGINT */
+    VMM_EXIT_CONFIG = 2,        /* bad command line or configuration */
+    VMM_EXIT_REBOOT = 4,        /* guest asked for a reset and --reboot=exit */
+    VMM_EXIT_TRIPLE_FAULT = 6,  /* guest triple-faulted and --reboot=exit */
+    VMM_EXIT_INTERNAL = 8,      /* KVM internal error / unhandled exit (RIP printed) */
+    VMM_EXIT_HOST = 10,         /* host problem: no /dev/kvm, out of memory, I/O error */
+};
+
+enum serial_mode { SERIAL_OFF, SERIAL_STDIO, SERIAL_PTY, SERIAL_FILE };
+enum reboot_action { REBOOT_RESTART, REBOOT_EXIT };
+enum cpu_model { CPU_MODEL_HOST, CPU_MODEL_BASELINE };
+
+struct vm_config {
+    char *name;
+    char *kernel;
+    char *initrd;
+    char *cmdline;
+
+    unsigned cpus_boot;
+    unsigned cpus_max;
+    enum cpu_model cpu_model;
+
+    uint64_t mem_size;          /* bytes */
+    bool mem_hugepages;
+    bool mem_shared;
+
+    enum serial_mode serial_mode;
+    char *serial_path;          /* SERIAL_FILE */
+
+    bool test_exit;             /* isa-debug-exit port at 0xf4 */
+    enum reboot_action reboot;
+    int log_level;              /* enum log_level */
+};
+
+#define CONFIG_ERROR config_error_quark()
+GQuark config_error_quark(void);
+
+/* Fills *c from argv. Returns 0, 1 when --help/--version was printed (exit 0),
+ * or -1 with *err set to a one-line message. */
+int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err);
+int config_validate(const struct vm_config *c, GError **err);
+void config_init_defaults(struct vm_config *c);
+void config_clear(struct vm_config *c);
+void config_print_help(void);
+
+/* "512M", "2G", "1048576", "4k": binary suffixes K M G T (case-insensitive,
+ * optional trailing B/iB); a bare number is bytes unless default_unit says
+ * otherwise (QEMU's -m takes MiB). Returns 0 or -EINVAL / -ERANGE. */
+int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+
+#endif

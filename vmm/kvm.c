@@ -1,0 +1,70 @@
+#include "vmm/kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static int check(int fd, long cap)
+{
+    int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+    return r < 0 ? 0 : r;
+}
+
+int kvm_open(const char *path, struct kvm_caps *caps, GError **err)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        const char *hint = e == ENOENT ? "KVM is not available on this host (load kvm_intel or kvm_amd, "
+                                         "or enable virtualization in the hypervisor/BIOS)"
+                           : (e == EACCES || e == EPERM) ? "add your user to the 'kvm' group or run as root"
+                                                         : "check that KVM works on this host";
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e), "cannot open %s: %s; %s", path,
+                    g_strerror(e), hint);
+        return -1;
+    }
+    int api = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (api != KVM_API_VERSION) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "%s speaks KVM API version %d, vmm needs %d; use a newer host kernel", path, api,
+                    KVM_API_VERSION);
+        close(fd);
+        return -1;
+    }
+    static const struct { long cap; const char *name; } required[] = {
+        { KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+        { KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+        { KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+        { KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+        { KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI" },
+        { KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+        { KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
+    };
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (!check(fd, required[i].cap)) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "%s lacks %s, which vmm needs; use a newer host kernel", path, required[i].name);
+            close(fd);
+            return -1;
+        }
+    }
+    memset(caps, 0, sizeof(*caps));
+    caps->max_vcpus = check(fd, KVM_CAP_MAX_VCPUS);
+    if (caps->max_vcpus == 0)
+        caps->max_vcpus = check(fd, KVM_CAP_NR_VCPUS);
+    if (caps->max_vcpus == 0)
+        caps->max_vcpus = 4;    /* api.rst: assume 4 when neither is reported */
+    caps->split_irqchip = check(fd, KVM_CAP_SPLIT_IRQCHIP) > 0;
+    caps->immediate_exit = check(fd, KVM_CAP_IMMEDIATE_EXIT) > 0;
+    caps->nested_state = check(fd, KVM_CAP_NESTED_STATE) > 0;
+    caps->vcpu_mmap_size = ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (caps->vcpu_mmap_size <= 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "KVM_GET_VCPU_MMAP_SIZE failed on %s", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}

@@ -1,0 +1,21 @@
+/* /dev/kvm: opening it and checking that it offers what vmm needs. */
+#ifndef VMM_KVM_H
+#define VMM_KVM_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+struct kvm_caps {
+    int max_vcpus;              /* KVM_CAP_MAX_VCPUS (or NR_VCPUS) */
+    bool split_irqchip;         /* KVM_CAP_SPLIT_IRQCHIP */
+    bool immediate_exit;        /* KVM_CAP_IMMEDIATE_EXIT */
+    bool nested_state;          /* KVM_CAP_NESTED_STATE > 0 */
+    int vcpu_mmap_size;
+};
+
+/* Opens path (normally "/dev/kvm") and checks the API version and the
+ * extensions vmm cannot do without. Returns the fd or -1 with *err set to a
+ * line saying what is missing and what to do. */
+int kvm_open(const char *path, struct kvm_caps *caps, GError **err);
+
+#endif

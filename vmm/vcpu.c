@@ -1,0 +1,230 @@
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arch/x86/cpuid.h"
+#include "arch/x86/regs.h"
+#include "devices/ioapic.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#define VCPU_KICK_SIGNAL (SIGRTMIN + 0)
+
+static void kick_handler(int sig)
+{
+    (void)sig;  /* only there to make KVM_RUN return EINTR */
+}
+
+void vcpu_init_signals(void)
+{
+    struct sigaction sa = { .sa_handler = kick_handler };
+    sigemptyset(&sa.sa_mask);
+    sigaction(VCPU_KICK_SIGNAL, &sa, NULL);     /* no SA_RESTART */
+}
+
+struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
+{
+    struct vcpu *v = g_new0(struct vcpu, 1);
+    v->vm = vm;
+    v->index = index;
+    v->apic_id = index;
+    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
+    if (v->fd < 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot create vCPU %u: %s", index,
+                    g_strerror(errno));
+        g_free(v);
+        return NULL;
+    }
+    v->run = mmap(NULL, (size_t)vm->caps.vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot map vCPU %u run area: %s",
+                    index, g_strerror(errno));
+        close(v->fd);
+        g_free(v);
+        return NULL;
+    }
+
+    g_autofree struct kvm_cpuid2 *cpuid =
+        cpuid_build(vm->supported_cpuid, vm->cfg->cpu_model, index, vm->cfg->cpus_max);
+    if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "KVM_SET_CPUID2 on vCPU %u: %s",
+                    index, g_strerror(errno));
+        goto fail;
+    }
+    if (regs_setup_common(v->fd, err) < 0)
+        goto fail;
+    if (index != 0) {
+        /* APs wait for INIT/SIPI from the guest. */
+        struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+        if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0) {
+            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "KVM_SET_MP_STATE on vCPU %u: %s",
+                        index, g_strerror(errno));
+            goto fail;
+        }
+    }
+    return v;
+fail:
+    munmap(v->run, (size_t)vm->caps.vcpu_mmap_size);
+    close(v->fd);
+    g_free(v);
+    return NULL;
+}
+
+static void handle_io(struct vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    unsigned size = run->io.size;
+    /* data_offset/size/count come from KVM, which bounds them to the run page. */
+    for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+            if (!bus_write(&v->vm->pio, run->io.port, data, size))
+                log_debug("vCPU %u: unhandled out 0x%x size %u", v->index, run->io.port, size);
+        } else if (!bus_read(&v->vm->pio, run->io.port, data, size)) {
+            log_debug("vCPU %u: unhandled in 0x%x size %u", v->index, run->io.port, size);
+        }
+    }
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    unsigned len = run->mmio.len;
+    if (len == 0 || len > sizeof(run->mmio.data))
+        return;
+    if (run->mmio.is_write) {
+        if (!bus_write(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len))
+            log_debug("vCPU %u: unhandled MMIO write 0x%llx size %u", v->index,
+                      (unsigned long long)run->mmio.phys_addr, len);
+    } else if (!bus_read(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len)) {
+        log_debug("vCPU %u: unhandled MMIO read 0x%llx size %u", v->index,
+                  (unsigned long long)run->mmio.phys_addr, len);
+    }
+}
+
+static uint64_t guest_rip(struct vcpu *v)
+{
+    struct kvm_regs regs;
+    return ioctl(v->fd, KVM_GET_REGS, &regs) == 0 ? regs.rip : 0;
+}
+
+static void internal_error(struct vcpu *v, const char *what)
+{
+    struct kvm_run *run = v->run;
+    if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR)
+        log_error("vCPU %u: %s: KVM internal error, suberror %u, at guest RIP 0x%llx", v->index, what,
+                  run->internal.suberror, (unsigned long long)guest_rip(v));
+    else
+        log_error("vCPU %u: %s: exit reason %u at guest RIP 0x%llx", v->index, what, run->exit_reason,
+                  (unsigned long long)guest_rip(v));
+    vm_request_stop(v->vm, VM_STOP_INTERNAL_ERROR, (int)run->exit_reason);
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    struct vm *vm = v->vm;
+    v->tid = (pid_t)syscall(SYS_gettid);
+    char name[16];
+    snprintf(name, sizeof(name), "vcpu%u", v->index);
+    pthread_setname_np(pthread_self(), name);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, VCPU_KICK_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+        int r = ioctl(v->fd, KVM_RUN, 0);
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                v->run->immediate_exit = 0;
+                continue;
+            }
+            log_error("vCPU %u: KVM_RUN failed: %s", v->index, g_strerror(errno));
+            vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, errno);
+            break;
+        }
+        switch (v->run->exit_reason) {
+        case KVM_EXIT_IO:
+            handle_io(v);
+            break;
+        case KVM_EXIT_MMIO:
+            handle_mmio(v);
+            break;
+        case KVM_EXIT_IOAPIC_EOI:
+            if (vm->ioapic)
+                ioapic_eoi(vm->ioapic, v->run->eoi.vector);
+            break;
+        case KVM_EXIT_HLT:
+            /* Only without an in-kernel LAPIC, which vmm always has. */
+            break;
+        case KVM_EXIT_SHUTDOWN:
+            log_info("vCPU %u: triple fault at guest RIP 0x%llx", v->index, (unsigned long long)guest_rip(v));
+            vm_request_stop(vm, VM_STOP_TRIPLE_FAULT, 0);
+            break;
+        case KVM_EXIT_SYSTEM_EVENT:
+            vm_request_stop(vm, v->run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VM_STOP_RESET
+                                                                                     : VM_STOP_POWEROFF, 0);
+            break;
+        case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_FAIL_ENTRY:
+            log_error("vCPU %u: VM entry failed, hardware reason 0x%llx", v->index,
+                      (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+            internal_error(v, "entry failure");
+            break;
+        case KVM_EXIT_INTERNAL_ERROR:
+            internal_error(v, "cannot continue");
+            break;
+        default:
+            internal_error(v, "unhandled exit");
+            break;
+        }
+    }
+    return NULL;
+}
+
+int vcpu_start(struct vcpu *v, GError **err)
+{
+    /* The thread starts with the kick signal blocked, and unblocks it itself. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, VCPU_KICK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(r), "cannot start vCPU %u thread: %s", v->index,
+                    g_strerror(r));
+        return -1;
+    }
+    v->thread_started = true;
+    return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+    /* immediate_exit covers the window between the stopping check and KVM_RUN. */
+    __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+    if (v->thread_started)
+        pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+    if (!v)
+        return;
+    if (v->thread_started)
+        pthread_join(v->thread, NULL);
+    munmap(v->run, (size_t)v->vm->caps.vcpu_mmap_size);
+    close(v->fd);
+    g_free(v);
+}

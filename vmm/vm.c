@@ -1,0 +1,250 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/regs.h"
+#include "devices/acpi_pm.h"
+#include "devices/debug_exit.h"
+#include "devices/i8042.h"
+#include "devices/ioapic.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+
+/* Addresses KVM needs on Intel hosts for real-mode emulation; in the hole,
+ * below the IOAPIC, never RAM. */
+#define KVM_TSS_ADDR          0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+static int kvm_fail(GError **err, const char *what)
+{
+    g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", what, g_strerror(errno));
+    return -1;
+}
+
+void vm_set_irq(void *opaque, unsigned gsi, bool level)
+{
+    struct vm *vm = opaque;
+    if (vm->split_irqchip) {
+        ioapic_set_irq(vm->ioapic, gsi, level);
+        return;
+    }
+    struct kvm_irq_level irq = { .irq = gsi, .level = level };
+    if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+        log_warn("KVM_IRQ_LINE %u: %s", gsi, g_strerror(errno));
+}
+
+static void machine_request_fn(void *opaque, enum machine_request req, int arg)
+{
+    struct vm *vm = opaque;
+    switch (req) {
+    case MACHINE_POWEROFF:
+        vm_request_stop(vm, VM_STOP_POWEROFF, 0);
+        break;
+    case MACHINE_RESET:
+        vm_request_stop(vm, VM_STOP_RESET, 0);
+        break;
+    case MACHINE_DEBUG_EXIT:
+        vm_request_stop(vm, VM_STOP_DEBUG_EXIT, arg);
+        break;
+    }
+}
+
+struct machine_ctl vm_machine_ctl(struct vm *vm)
+{
+    return (struct machine_ctl){ .request = machine_request_fn, .opaque = vm };
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
+{
+    pthread_mutex_lock(&vm->stop_lock);
+    bool first = vm->stop_reason == VM_STOP_NONE;
+    if (first) {
+        vm->stop_reason = reason;
+        vm->stop_arg = arg;
+    }
+    pthread_mutex_unlock(&vm->stop_lock);
+    if (first) {
+        /* Stop every vCPU now: nothing a guest does after this must be seen. */
+        __atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            if (vm->vcpus[i])
+                vcpu_kick(vm->vcpus[i]);
+        uint64_t one = 1;
+        if (write(vm->stop_eventfd, &one, sizeof(one)) < 0)
+            log_warn("cannot signal VM stop: %s", g_strerror(errno));
+    }
+}
+
+static void add_device(struct vm *vm, struct device d)
+{
+    g_array_append_val(vm->devices, d);
+}
+
+static int create_irqchip(struct vm *vm, GError **err)
+{
+    /* Split irqchip: LAPICs in KVM, IOAPIC here. It costs nothing at start-up
+     * and teardown, where KVM_CREATE_IRQCHIP costs ~7 ms (research/peers.md). */
+    if (vm->caps.split_irqchip) {
+        struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { IOAPIC_NUM_PINS } };
+        if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0) {
+            vm->split_irqchip = true;
+            vm->ioapic = ioapic_create(vm->vm_fd, &vm->mmio, LAYOUT_IOAPIC_ADDR);
+            add_device(vm, ioapic_device(vm->ioapic));
+            return 0;
+        }
+        log_info("split irqchip refused (%s); using KVM's in-kernel IOAPIC", g_strerror(errno));
+    }
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return kvm_fail(err, "KVM_CREATE_IRQCHIP");
+    return 0;
+}
+
+static int create_devices(struct vm *vm)
+{
+    const struct vm_config *cfg = vm->cfg;
+    struct machine_ctl ctl = vm_machine_ctl(vm);
+    struct irq_line com1 = { vm_set_irq, vm, IRQ_COM1 };
+    struct irq_line rtc_irq = { vm_set_irq, vm, IRQ_RTC };
+    struct irq_line ged = { vm_set_irq, vm, IRQ_ACPI_GED };
+
+    if (vm->serial_be)
+        add_device(vm, serial_device(serial_create(&vm->pio, PORT_COM1, com1, vm->serial_be)));
+    add_device(vm, i8042_device(i8042_create(&vm->pio, ctl)));
+    add_device(vm, rtc_device(rtc_create(&vm->pio, rtc_irq)));
+    vm->acpi_pm = acpi_pm_create(&vm->pio, ged, ctl);
+    add_device(vm, acpi_pm_device(vm->acpi_pm));
+    if (cfg->test_exit)
+        add_device(vm, debug_exit_device(debug_exit_create(&vm->pio, PORT_DEBUG_EXIT, ctl)));
+    return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+              struct loop *loop, struct char_backend *serial_be, GError **err)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->cfg = cfg;
+    vm->kvm_fd = kvm_fd;
+    vm->caps = *caps;
+    vm->loop = loop;
+    vm->serial_be = serial_be;
+    vm->vm_fd = -1;
+    vm->mem.memfd = -1;
+    vm->stop_eventfd = -1;
+    pthread_mutex_init(&vm->stop_lock, NULL);
+    bus_init(&vm->pio, "pio");
+    bus_init(&vm->mmio, "mmio");
+    vm->devices = g_array_new(FALSE, FALSE, sizeof(struct device));
+
+    vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stop_eventfd < 0)
+        return kvm_fail(err, "eventfd");
+
+    vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return kvm_fail(err, "KVM_CREATE_VM");
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+        return kvm_fail(err, "KVM_SET_TSS_ADDR");
+    uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+    if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+        return kvm_fail(err, "KVM_SET_IDENTITY_MAP_ADDR");
+
+    if (guest_memory_create(&vm->mem, cfg->mem_size, cfg->mem_hugepages, cfg->mem_shared, err) < 0)
+        return -1;
+    int r = guest_memory_register(&vm->mem, vm->vm_fd);
+    if (r < 0) {
+        errno = -r;
+        return kvm_fail(err, "KVM_SET_USER_MEMORY_REGION");
+    }
+    if (create_irqchip(vm, err) < 0)
+        return -1;
+    if (create_devices(vm) < 0)
+        return -1;
+
+    struct acpi_config acfg = { .nr_cpus_boot = cfg->cpus_boot, .nr_cpus_max = cfg->cpus_max,
+                                .serial = vm->serial_be != NULL };
+    uint64_t rsdp = 0;
+    if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
+        return -1;
+    struct boot_params_in bin = { .kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
+                                  .rsdp_gpa = rsdp };
+    struct boot_entry entry;
+    if (boot_load(&vm->mem, &bin, &entry, err) < 0)
+        return -1;
+    if (regs_write_boot_tables(&vm->mem, entry.mode) < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM too small for boot page tables");
+        return -1;
+    }
+
+    vm->supported_cpuid = cpuid_get_supported(kvm_fd, err);
+    if (!vm->supported_cpuid)
+        return -1;
+    vm->vcpus = g_new0(struct vcpu *, cfg->cpus_boot);
+    for (unsigned i = 0; i < cfg->cpus_boot; i++) {
+        vm->vcpus[i] = vcpu_create(vm, i, err);
+        if (!vm->vcpus[i])
+            return -1;
+        vm->nr_vcpus = i + 1;
+    }
+    if (regs_setup_bsp(vm->vcpus[0]->fd, &entry, err) < 0)
+        return -1;
+    return 0;
+}
+
+int vm_start(struct vm *vm, GError **err)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vcpu_start(vm->vcpus[i], err) < 0) {
+            vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, 0);
+            return -1;
+        }
+    return 0;
+}
+
+void vm_stop_vcpus(struct vm *vm)
+{
+    __atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        vcpu_destroy(vm->vcpus[i]);
+        vm->vcpus[i] = NULL;
+    }
+    vm->nr_vcpus = 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    if (vm->vcpus) {
+        vm_stop_vcpus(vm);
+        g_free(vm->vcpus);
+    }
+    if (vm->devices) {
+        for (guint i = vm->devices->len; i-- > 0;) {
+            struct device *d = &g_array_index(vm->devices, struct device, i);
+            if (d->ops && d->ops->destroy)
+                d->ops->destroy(d->dev);
+        }
+        g_array_free(vm->devices, TRUE);
+    }
+    g_free(vm->supported_cpuid);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    guest_memory_destroy(&vm->mem);
+    if (vm->stop_eventfd >= 0)
+        close(vm->stop_eventfd);
+    bus_destroy(&vm->pio);
+    bus_destroy(&vm->mmio);
+    pthread_mutex_destroy(&vm->stop_lock);
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = -1;
+}

@@ -1,0 +1,78 @@
+/* struct vm: the KVM VM fd, guest memory, buses, interrupt controller, vCPUs,
+ * devices, and the lifecycle: created → running → (reset → running) → shut down. */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <glib.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "devices/device.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+
+struct loop;
+struct vcpu;
+struct ioapic;
+struct acpi_pm;
+struct char_backend;
+
+/* Why the running VM stopped; handled on the main loop. */
+enum vm_stop_reason {
+    VM_STOP_NONE,
+    VM_STOP_POWEROFF,
+    VM_STOP_RESET,
+    VM_STOP_TRIPLE_FAULT,
+    VM_STOP_DEBUG_EXIT,
+    VM_STOP_INTERNAL_ERROR,
+    VM_STOP_SIGNAL,
+};
+
+struct vm {
+    const struct vm_config *cfg;
+    int kvm_fd;
+    struct kvm_caps caps;
+    int vm_fd;
+    struct guest_memory mem;
+    struct bus pio;
+    struct bus mmio;
+    struct loop *loop;
+
+    struct vcpu **vcpus;
+    unsigned nr_vcpus;
+    struct kvm_cpuid2 *supported_cpuid;
+
+    bool split_irqchip;
+    struct ioapic *ioapic;
+    struct acpi_pm *acpi_pm;
+    struct char_backend *serial_be;     /* owned by the caller, lives across resets */
+    GArray *devices;                    /* struct device */
+
+    /* Set once by the first stop request (any thread); read by the loop. */
+    pthread_mutex_t stop_lock;
+    enum vm_stop_reason stop_reason;
+    int stop_arg;
+    int stop_eventfd;
+    volatile bool stopping;             /* vCPU threads leave KVM_RUN when set */
+};
+
+/* Creates the VM described by cfg (KVM VM, memory, irqchip, devices, vCPUs,
+ * loaded kernel) without starting it. serial_be may be NULL. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+              struct loop *loop, struct char_backend *serial_be, GError **err);
+/* Starts the vCPUs and returns; the loop learns of stops via stop_eventfd. */
+int vm_start(struct vm *vm, GError **err);
+/* Asks the VM to stop (first request wins). Any thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg);
+/* Stops and joins all vCPU threads. Main thread. */
+void vm_stop_vcpus(struct vm *vm);
+void vm_destroy(struct vm *vm);
+/* Interrupt line into the platform's interrupt controller. Any thread. */
+void vm_set_irq(void *vm, unsigned gsi, bool level);
+/* For devices that ask for machine-level actions. */
+struct machine_ctl vm_machine_ctl(struct vm *vm);
+
+#endif
