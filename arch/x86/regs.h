@@ -29,4 +29,26 @@ int regs_setup_bsp(int vcpu_fd, const struct boot_entry *e, GError **err);
  * Every vCPU, BSP and APs. */
 int regs_setup_common(int vcpu_fd, GError **err);
 
+/* The pure parts of the above, for unit tests. The boot GDT: null, 32-bit
+ * code, 64-bit code, flat data, then a 16-byte TSS descriptor (VMX needs a
+ * usable TR). Linux's 64-bit entry wants __BOOT_CS 0x10 and __BOOT_DS 0x18. */
+#define REGS_SEL_CODE32     0x08
+#define REGS_SEL_CODE64     0x10
+#define REGS_SEL_DATA       0x18
+#define REGS_SEL_TSS        0x20
+#define REGS_GDT_ENTRIES    6
+
+struct kvm_sregs;
+struct kvm_segment;
+
+/* An 8-byte segment descriptor: access byte (P, DPL, S, type), flags nibble (G, D/B, L, AVL). */
+uint64_t regs_gdt_entry(uint8_t access, uint8_t flags, uint32_t base, uint32_t limit);
+void regs_boot_gdt(uint64_t gdt[REGS_GDT_ENTRIES]);
+/* The KVM view of descriptor `desc` loaded through `selector`. */
+void regs_segment_from_desc(uint64_t desc, uint16_t selector, struct kvm_segment *seg);
+/* Sets segments, GDTR/IDTR, CR0/CR3/CR4 and EFER for entering in `mode`; other fields untouched. */
+void regs_boot_sregs(struct kvm_sregs *s, enum boot_entry_mode mode);
+/* LVT LINT0 = ExtINT, LINT1 = NMI in a KVM_GET_LAPIC register page (1 KiB). */
+void regs_lapic_set_lint(void *apic_regs);
+
 #endif
