@@ -148,9 +148,13 @@ static int parse_count(const char *opt, const char *v, unsigned *out, GError **e
 
 static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
 {
+    if (!*arg)
+        return fail(err, "--cpus: empty value; give e.g. --cpus 2 or --cpus boot=2,max=4");
     g_autoptr(GPtrArray) pairs = opts_parse(arg, "boot", err);
-    if (!pairs)
-        return fail(err, "--cpus: %s", (*err)->message);
+    if (!pairs) {
+        g_prefix_error(err, "--cpus: ");
+        return -1;
+    }
     bool have_max = false;
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
@@ -174,9 +178,13 @@ static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
 
 static int parse_memory(struct vm_config *c, const char *arg, GError **err)
 {
+    if (!*arg)
+        return fail(err, "--memory: empty value; give e.g. --memory 512M or --memory size=2G,hugepages=on");
     g_autoptr(GPtrArray) pairs = opts_parse(arg, "size", err);
-    if (!pairs)
-        return fail(err, "--memory: %s", (*err)->message);
+    if (!pairs) {
+        g_prefix_error(err, "--memory: ");
+        return -1;
+    }
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value)

@@ -27,6 +27,13 @@ int kvm_open(const char *path, struct kvm_caps *caps, GError **err)
         return -1;
     }
     int api = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (api < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "%s is not a KVM device (KVM_GET_API_VERSION: %s); use /dev/kvm", path,
+                    g_strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (api != KVM_API_VERSION) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "%s speaks KVM API version %d, vmm needs %d; use a newer host kernel", path, api,

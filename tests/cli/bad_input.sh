@@ -1,0 +1,179 @@
+#!/bin/bash
+# Bad input on vmm's command line and host: every case must give exactly one
+# line on stderr, nothing on stdout, the documented exit status (2 for
+# configuration, 10 for host problems; see vmm --help), no crash, and leave
+# the directory it ran in as empty as it found it. Emits TAP.
+#
+# usage: bad_input.sh VMM SOURCE_ROOT
+set -u
+vmm=$(readlink -f "$1")
+srcroot=$2
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-cli.XXXXXX")
+trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"        # the unprivileged cases must reach the files in it
+files=$tmp/files
+mkdir -m 755 "$files"
+n=0
+failed=0
+
+# Little-endian integers as raw bytes.
+le16() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))"; }
+le32() { le16 $(($1 & 65535)); le16 $(($1 >> 16 & 65535)); }
+le64() { le32 $(($1 & 0xffffffff)); le32 $(($1 >> 32 & 0xffffffff)); }
+
+# A minimal PVH kernel: an ELF64 loaded at 1 MiB whose XEN_ELFNOTE_PHYS32_ENTRY
+# note points at 32-bit code that writes 'X' to COM1 and 0 to port 0xf4. It
+# gets every case that is about something other than the kernel past the
+# kernel check. With a second argument "nonote", the PT_NOTE header is left out.
+mk_pvh_elf() {
+    local base=$((0x100000)) note=176 code=196 size=204 phnum=2
+    [ "${2:-}" = nonote ] && phnum=1
+    {
+        printf '\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+        le16 2; le16 0x3e; le32 1; le64 $((base + code)); le64 64; le64 0
+        le32 0; le16 64; le16 56; le16 $phnum; le16 64; le16 0; le16 0
+        # PT_LOAD: the whole file at 1 MiB
+        le32 1; le32 5; le64 0; le64 $base; le64 $base; le64 $size; le64 $size; le64 4096
+        # PT_NOTE
+        le32 4; le32 4; le64 $note; le64 $((base + note)); le64 $((base + note)); le64 20; le64 20; le64 4
+        le32 4; le32 4; le32 18; printf 'Xen\0'; le32 $((base + code))
+        # mov dx,0x3f8; mov al,'X'; out dx,al; xor eax,eax; out 0xf4,al; hlt
+        printf '\x66\xba\xf8\x03\xb0\x58\xee\x31\xc0\xe6\xf4\xf4'
+    } > "$1"
+}
+
+# A 4 KiB bzImage prefix: Debian's own kernel when tools/lab/fetch-kernel has
+# cached it, else a setup header (boot protocol 2.15) whose syssize promises
+# far more than 4 KiB.
+mk_truncated_bzimage() {
+    local real
+    real=$(ls "${VMM_LAB_CACHE:-$srcroot/build/lab-cache}"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)
+    if [ -n "$real" ] && [ -r "$real" ]; then
+        head -c 4096 "$real" > "$1"
+        return
+    fi
+    head -c 4096 /dev/zero > "$1"
+    {
+        printf '\x1e'; le16 0; le32 $((0x100000 / 16)); le16 0; le16 0; le16 0xffff
+        le16 0; le16 0; le16 0xaa55; printf '\xeb\x66HdrS'; le16 0x020f
+    } | dd of="$1" bs=1 seek=$((0x1f1)) conv=notrunc status=none
+}
+
+mk_pvh_elf "$files/pvh.elf"
+mk_pvh_elf "$files/no-note.elf" nonote
+good=$files/pvh.elf
+head -c 65536 /dev/urandom > "$files/garbage"
+printf 'this is not a kernel\nbut a text file\n' > "$files/text"
+: > "$files/empty"
+mk_truncated_bzimage "$files/truncated-bzimage"
+mkdir "$files/dir"
+printf 'secret' > "$files/private" && chmod 600 "$files/private"
+printf 'initrd' > "$files/initrd"
+
+# Runs the file's owner out of the picture: as root, drop to nobody (root reads
+# anything); as anyone else, the 0600 file is already unreadable unless owned.
+as_other=()
+if [ "$(id -u)" = 0 ]; then
+    as_other=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    "${as_other[@]}" test -x "$vmm" -a -r "$good" 2>/dev/null || as_other=(unreachable)
+fi
+
+report() {
+    n=$((n + 1))
+    if [ -z "$2" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        printf '%s\n' "$2" | sed "s|^|# $1: |" >&2
+        failed=$((failed + 1))
+    fi
+}
+
+# check NAME STATUS PATTERN [VAR=VALUE...] -- ARGS...
+# Runs vmm with ARGS in an empty directory; PATTERN is an extended regex that
+# the one stderr line must match (it names the option or path at fault).
+check() {
+    local name=$1 want=$2 pat=$3
+    shift 3
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    local run=$tmp/run out=$tmp/out err=$tmp/err prefix=()
+    [ "${envs[0]:-}" = AS_OTHER ] && { prefix=("${as_other[@]}"); envs=("${envs[@]:1}"); }
+    if [ "${prefix[0]:-}" = unreachable ]; then
+        n=$((n + 1))
+        echo "ok $n - $name # SKIP uid 65534 cannot reach $vmm"
+        return
+    fi
+    rm -rf "$run" && mkdir -m 777 "$run"
+    (cd "$run" && ulimit -c unlimited 2>/dev/null
+     exec env "${envs[@]}" timeout -k 5 20 "${prefix[@]}" "$vmm" "$@") </dev/null >"$out" 2>"$err"
+    local st=$? problems=""
+    local lines
+    lines=$(wc -l < "$err")
+    [ "$st" = "$want" ] || problems+="exit status $st, expected $want"$'\n'
+    [ "$st" -lt 124 ] || problems+="vmm crashed or hung (status $st)"$'\n'
+    [ "$lines" = 1 ] && [ "$(tail -c 1 "$err" | od -An -c | tr -d ' ')" = '\n' ] ||
+        problems+="stderr has $lines lines, expected exactly one"$'\n'
+    grep -Eq -- "$pat" "$err" || problems+="stderr does not match /$pat/"$'\n'
+    [ ! -s "$out" ] || problems+="stdout is not empty"$'\n'
+    [ -z "$(ls -A "$run")" ] || problems+="left files behind: $(ls -A "$run" | tr '\n' ' ')"$'\n'
+    [ -z "$problems" ] || problems+="command: vmm $*"$'\n'"stderr: $(head -c 2000 "$err")"
+    report "$name" "${problems%$'\n'}"
+    [ -n "$problems" ] || echo "# $(head -c 300 "$err")"
+}
+
+f=$files
+# Missing or unusable images.
+check "no --kernel" 2 'kernel' -- --memory 64M
+check "nonexistent kernel" 2 "$f/nope" -- --kernel "$f/nope"
+check "unreadable kernel" 2 "$f/private" AS_OTHER -- --kernel "$f/private"
+check "kernel is a directory" 2 "$f/dir" -- --kernel "$f/dir"
+check "nonexistent initrd" 2 "$f/nope" -- --kernel "$good" --initrd "$f/nope"
+check "unreadable initrd" 2 "$f/private" AS_OTHER -- --kernel "$good" --initrd "$f/private"
+check "initrd is a directory" 2 "$f/dir" -- --kernel "$good" --initrd "$f/dir"
+check "garbage kernel" 2 "$f/garbage" -- --kernel "$f/garbage"
+check "text file as kernel" 2 "$f/text" -- --kernel "$f/text"
+check "empty kernel" 2 "$f/empty" -- --kernel "$f/empty"
+check "truncated bzImage" 2 "$f/truncated-bzimage" -- --kernel "$f/truncated-bzimage"
+check "host ELF program (/bin/true)" 2 "/bin/true" -- --kernel /bin/true
+check "ELF without a PVH note" 2 "no-note.elf.*(PVH|note|NOTE)" -- --kernel "$f/no-note.elf"
+check "bad kernel does not create the serial file" 2 "$f/garbage" -- --kernel "$f/garbage" --serial file=out.log
+
+# Memory.
+check "--memory 0" 2 '--memory' -- --kernel "$good" --memory 0
+check "--memory 5T" 2 '--memory' -- --kernel "$good" --memory 5T
+check "--memory 12Q" 2 '--memory' -- --kernel "$good" --memory 12Q
+check "--memory -1" 2 '--memory' -- --kernel "$good" --memory -1
+check "--memory ''" 2 '--memory' -- --kernel "$good" --memory ''
+check "--memory hugepages=maybe" 2 'hugepages' -- --kernel "$good" --memory size=1G,hugepages=maybe
+check "--memory 3M" 2 '--memory' -- --kernel "$good" --memory 3M
+check "--memory =1G (empty key)" 2 '--memory' -- --kernel "$good" --memory =1G
+
+# vCPUs.
+check "--cpus 0" 2 '--cpus' -- --kernel "$good" --cpus 0
+check "--cpus 300" 2 '--cpus' -- --kernel "$good" --cpus 300
+check "--cpus boot=4,max=2" 2 '--cpus' -- --kernel "$good" --cpus boot=4,max=2
+check "--cpus two" 2 '--cpus' -- --kernel "$good" --cpus two
+check "--cpus ''" 2 '--cpus' -- --kernel "$good" --cpus ''
+check "--cpus max=" 2 '--cpus' -- --kernel "$good" --cpus boot=1,max=
+
+# The command line itself.
+check "unknown option" 2 '--frobnicate' -- --kernel "$good" --frobnicate
+check "option missing its value" 2 '--memory' -- --kernel "$good" --memory
+check "stray positional argument" 2 'stray' -- --kernel "$good" stray
+check "--serial bogus" 2 '--serial' -- --kernel "$good" --serial bogus
+check "--reboot sometimes" 2 '--reboot' -- --kernel "$good" --reboot sometimes
+check "--cpu-model pentium" 2 '--cpu-model' -- --kernel "$good" --cpu-model pentium
+check "--log-level loud" 2 '--log-level' -- --kernel "$good" --log-level loud
+
+# The host: vmm finds KVM through VMM_KVM_DEVICE (default /dev/kvm).
+check "no KVM device" 10 '/nonexistent.*(kvm|KVM)' VMM_KVM_DEVICE=/nonexistent -- \
+    --kernel "$good" --serial file=out.log
+check "not a KVM device" 10 '/dev/null.*not a KVM device' VMM_KVM_DEVICE=/dev/null -- --kernel "$good"
+check "KVM device not accessible" 10 "$f/private.*(group|root)" AS_OTHER VMM_KVM_DEVICE="$f/private" -- \
+    --kernel "$good"
+
+echo "1..$n"
+[ "$failed" = 0 ]
