@@ -1,4 +1,377 @@
 #include "arch/x86/cpuid.h"
-struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err) { return g_malloc0(sizeof(struct kvm_cpuid2)); }
-struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *s, enum cpu_model m, unsigned i, unsigned n) { return g_malloc0(sizeof(struct kvm_cpuid2)); }
-struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t f, uint32_t i) { return NULL; }
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define BIT(n) (1u << (n))
+
+/* Leaf 1 */
+#define L1_EBX_APIC_ID_SHIFT    24
+#define L1_EBX_LOGICAL_SHIFT    16
+#define L1_ECX_SSE3             BIT(0)
+#define L1_ECX_PCLMULQDQ        BIT(1)
+#define L1_ECX_DTES64           BIT(2)
+#define L1_ECX_MONITOR          BIT(3)
+#define L1_ECX_DSCPL            BIT(4)
+#define L1_ECX_VMX              BIT(5)
+#define L1_ECX_SMX              BIT(6)
+#define L1_ECX_EST              BIT(7)
+#define L1_ECX_TM2              BIT(8)
+#define L1_ECX_SSSE3            BIT(9)
+#define L1_ECX_FMA              BIT(12)
+#define L1_ECX_CX16             BIT(13)
+#define L1_ECX_XTPR             BIT(14)
+#define L1_ECX_PDCM             BIT(15)
+#define L1_ECX_SSE41            BIT(19)
+#define L1_ECX_SSE42            BIT(20)
+#define L1_ECX_MOVBE            BIT(22)
+#define L1_ECX_POPCNT           BIT(23)
+#define L1_ECX_AES              BIT(25)
+#define L1_ECX_XSAVE            BIT(26)
+#define L1_ECX_OSXSAVE          BIT(27)
+#define L1_ECX_AVX              BIT(28)
+#define L1_ECX_F16C             BIT(29)
+#define L1_ECX_RDRAND           BIT(30)
+#define L1_ECX_HYPERVISOR       BIT(31)
+#define L1_EDX_HTT              BIT(28)
+
+/* Leaf 7 subleaf 0 */
+#define L7_EBX_FSGSBASE         BIT(0)
+#define L7_EBX_SGX              BIT(2)
+#define L7_EBX_SMEP             BIT(7)
+#define L7_EBX_ERMS             BIT(9)
+#define L7_EBX_SMAP             BIT(20)
+#define L7_EBX_INTEL_PT         BIT(25)
+#define L7_ECX_SGX_LC           BIT(30)
+#define L7_EDX_MD_CLEAR         BIT(10)
+#define L7_EDX_AMX_BF16         BIT(22)
+#define L7_EDX_AMX_TILE         BIT(24)
+#define L7_EDX_AMX_INT8         BIT(25)
+#define L7_EDX_SPEC_CTRL        BIT(26)
+#define L7_EDX_STIBP            BIT(27)
+#define L7_EDX_FLUSH_L1D        BIT(28)
+#define L7_EDX_ARCH_CAP         BIT(29)
+#define L7_EDX_SSBD             BIT(31)
+
+/* Leaf 0x8000_0001 ECX */
+#define E1_ECX_CMP_LEGACY       BIT(1)
+#define E1_ECX_SVM              BIT(2)
+#define E1_ECX_ABM              BIT(5)
+#define E1_ECX_SSE4A            BIT(6)
+#define E1_ECX_MISALIGNSSE      BIT(7)
+#define E1_ECX_IBS              BIT(10)
+#define E1_ECX_XOP              BIT(11)
+#define E1_ECX_SKINIT           BIT(12)
+#define E1_ECX_WDT              BIT(13)
+#define E1_ECX_LWP              BIT(15)
+#define E1_ECX_FMA4             BIT(16)
+#define E1_ECX_TBM              BIT(21)
+#define E1_ECX_PERFCTR_CORE     BIT(23)
+#define E1_ECX_PERFCTR_NB       BIT(24)
+#define E1_ECX_MWAITX           BIT(29)
+
+/* Leaf 0x8000_0008 EBX: the speculation-control bits (AMD) */
+#define E8_EBX_SPEC_MASK        (BIT(12) | BIT(14) | BIT(15) | BIT(16) | BIT(17) | BIT(18) | BIT(24) | \
+                                 BIT(25) | BIT(26))
+
+/* Leaf 0x4000_0001 EAX (KVM_FEATURE_*) that need a VMM to implement something */
+#define KVM_FEAT_MSI_EXT_DEST_ID    BIT(15)
+#define KVM_FEAT_HC_MAP_GPA_RANGE   BIT(16)
+#define KVM_FEAT_MIGRATION_CONTROL  BIT(17)
+#define KVM_HINTS_REALTIME          BIT(0)
+
+#define LEAF_TOPOLOGY           0xbu
+#define LEAF_TOPOLOGY_V2        0x1fu
+#define TOPO_LEVEL_SMT          1u
+#define TOPO_LEVEL_CORE         2u
+#define KVM_LEAF_SIGNATURE      0x40000000u
+#define KVM_LEAF_FEATURES       0x40000001u
+#define LEAF_EXT_MAX            0x80000000u
+
+G_STATIC_ASSERT(sizeof(struct kvm_cpuid_entry2) == 40);
+
+struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err)
+{
+    for (uint32_t n = CPUID_MAX_ENTRIES; n <= 16 * CPUID_MAX_ENTRIES; n *= 2) {
+        struct kvm_cpuid2 *c = g_malloc0(sizeof(*c) + n * sizeof(c->entries[0]));
+        c->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        int e = errno;
+        g_free(c);
+        if (e != E2BIG) {
+            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
+                        "KVM_GET_SUPPORTED_CPUID failed: %s; check that /dev/kvm works on this host",
+                        g_strerror(e));
+            return NULL;
+        }
+    }
+    g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                "KVM_GET_SUPPORTED_CPUID wants more than %u entries; this host kernel is not supported",
+                16 * CPUID_MAX_ENTRIES);
+    return NULL;
+}
+
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index)
+{
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == function &&
+            (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index))
+            return e;
+    }
+    return NULL;
+}
+
+static bool is_vendor(const struct kvm_cpuid_entry2 *leaf0, const char id[12])
+{
+    uint32_t r[3];
+    memcpy(r, id, 12);
+    return leaf0 && leaf0->ebx == r[0] && leaf0->edx == r[1] && leaf0->ecx == r[2];
+}
+
+/* Bits needed to number `n` IDs: ceil(log2(n)). */
+static unsigned id_bits(unsigned n)
+{
+    unsigned b = 0;
+    while ((1u << b) < n)
+        b++;
+    return b;
+}
+
+/* Leaves that vmm leaves out whatever the host supports:
+ * - SGX (0x12) needs EPC sections from the VMM; Intel PT (0x14) needs its
+ *   MSRs saved and restored by the VMM; AMX (0x1D, 0x1E) needs the VMM to ask
+ *   for the guest XSTATE permission first.
+ * - 0x8000_000A describes SVM, hidden until nested virtualization is done;
+ *   0x8000_001F describes SEV, which vmm does not do.
+ * - Other paravirt leaves than KVM's two: vmm advertises no other hypervisor.
+ * CPU_MODEL_BASELINE also drops XSAVE state (0xD), leaf 7's subleaves past 0,
+ * and AVX10 (0x24). */
+static bool leaf_dropped(uint32_t function, uint32_t index, enum cpu_model model)
+{
+    switch (function) {
+    case 0x12: case 0x14: case 0x1d: case 0x1e:
+    case 0x8000000a: case 0x8000001f:
+    case LEAF_TOPOLOGY: case LEAF_TOPOLOGY_V2:     /* rebuilt below */
+        return true;
+    }
+    if (function >= 0x40000000u && function < LEAF_EXT_MAX)
+        return function != KVM_LEAF_FEATURES;      /* the signature leaf is rebuilt */
+    if (model == CPU_MODEL_BASELINE)
+        return function == 0xd || function == 0x24 || (function == 7 && index != 0);
+    return false;
+}
+
+static struct kvm_cpuid_entry2 *add(GArray *t, uint32_t function, uint32_t index, uint32_t flags)
+{
+    struct kvm_cpuid_entry2 e = { .function = function, .index = index, .flags = flags };
+    g_array_append_val(t, e);
+    return &g_array_index(t, struct kvm_cpuid_entry2, t->len - 1);
+}
+
+static struct kvm_cpuid_entry2 *find(GArray *t, uint32_t function, uint32_t index)
+{
+    for (guint i = 0; i < t->len; i++) {
+        struct kvm_cpuid_entry2 *e = &g_array_index(t, struct kvm_cpuid_entry2, i);
+        if (e->function == function && e->index == index)
+            return e;
+    }
+    return NULL;
+}
+
+/* Leaves 0xB and 0x1F: an SMT level of one thread and a core level of
+ * nr_cpus_max cores, then the invalid level that ends the enumeration. */
+static void add_topology_leaf(GArray *t, uint32_t function, unsigned apic_id, unsigned nr_cpus_max)
+{
+    const uint32_t f = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    struct kvm_cpuid_entry2 *e = add(t, function, 0, f);
+    e->eax = 0;
+    e->ebx = 1;
+    e->ecx = (TOPO_LEVEL_SMT << 8) | 0;
+    e->edx = apic_id;
+    e = add(t, function, 1, f);
+    e->eax = id_bits(nr_cpus_max);
+    e->ebx = nr_cpus_max;
+    e->ecx = (TOPO_LEVEL_CORE << 8) | 1;
+    e->edx = apic_id;
+    e = add(t, function, 2, f);
+    e->eax = 0;
+    e->ebx = 0;
+    e->ecx = 2;
+    e->edx = apic_id;
+}
+
+static void apply_leaf1(struct kvm_cpuid_entry2 *e, enum cpu_model model, unsigned index, unsigned nr)
+{
+    e->ebx &= 0x0000ffffu;
+    e->ebx |= (uint32_t)index << L1_EBX_APIC_ID_SHIFT;
+    e->ebx |= (uint32_t)nr << L1_EBX_LOGICAL_SHIFT;
+    if (nr > 1)
+        e->edx |= L1_EDX_HTT;
+    else
+        e->edx &= ~L1_EDX_HTT;
+    /* VMX is hidden until nested virtualization is a feature of its own
+     * (nested state in snapshots and migration). MONITOR/MWAIT, the
+     * debug-store, thermal and SMX bits are not emulated by vmm. */
+    e->ecx &= ~(L1_ECX_VMX | L1_ECX_SMX | L1_ECX_MONITOR | L1_ECX_DTES64 | L1_ECX_DSCPL | L1_ECX_EST |
+                L1_ECX_TM2 | L1_ECX_XTPR | L1_ECX_PDCM);
+    e->ecx |= L1_ECX_HYPERVISOR;
+    if (model == CPU_MODEL_BASELINE)
+        e->ecx &= ~(L1_ECX_SSE3 | L1_ECX_PCLMULQDQ | L1_ECX_SSSE3 | L1_ECX_FMA | L1_ECX_CX16 | L1_ECX_SSE41 |
+                    L1_ECX_SSE42 | L1_ECX_MOVBE | L1_ECX_POPCNT | L1_ECX_AES | L1_ECX_XSAVE |
+                    L1_ECX_OSXSAVE | L1_ECX_AVX | L1_ECX_F16C | L1_ECX_RDRAND);
+}
+
+static void apply_leaf7(struct kvm_cpuid_entry2 *e, enum cpu_model model)
+{
+    e->ebx &= ~(L7_EBX_SGX | L7_EBX_INTEL_PT);
+    e->ecx &= ~L7_ECX_SGX_LC;
+    e->edx &= ~(L7_EDX_AMX_BF16 | L7_EDX_AMX_TILE | L7_EDX_AMX_INT8);
+    if (model == CPU_MODEL_BASELINE) {
+        /* Only system features and the speculation controls, which are MSR
+         * interfaces KVM itself handles and guests need for mitigations. */
+        e->eax = 0;     /* no subleaves past 0 */
+        e->ebx &= L7_EBX_FSGSBASE | L7_EBX_SMEP | L7_EBX_SMAP | L7_EBX_ERMS;
+        e->ecx = 0;
+        e->edx &= L7_EDX_MD_CLEAR | L7_EDX_SPEC_CTRL | L7_EDX_STIBP | L7_EDX_FLUSH_L1D | L7_EDX_ARCH_CAP |
+                  L7_EDX_SSBD;
+    }
+}
+
+static void apply_ext1(struct kvm_cpuid_entry2 *e, enum cpu_model model, bool amd, unsigned nr)
+{
+    /* SVM: hidden until nested virtualization is done (see leaf 1 VMX).
+     * The others are profiling, watchdog and MONITORX facilities vmm does
+     * not emulate. */
+    e->ecx &= ~(E1_ECX_SVM | E1_ECX_SKINIT | E1_ECX_IBS | E1_ECX_WDT | E1_ECX_PERFCTR_CORE | E1_ECX_PERFCTR_NB |
+                E1_ECX_MWAITX | E1_ECX_LWP);
+    if (amd && nr > 1)
+        e->ecx |= E1_ECX_CMP_LEGACY;
+    else
+        e->ecx &= ~E1_ECX_CMP_LEGACY;
+    if (model == CPU_MODEL_BASELINE)
+        e->ecx &= ~(E1_ECX_ABM | E1_ECX_SSE4A | E1_ECX_MISALIGNSSE | E1_ECX_XOP | E1_ECX_FMA4 | E1_ECX_TBM);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const struct kvm_cpuid_entry2 *x = a, *y = b;
+    if (x->function != y->function)
+        return x->function < y->function ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
+                               unsigned nr_cpus_max)
+{
+    g_assert(nr_cpus_max >= 1 && nr_cpus_max <= VMM_MAX_CPUS && index < nr_cpus_max);
+    g_autoptr(GArray) t = g_array_new(FALSE, FALSE, sizeof(struct kvm_cpuid_entry2));
+    const struct kvm_cpuid_entry2 *leaf0 = NULL;
+    for (uint32_t i = 0; i < supported->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &supported->entries[i];
+        if (e->function == 0)
+            leaf0 = e;
+        if (!leaf_dropped(e->function, e->index, model))
+            g_array_append_val(t, *e);
+    }
+    bool amd = is_vendor(leaf0, "AuthenticAMD") || is_vendor(leaf0, "HygonGenuine");
+    bool intel = is_vendor(leaf0, "GenuineIntel");
+    unsigned nr = nr_cpus_max;
+    unsigned core_bits = id_bits(nr);
+
+    add_topology_leaf(t, LEAF_TOPOLOGY, index, nr);
+    add_topology_leaf(t, LEAF_TOPOLOGY_V2, index, nr);
+
+    struct kvm_cpuid_entry2 *sig = add(t, KVM_LEAF_SIGNATURE, 0, 0);
+    sig->eax = KVM_LEAF_FEATURES;
+    memcpy(&sig->ebx, "KVMK", 4);
+    memcpy(&sig->ecx, "VMKV", 4);
+    memcpy(&sig->edx, "M\0\0\0", 4);
+    struct kvm_cpuid_entry2 *pv = find(t, KVM_LEAF_FEATURES, 0);
+    if (!pv)
+        pv = add(t, KVM_LEAF_FEATURES, 0, 0);
+    /* Features whose other half lives in the VMM (extended MSI destination
+     * IDs in the IOAPIC, hypercall exits, SEV migration control) and the
+     * dedicated-pCPU hint vmm cannot promise. */
+    pv->eax &= ~(KVM_FEAT_MSI_EXT_DEST_ID | KVM_FEAT_HC_MAP_GPA_RANGE | KVM_FEAT_MIGRATION_CONTROL);
+    pv->edx &= ~KVM_HINTS_REALTIME;
+
+    if (amd && !find(t, 0x8000001e, 0))
+        add(t, 0x8000001e, 0, 0);
+
+    for (guint i = 0; i < t->len; i++) {
+        struct kvm_cpuid_entry2 *e = &g_array_index(t, struct kvm_cpuid_entry2, i);
+        switch (e->function) {
+        case 1:
+            apply_leaf1(e, model, index, nr);
+            break;
+        case 4:
+            if (!intel)
+                break;
+            /* One thread per core: L1 and L2 are private, L3 is shared by all. */
+            e->eax &= ~(0x3fu << 26);
+            e->eax |= (MIN(nr, 64u) - 1) << 26;
+            e->eax &= ~(0xfffu << 14);
+            if (((e->eax >> 5) & 7) >= 3)
+                e->eax |= (nr - 1) << 14;
+            break;
+        case 7:
+            if (e->index == 0)
+                apply_leaf7(e, model);
+            break;
+        case 0x80000001:
+            apply_ext1(e, model, amd, nr);
+            break;
+        case 0x80000008:
+            if (model == CPU_MODEL_BASELINE)
+                e->ebx &= E8_EBX_SPEC_MASK;
+            if (amd) {
+                e->ecx &= ~0xf0ffu;
+                e->ecx |= (core_bits << 12) | (nr - 1);
+            }
+            break;
+        case 0x8000001d:
+            if (amd) {
+                e->eax &= ~(0xfffu << 14);
+                if (((e->eax >> 5) & 7) >= 3)
+                    e->eax |= (nr - 1) << 14;
+            }
+            break;
+        case 0x8000001e:
+            if (amd) {
+                e->eax = index;             /* extended APIC ID */
+                e->ebx = index;             /* core ID; one thread per core */
+                e->ecx = 0;                 /* node 0, one node per socket */
+                e->edx = 0;
+            }
+            break;
+        }
+    }
+
+    /* The max-leaf values name the highest leaf actually present, so that
+     * dropped leaves shrink them and added ones (0x1F, 0x8000_001E) are
+     * reachable. */
+    uint32_t max_basic = 0, max_ext = 0;
+    for (guint i = 0; i < t->len; i++) {
+        uint32_t f = g_array_index(t, struct kvm_cpuid_entry2, i).function;
+        if (f < 0x40000000u)
+            max_basic = MAX(max_basic, f);
+        else if (f >= LEAF_EXT_MAX && f < 0x90000000u)
+            max_ext = MAX(max_ext, f);
+    }
+    struct kvm_cpuid_entry2 *e = find(t, 0, 0);
+    if (e)
+        e->eax = max_basic;
+    e = find(t, LEAF_EXT_MAX, 0);
+    if (e)
+        e->eax = max_ext;
+
+    qsort(t->data, t->len, sizeof(struct kvm_cpuid_entry2), entry_cmp);
+    struct kvm_cpuid2 *out = g_malloc0(sizeof(*out) + t->len * sizeof(out->entries[0]));
+    out->nent = t->len;
+    memcpy(out->entries, t->data, t->len * sizeof(out->entries[0]));
+    return out;
+}
