@@ -1,3 +1,342 @@
+/* ACPI tables (ACPI 6.3 layout; hardware-reduced). Every table carries OEM ID
+ * "VMMVMM", OEM table ID "VMM" + its signature, creator ID "VMMB" (the vmm
+ * table builder) and creator revision ACPI_CREATOR_REV, which is bumped when
+ * the generated tables change in a way a guest could notice. */
 #include "arch/x86/acpi.h"
-GByteArray *acpi_build_tables(const struct acpi_config *c, uint64_t base) { return g_byte_array_new(); }
-int acpi_install(struct guest_memory *gm, const struct acpi_config *c, uint64_t *rsdp_gpa, GError **err) { *rsdp_gpa = 0; return 0; }
+
+#include <errno.h>
+#include <string.h>
+
+#include "arch/x86/aml.h"
+#include "arch/x86/layout.h"
+#include "vmm/memory.h"
+
+#define ACPI_OEM_ID         "VMMVMM"
+#define ACPI_CREATOR_ID     "VMMB"
+#define ACPI_CREATOR_REV    1
+#define ACPI_HYPERVISOR_ID  "VMMVMM  "  /* FADT Hypervisor Vendor Identity, 8 bytes */
+
+#define HDR_LEN             36
+#define HDR_CHECKSUM        9
+#define RSDP_LEN            36
+#define TABLE_ALIGN         16
+
+/* FADT (ACPI 6.3 table 5-34): offsets of the fields we set */
+#define FADT_REVISION       6
+#define FADT_MINOR          3
+#define FADT_LEN            276
+#define FADT_IAPC_BOOT_ARCH 109
+#define FADT_FLAGS          112
+#define FADT_RESET_REG      116
+#define FADT_RESET_VALUE    128
+#define FADT_MINOR_VERSION  131
+#define FADT_X_DSDT         140
+#define FADT_SLEEP_CTL      244
+#define FADT_SLEEP_STS      256
+#define FADT_HYPERVISOR_ID  268
+
+#define BOOT_ARCH_8042      (1u << 1)
+#define BOOT_ARCH_NO_VGA    (1u << 2)
+
+#define FADT_F_PWR_BUTTON   (1u << 4)   /* 1: power button is a control-method device */
+#define FADT_F_SLP_BUTTON   (1u << 5)   /* 1: no fixed-feature sleep button */
+#define FADT_F_RESET_REG    (1u << 10)
+#define FADT_F_HW_REDUCED   (1u << 20)
+
+#define GAS_SYSTEM_IO       1
+#define GAS_ACCESS_BYTE     1
+
+/* MADT (ACPI 6.3 section 5.2.12): revision 5 has the online-capable flag */
+#define MADT_REVISION       5
+#define MADT_LAPIC          0
+#define MADT_IOAPIC         1
+#define MADT_SRC_OVERRIDE   2
+#define MADT_LAPIC_NMI      4
+#define MADT_LAPIC_ENABLED  (1u << 0)
+#define MADT_LAPIC_ONLINE_CAPABLE (1u << 1)
+#define MPS_INTI_EDGE_HIGH  0x0005      /* polarity 01 active high, trigger 01 edge */
+#define MADT_ALL_PROCESSORS 0xff
+
+#define DSDT_REVISION       2           /* 64-bit AML integers */
+#define XSDT_REVISION       1
+#define RSDP_REVISION       2
+
+static void put_at(GByteArray *b, size_t off, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        b->data[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le(GByteArray *b, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t byte = (uint8_t)(v >> (8 * i));
+        g_byte_array_append(b, &byte, 1);
+    }
+}
+
+static uint8_t checksum(const uint8_t *p, size_t n)
+{
+    uint8_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum = (uint8_t)(sum + p[i]);
+    return (uint8_t)(0 - sum);
+}
+
+/* A table begins with its header (length and checksum filled by table_finish). */
+static GByteArray *table_new(const char sig[4], uint8_t revision)
+{
+    GByteArray *t = g_byte_array_new();
+    g_byte_array_set_size(t, HDR_LEN);
+    memset(t->data, 0, HDR_LEN);
+    memcpy(t->data, sig, 4);
+    t->data[8] = revision;
+    memcpy(t->data + 10, ACPI_OEM_ID, 6);
+    memcpy(t->data + 16, "VMM", 3);
+    memcpy(t->data + 19, sig, 4);
+    t->data[23] = ' ';
+    put_at(t, 24, 1, 4);                        /* OEM revision */
+    memcpy(t->data + 28, ACPI_CREATOR_ID, 4);
+    put_at(t, 32, ACPI_CREATOR_REV, 4);
+    return t;
+}
+
+static void table_finish(GByteArray *t)
+{
+    put_at(t, 4, t->len, 4);
+    t->data[HDR_CHECKSUM] = 0;
+    t->data[HDR_CHECKSUM] = checksum(t->data, t->len);
+}
+
+static size_t align_up(size_t off)
+{
+    return (off + TABLE_ALIGN - 1) & ~(size_t)(TABLE_ALIGN - 1);
+}
+
+/* Moves a finished table into `out` at the offset the layout gave it. */
+static void table_place(GByteArray *out, GByteArray *t, size_t off)
+{
+    g_assert(off >= out->len && off == align_up(out->len));
+    g_byte_array_set_size(out, off);
+    g_byte_array_append(out, t->data, t->len);
+    g_byte_array_unref(t);
+}
+
+static void put_gas_io8(GByteArray *t, size_t off, uint16_t port)
+{
+    t->data[off] = GAS_SYSTEM_IO;
+    t->data[off + 1] = 8;               /* register bit width */
+    t->data[off + 2] = 0;               /* bit offset */
+    t->data[off + 3] = GAS_ACCESS_BYTE;
+    put_at(t, off + 4, port, 8);
+}
+
+static GByteArray *build_fadt(uint64_t dsdt_gpa)
+{
+    GByteArray *t = table_new("FACP", FADT_REVISION);
+    g_byte_array_set_size(t, FADT_LEN);
+    memset(t->data + HDR_LEN, 0, FADT_LEN - HDR_LEN);
+    put_at(t, FADT_IAPC_BOOT_ARCH, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA, 2);
+    put_at(t, FADT_FLAGS, FADT_F_HW_REDUCED | FADT_F_RESET_REG | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON, 4);
+    put_gas_io8(t, FADT_RESET_REG, PORT_ACPI_RESET);
+    t->data[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
+    t->data[FADT_MINOR_VERSION] = FADT_MINOR;
+    /* Only the 64-bit pointer: the spec has OSPM ignore DSDT when X_DSDT is set,
+     * and there is no FACS in hardware-reduced mode. */
+    put_at(t, FADT_X_DSDT, dsdt_gpa, 8);
+    put_gas_io8(t, FADT_SLEEP_CTL, PORT_ACPI_SLEEP_CTL);
+    put_gas_io8(t, FADT_SLEEP_STS, PORT_ACPI_SLEEP_STS);
+    memcpy(t->data + FADT_HYPERVISOR_ID, ACPI_HYPERVISOR_ID, 8);
+    return t;
+}
+
+static GByteArray *build_madt(const struct acpi_config *c)
+{
+    GByteArray *t = table_new("APIC", MADT_REVISION);
+    put_le(t, LAYOUT_LAPIC_ADDR, 4);
+    put_le(t, 0, 4);    /* flags: no PCAT_COMPAT, there is no 8259 */
+    unsigned max = MAX(c->nr_cpus_max, c->nr_cpus_boot);
+    for (unsigned i = 0; i < max; i++) {
+        uint8_t e[8] = { MADT_LAPIC, 8, (uint8_t)i, (uint8_t)i };
+        e[4] = i < c->nr_cpus_boot ? MADT_LAPIC_ENABLED : MADT_LAPIC_ONLINE_CAPABLE;
+        g_byte_array_append(t, e, sizeof(e));
+    }
+    put_le(t, MADT_IOAPIC, 1);
+    put_le(t, 12, 1);
+    put_le(t, IOAPIC_ID, 1);
+    put_le(t, 0, 1);
+    put_le(t, LAYOUT_IOAPIC_ADDR, 4);
+    put_le(t, 0, 4);    /* GSI base */
+
+    /* The PIT's IRQ0 arrives on IOAPIC pin 2, as on every PC. */
+    put_le(t, MADT_SRC_OVERRIDE, 1);
+    put_le(t, 10, 1);
+    put_le(t, 0, 1);    /* bus: ISA */
+    put_le(t, 0, 1);    /* source IRQ */
+    put_le(t, 2, 4);    /* GSI */
+    put_le(t, MPS_INTI_EDGE_HIGH, 2);
+
+    put_le(t, MADT_LAPIC_NMI, 1);
+    put_le(t, 6, 1);
+    put_le(t, MADT_ALL_PROCESSORS, 1);
+    put_le(t, MPS_INTI_EDGE_HIGH, 2);
+    put_le(t, 1, 1);    /* LINT1 */
+    return t;
+}
+
+static struct aml *sta_present(void)
+{
+    struct aml *m = aml_method("_STA", 0, AML_NOT_SERIALIZED);
+    aml_append(m, aml_return(aml_int(0x0f)));  /* present, enabled, shown, functioning */
+    return m;
+}
+
+static struct aml *isa_device(const char *name, const char *hid, unsigned uid, struct aml *crs)
+{
+    struct aml *d = aml_device(name);
+    aml_append(d, aml_name_decl("_HID", aml_eisaid(hid)));
+    aml_append(d, aml_name_decl("_UID", aml_int(uid)));
+    aml_append(d, sta_present());
+    aml_append(d, aml_name_decl("_CRS", crs));
+    return d;
+}
+
+static struct aml *build_com1(void)
+{
+    struct aml *crs = aml_resource_template();
+    aml_append(crs, aml_io(PORT_COM1, PORT_COM1, 1, 8));
+    aml_append(crs, aml_irq_noflags(IRQ_COM1));
+    return isa_device("COM1", "PNP0501", 1, crs);
+}
+
+static struct aml *build_rtc(void)
+{
+    struct aml *crs = aml_resource_template();
+    aml_append(crs, aml_io(PORT_RTC, PORT_RTC, 1, 2));
+    aml_append(crs, aml_irq_noflags(IRQ_RTC));
+    return isa_device("RTC", "PNP0B00", 0, crs);
+}
+
+static struct aml *build_kbd(void)
+{
+    struct aml *crs = aml_resource_template();
+    aml_append(crs, aml_io(PORT_I8042_DATA, PORT_I8042_DATA, 1, 1));
+    aml_append(crs, aml_io(PORT_I8042_CMD, PORT_I8042_CMD, 1, 1));
+    aml_append(crs, aml_irq_noflags(IRQ_I8042_KBD));
+    return isa_device("KBD", "PNP0303", 0, crs);
+}
+
+static struct aml *build_pwrb(void)
+{
+    struct aml *d = aml_device("PWRB");
+    aml_append(d, aml_name_decl("_HID", aml_eisaid("PNP0C0C")));
+    aml_append(d, aml_name_decl("_UID", aml_zero()));
+    return d;
+}
+
+/* The Generic Event Device (ACPI 6.3 section 5.6.9): its interrupt runs _EVT,
+ * which reads (and so clears) the event selector and notifies the device
+ * each set bit stands for. */
+static struct aml *build_ged(void)
+{
+    struct aml *d = aml_device("GED0");
+    aml_append(d, aml_name_decl("_HID", aml_string("ACPI0013")));
+    aml_append(d, aml_name_decl("_UID", aml_zero()));
+    struct aml *crs = aml_resource_template();
+    aml_append(crs, aml_ext_irq(IRQ_ACPI_GED, AML_IRQ_EDGE | AML_IRQ_ACTIVE_HIGH | AML_IRQ_EXCLUSIVE));
+    aml_append(d, aml_name_decl("_CRS", crs));
+    aml_append(d, aml_opregion("GDST", AML_SYSTEM_IO, PORT_ACPI_GED, 4));
+    struct aml *f = aml_field("GDST", AML_DWORD_ACC, AML_NOLOCK, AML_PRESERVE);
+    aml_append(f, aml_named_field("GDAT", 32));
+    aml_append(d, f);
+
+    struct aml *evt = aml_method("_EVT", 1, AML_SERIALIZED);
+    aml_append(evt, aml_store(aml_name("GDAT"), aml_local(0)));
+    struct aml *pwr = aml_if(aml_and(aml_local(0), aml_int(GED_EVENT_POWER_BUTTON), NULL));
+    aml_append(pwr, aml_notify(aml_name("\\_SB.PWRB"), aml_int(0x80)));
+    aml_append(evt, pwr);
+    aml_append(d, evt);
+    return d;
+}
+
+static GByteArray *build_dsdt(const struct acpi_config *c)
+{
+    GByteArray *t = table_new("DSDT", DSDT_REVISION);
+    struct aml *top = aml_list();
+    struct aml *sb = aml_scope("\\_SB");
+    if (c->serial)
+        aml_append(sb, build_com1());
+    aml_append(sb, build_rtc());
+    aml_append(sb, build_kbd());
+    aml_append(sb, build_pwrb());
+    aml_append(sb, build_ged());
+    aml_append(top, sb);
+
+    struct aml *s5 = aml_package();
+    aml_append(s5, aml_int(ACPI_S5_SLP_TYP));
+    for (int i = 0; i < 3; i++)
+        aml_append(s5, aml_zero());
+    aml_append(top, aml_name_decl("\\_S5", s5));
+    aml_serialize(t, top);
+    return t;
+}
+
+GByteArray *acpi_build_tables(const struct acpi_config *c, uint64_t base)
+{
+    GByteArray *dsdt = build_dsdt(c);
+    GByteArray *madt = build_madt(c);
+    table_finish(dsdt);
+    table_finish(madt);
+
+    /* Layout: RSDP, XSDT (two entries), FADT, MADT, DSDT. */
+    size_t xsdt_off = align_up(RSDP_LEN);
+    size_t fadt_off = align_up(xsdt_off + HDR_LEN + 2 * 8);
+    size_t madt_off = align_up(fadt_off + FADT_LEN);
+    size_t dsdt_off = align_up(madt_off + madt->len);
+
+    GByteArray *fadt = build_fadt(base + dsdt_off);
+    table_finish(fadt);
+    GByteArray *xsdt = table_new("XSDT", XSDT_REVISION);
+    put_le(xsdt, base + fadt_off, 8);
+    put_le(xsdt, base + madt_off, 8);
+    table_finish(xsdt);
+
+    GByteArray *out = g_byte_array_new();
+    g_byte_array_set_size(out, RSDP_LEN);
+    uint8_t *r = out->data;
+    memset(r, 0, RSDP_LEN);
+    memcpy(r, "RSD PTR ", 8);
+    memcpy(r + 9, ACPI_OEM_ID, 6);
+    r[15] = RSDP_REVISION;
+    put_at(out, 16, 0, 4);          /* no RSDT: XSDT only */
+    put_at(out, 20, RSDP_LEN, 4);
+    put_at(out, 24, base + xsdt_off, 8);
+    r[8] = checksum(r, 20);
+    r[32] = checksum(r, RSDP_LEN);
+
+    table_place(out, xsdt, xsdt_off);
+    table_place(out, fadt, fadt_off);
+    table_place(out, madt, madt_off);
+    table_place(out, dsdt, dsdt_off);
+    return out;
+}
+
+int acpi_install(struct guest_memory *gm, const struct acpi_config *c, uint64_t *rsdp_gpa, GError **err)
+{
+    g_autoptr(GByteArray) t = acpi_build_tables(c, LAYOUT_ACPI_START);
+    if (t->len > LAYOUT_ACPI_END - LAYOUT_ACPI_START) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_NOSPC,
+                    "ACPI tables (%u bytes) do not fit in the %llu-byte ACPI window at 0x%llx; use fewer vCPUs",
+                    t->len, LAYOUT_ACPI_END - LAYOUT_ACPI_START, LAYOUT_ACPI_START);
+        return -ENOSPC;
+    }
+    int r = guest_memory_write(gm, LAYOUT_ACPI_START, t->data, t->len);
+    if (r < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAULT,
+                    "cannot write ACPI tables at 0x%llx: guest RAM does not cover it; give the guest more memory",
+                    LAYOUT_ACPI_START);
+        return r;
+    }
+    *rsdp_gpa = LAYOUT_ACPI_START;
+    return 0;
+}
