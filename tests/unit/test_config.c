@@ -1,0 +1,397 @@
+/* parse_size, config_parse_args and config_validate. Every error must be a
+ * CONFIG_ERROR whose message starts with the option at fault. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/log.h"
+
+#define KIB (1ULL << 10)
+#define MIB (1ULL << 20)
+#define GIB (1ULL << 30)
+#define TIB (1ULL << 40)
+
+static void test_parse_size_good(void **state)
+{
+    static const struct { const char *s; uint64_t unit; uint64_t want; } ok[] = {
+        { "512M", MIB, 512 * MIB },     { "2G", MIB, 2 * GIB },         { "1T", MIB, TIB },
+        { "4k", MIB, 4 * KIB },         { "4K", 1, 4 * KIB },           { "1048576", 1, 1048576 },
+        { "1048576", MIB, TIB },        { "512", MIB, 512 * MIB },      { "512MB", MIB, 512 * MIB },
+        { "512MiB", MIB, 512 * MIB },   { "2gib", 1, 2 * GIB },         { "7B", MIB, 7 },
+        { "0", MIB, 0 },                { "16777215T", 1, 16777215 * TIB },
+        { "18446744073709551615", 1, UINT64_MAX },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+        uint64_t v = 1;
+        int r = parse_size(ok[i].s, ok[i].unit, &v);
+        if (r != 0 || v != ok[i].want)
+            fail_msg("parse_size(\"%s\", %" PRIu64 ") = %d, %" PRIu64 "; want %" PRIu64, ok[i].s, ok[i].unit,
+                     r, v, ok[i].want);
+    }
+}
+
+static void test_parse_size_bad(void **state)
+{
+    static const struct { const char *s; int want; } bad[] = {
+        { "12Q", -EINVAL }, { "-1", -EINVAL }, { "", -EINVAL }, { "1.5G", -EINVAL }, { "G", -EINVAL },
+        { " 1G", -EINVAL }, { "1G ", -EINVAL }, { "1Gx", -EINVAL }, { "1BB", -EINVAL }, { "1iB", -EINVAL },
+        { "+1", -EINVAL }, { "1MM", -EINVAL },
+        { "16777216T", -ERANGE }, { "17179869184G", -ERANGE }, { "18446744073709551616", -ERANGE },
+        { "99999999999999999999999", -ERANGE }, { "18446744073709551615K", -ERANGE },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        uint64_t v = 42;
+        int r = parse_size(bad[i].s, MIB, &v);
+        if (r != bad[i].want || v != 42)
+            fail_msg("parse_size(\"%s\") = %d (value %" PRIu64 "); want %d and no value", bad[i].s, r, v,
+                     bad[i].want);
+    }
+    uint64_t v = 42;
+    assert_int_equal(parse_size(NULL, MIB, &v), -EINVAL);
+}
+
+/* Parses "vmm" + args into *c (fresh defaults). Returns config_parse_args's result. */
+static int parse_v(struct vm_config *c, GError **err, const char *const *args)
+{
+    config_init_defaults(c);
+    g_autoptr(GPtrArray) v = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(v, g_strdup("vmm"));
+    for (; *args; args++)
+        g_ptr_array_add(v, g_strdup(*args));
+    int argc = (int)v->len;
+    g_ptr_array_add(v, NULL);
+    /* getopt permutes argv: hand it a copy and keep the strings to free. */
+    g_autofree char **argv = g_memdup2(v->pdata, v->len * sizeof(char *));
+    return config_parse_args(c, argc, argv, err);
+}
+#define PARSE(c, err, ...) parse_v(c, err, (const char *const[]){ __VA_ARGS__, NULL })
+
+static void expect_ok(struct vm_config *c, const char *const *args)
+{
+    g_autoptr(GError) err = NULL;
+    int r = parse_v(c, &err, args);
+    if (r != 0)
+        fail_msg("%s: %s", args[0] ? args[0] : "(no options)", err ? err->message : "(no error)");
+}
+#define OK(c, ...) expect_ok(c, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* Parsing must fail with a one-line CONFIG_ERROR that starts with `prefix`. */
+static void expect_err(const char *prefix, const char *const *args)
+{
+    struct vm_config c;
+    g_autoptr(GError) err = NULL;
+    int r = parse_v(&c, &err, args);
+    if (r != -1 || !err)
+        fail_msg("%s %s: accepted, want an error naming %s", args[0], args[1] ? args[1] : "", prefix);
+    assert_true(err->domain == CONFIG_ERROR);
+    if (!g_str_has_prefix(err->message, prefix) || strchr(err->message, '\n'))
+        fail_msg("%s %s: message \"%s\" does not start with \"%s\"", args[0], args[1] ? args[1] : "",
+                 err->message, prefix);
+    config_clear(&c);
+}
+#define ERR(prefix, ...) expect_err(prefix, (const char *const[]){ __VA_ARGS__, NULL })
+
+static void test_cpus(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--cpus", "4");
+    assert_int_equal(c.cpus_boot, 4);
+    assert_int_equal(c.cpus_max, 4);
+    config_clear(&c);
+    OK(&c, "--cpus", "boot=2,max=8");
+    assert_int_equal(c.cpus_boot, 2);
+    assert_int_equal(c.cpus_max, 8);
+    config_clear(&c);
+    OK(&c, "--cpus", "3,max=6");
+    assert_int_equal(c.cpus_boot, 3);
+    assert_int_equal(c.cpus_max, 6);
+    config_clear(&c);
+    OK(&c, "--cpus", "max=8");
+    assert_int_equal(c.cpus_boot, 1);
+    assert_int_equal(c.cpus_max, 8);
+    config_clear(&c);
+    OK(&c, "--cpus=2");
+    assert_int_equal(c.cpus_boot, 2);
+    config_clear(&c);
+
+    ERR("--cpus", "--cpus", "two");
+    ERR("--cpus", "--cpus", "2x");
+    ERR("--cpus", "--cpus", "-1");
+    ERR("--cpus", "--cpus", "boot=");
+    ERR("--cpus", "--cpus", "2,max");
+    ERR("--cpus", "--cpus", "sockets=2");
+    ERR("--cpus", "--cpus", "99999999999999999999");
+    ERR("--cpus", "--cpus", "2,=4");
+}
+
+static void test_memory(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--memory", "1G");
+    assert_int_equal(c.mem_size, GIB);
+    assert_false(c.mem_hugepages);
+    assert_false(c.mem_shared);
+    config_clear(&c);
+    OK(&c, "--memory", "2048");
+    assert_int_equal(c.mem_size, 2 * GIB);     /* a bare number is MiB */
+    config_clear(&c);
+    OK(&c, "--memory", "size=2G,hugepages=on,shared=yes");
+    assert_int_equal(c.mem_size, 2 * GIB);
+    assert_true(c.mem_hugepages);
+    assert_true(c.mem_shared);
+    config_clear(&c);
+    OK(&c, "--memory", "hugepages=on");
+    assert_int_equal(c.mem_size, 512 * MIB);   /* the default stays */
+    assert_true(c.mem_hugepages);
+    config_clear(&c);
+    OK(&c, "--memory", "4G,shared=off,hugepages=off");
+    assert_int_equal(c.mem_size, 4 * GIB);
+    assert_false(c.mem_hugepages);
+    config_clear(&c);
+
+    ERR("--memory", "--memory", "12Q");
+    ERR("--memory", "--memory", "size=1.5G");
+    ERR("--memory", "--memory", "99999999999999999999T");
+    ERR("--memory", "--memory", "1G,hugepages=maybe");
+    ERR("--memory", "--memory", "1G,shared");
+    ERR("--memory", "--memory", "1G,colour=blue");
+    ERR("--memory", "--memory", "1G,=on");
+}
+
+static void test_serial(void **state)
+{
+    static const struct { const char *arg; enum serial_mode mode; } ok[] = {
+        { "stdio", SERIAL_STDIO }, { "pty", SERIAL_PTY }, { "off", SERIAL_OFF }, { "none", SERIAL_OFF },
+    };
+    struct vm_config c;
+    for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+        OK(&c, "--serial", "file=/tmp/x", "--serial", ok[i].arg);
+        assert_int_equal(c.serial_mode, ok[i].mode);
+        assert_null(c.serial_path);     /* a later --serial replaces the file */
+        config_clear(&c);
+    }
+    OK(&c, "--serial", "file=/tmp/a,b");
+    assert_int_equal(c.serial_mode, SERIAL_FILE);
+    assert_string_equal(c.serial_path, "/tmp/a,b");
+    config_clear(&c);
+    OK(&c, NULL);
+    assert_int_equal(c.serial_mode, SERIAL_STDIO);
+    config_clear(&c);
+
+    ERR("--serial", "--serial", "file=");
+    ERR("--serial", "--serial", "tcp:localhost:4444");
+    ERR("--serial", "--serial", "");
+}
+
+static void test_simple_options(void **state)
+{
+    struct vm_config c;
+    OK(&c, NULL);
+    assert_int_equal(c.reboot, REBOOT_RESTART);
+    assert_int_equal(c.cpu_model, CPU_MODEL_HOST);
+    assert_int_equal(c.log_level, LOG_WARN);
+    assert_string_equal(c.cmdline, "console=ttyS0");
+    assert_false(c.test_exit);
+    config_clear(&c);
+
+    OK(&c, "--reboot", "exit", "--cpu-model", "baseline", "--log-level", "debug", "--test-exit", "--kernel",
+       "/k", "--initrd", "/i", "--cmdline", "quiet", "--name", "vm1");
+    assert_int_equal(c.reboot, REBOOT_EXIT);
+    assert_int_equal(c.cpu_model, CPU_MODEL_BASELINE);
+    assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_true(c.test_exit);
+    assert_string_equal(c.kernel, "/k");
+    assert_string_equal(c.initrd, "/i");
+    assert_string_equal(c.cmdline, "quiet");
+    assert_string_equal(c.name, "vm1");
+    config_clear(&c);
+    OK(&c, "--reboot", "restart", "--cpu-model", "host", "--log-level", "error");
+    assert_int_equal(c.reboot, REBOOT_RESTART);
+    assert_int_equal(c.cpu_model, CPU_MODEL_HOST);
+    assert_int_equal(c.log_level, LOG_ERROR);
+    config_clear(&c);
+
+    ERR("--reboot", "--reboot", "shutdown");
+    ERR("--cpu-model", "--cpu-model", "EPYC");
+    ERR("--log-level", "--log-level", "verbose");
+}
+
+static void test_bad_command_lines(void **state)
+{
+    ERR("unknown option '--frobnicate'", "--frobnicate");
+    ERR("unknown option '--frobnicate=1'", "--kernel", "/k", "--frobnicate=1");
+    ERR("option --kernel needs a value", "--kernel");
+    ERR("option --cpus needs a value", "--memory", "1G", "--cpus");
+    ERR("unexpected argument 'bzImage'", "bzImage");
+    ERR("unexpected argument 'extra'", "--kernel", "/k", "extra");
+    /* A good parse after a failed one starts from a clean slate. */
+    struct vm_config c;
+    OK(&c, "--kernel", "/k2", "--cpus", "2");
+    assert_string_equal(c.kernel, "/k2");
+    config_clear(&c);
+}
+
+static void test_help_version(void **state)
+{
+    struct vm_config c;
+    g_autoptr(GError) err = NULL;
+    fflush(stdout);
+    assert_int_equal(PARSE(&c, &err, "--version"), 1);
+    assert_null(err);
+    config_clear(&c);
+    assert_int_equal(PARSE(&c, &err, "-V"), 1);
+    config_clear(&c);
+}
+
+struct files {
+    char *dir;
+    char *kernel;
+};
+
+static int files_setup(void **state)
+{
+    struct files *f = g_new0(struct files, 1);
+    f->dir = g_dir_make_tmp("vmm-test-config-XXXXXX", NULL);
+    assert_non_null(f->dir);
+    f->kernel = g_build_filename(f->dir, "bzImage", NULL);
+    assert_true(g_file_set_contents(f->kernel, "MZ", 2, NULL));
+    *state = f;
+    return 0;
+}
+
+static int files_teardown(void **state)
+{
+    struct files *f = *state;
+    g_unlink(f->kernel);
+    g_autofree char *locked = g_build_filename(f->dir, "locked", NULL);
+    g_unlink(locked);
+    g_rmdir(f->dir);
+    g_free(f->kernel);
+    g_free(f->dir);
+    g_free(f);
+    return 0;
+}
+
+static void valid_config(struct vm_config *c, const struct files *f)
+{
+    config_init_defaults(c);
+    c->kernel = g_strdup(f->kernel);
+}
+
+static void expect_invalid(const struct vm_config *c, const char *prefix, const char *also)
+{
+    g_autoptr(GError) err = NULL;
+    assert_int_equal(config_validate(c, &err), -1);
+    assert_non_null(err);
+    assert_true(err->domain == CONFIG_ERROR);
+    if (!g_str_has_prefix(err->message, prefix) || (also && !strstr(err->message, also)))
+        fail_msg("validate: \"%s\" does not start with \"%s\"%s%s", err->message, prefix, also ? " or lacks " : "",
+                 also ? also : "");
+}
+
+static void test_validate_files(void **state)
+{
+    struct files *f = *state;
+    struct vm_config c;
+    g_autoptr(GError) err = NULL;
+
+    valid_config(&c, f);
+    assert_int_equal(config_validate(&c, &err), 0);
+    config_clear(&c);
+
+    config_init_defaults(&c);
+    expect_invalid(&c, "no guest kernel", "--kernel");
+
+    c.kernel = g_build_filename(f->dir, "missing", NULL);
+    expect_invalid(&c, "--kernel", "missing");
+    g_free(c.kernel);
+    c.kernel = g_strdup(f->dir);
+    expect_invalid(&c, "--kernel", "directory");
+    g_free(c.kernel);
+
+    c.kernel = g_strdup(f->kernel);
+    c.initrd = g_build_filename(f->dir, "no-initrd", NULL);
+    expect_invalid(&c, "--initrd", "no-initrd");
+    g_free(c.initrd);
+    c.initrd = g_strdup(f->dir);
+    expect_invalid(&c, "--initrd", "directory");
+    config_clear(&c);
+
+    /* An unreadable file; root reads everything, so only as another user. */
+    if (geteuid() != 0) {
+        valid_config(&c, f);
+        g_free(c.kernel);
+        c.kernel = g_build_filename(f->dir, "locked", NULL);
+        assert_true(g_file_set_contents(c.kernel, "MZ", 2, NULL));
+        assert_int_equal(g_chmod(c.kernel, 0), 0);
+        expect_invalid(&c, "--kernel", "locked");
+        config_clear(&c);
+    }
+}
+
+static void test_validate_limits(void **state)
+{
+    struct files *f = *state;
+    struct vm_config c;
+    g_autoptr(GError) err = NULL;
+
+    valid_config(&c, f);
+    c.cpus_boot = 0;
+    expect_invalid(&c, "--cpus", NULL);
+    c.cpus_boot = 4;
+    c.cpus_max = 2;
+    expect_invalid(&c, "--cpus", "max=2");
+    c.cpus_boot = 1;
+    c.cpus_max = 256;
+    expect_invalid(&c, "--cpus", "256");
+    c.cpus_max = 255;
+    assert_int_equal(config_validate(&c, &err), 0);
+    c.cpus_boot = 255;
+    assert_int_equal(config_validate(&c, &err), 0);
+
+    c.mem_size = 4 * MIB - 4096;
+    expect_invalid(&c, "--memory", "4M");
+    c.mem_size = 4 * MIB;
+    assert_int_equal(config_validate(&c, &err), 0);
+    c.mem_size = TIB + 4096;
+    expect_invalid(&c, "--memory", "1T");
+    c.mem_size = TIB;
+    assert_int_equal(config_validate(&c, &err), 0);
+    c.mem_size = 64 * MIB + 512;
+    expect_invalid(&c, "--memory", "4K");
+    c.mem_size = 5 * MIB;
+    assert_int_equal(config_validate(&c, &err), 0);
+    c.mem_hugepages = true;
+    expect_invalid(&c, "--memory", "2M");
+    c.mem_size = 6 * MIB;
+    assert_int_equal(config_validate(&c, &err), 0);
+    assert_null(err);
+    config_clear(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_size_good),
+        cmocka_unit_test(test_parse_size_bad),
+        cmocka_unit_test(test_cpus),
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_serial),
+        cmocka_unit_test(test_simple_options),
+        cmocka_unit_test(test_bad_command_lines),
+        cmocka_unit_test(test_help_version),
+        cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
