@@ -138,7 +138,7 @@ static int acpi_pm_load(void *dev, struct state_reader *r)
     uint32_t version, events = 0;
     if (state_open_section(r, STATE_SECTION, STATE_VERSION, &version, &err) < 0 ||
         state_get_u32(r, &events) < 0 || state_close_section(r, &err) < 0) {
-        log_error("acpi_pm state: %s", err ? err->message : "section too short");
+        log_error("acpi-pm: %s", err ? err->message : "state section '" STATE_SECTION "' is too short");
         return -EINVAL;
     }
     __atomic_store_n(&pm->ged_events, events, __ATOMIC_RELEASE);

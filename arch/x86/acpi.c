@@ -117,7 +117,8 @@ static size_t align_up(size_t off)
 static void table_place(GByteArray *out, GByteArray *t, size_t off)
 {
     g_assert(off >= out->len && off == align_up(out->len));
-    g_byte_array_set_size(out, off);
+    static const uint8_t zeros[TABLE_ALIGN];
+    g_byte_array_append(out, zeros, (guint)(off - out->len));
     g_byte_array_append(out, t->data, t->len);
     g_byte_array_unref(t);
 }

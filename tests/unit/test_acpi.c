@@ -1,0 +1,288 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/layout.h"
+#include "vmm/memory.h"
+
+#define FADT_FLAG_PWR_BUTTON    (1u << 4)
+#define FADT_FLAG_RESET_REG     (1u << 10)
+#define FADT_FLAG_HW_REDUCED    (1u << 20)
+
+static uint64_t le(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+    uint8_t s = 0;
+    while (n--)
+        s = (uint8_t)(s + *p++);
+    return s;
+}
+
+struct parsed {
+    const uint8_t *buf;
+    size_t len;
+    uint64_t base;
+    size_t xsdt, fadt, madt, dsdt;  /* offsets */
+};
+
+/* Offset of the table a guest pointer names, checked to lie in the buffer
+ * with a valid header, checksum and OEM ID. */
+static size_t table_at(const struct parsed *p, uint64_t gpa, const char *sig)
+{
+    assert_true(gpa >= p->base);
+    size_t off = gpa - p->base;
+    assert_true(off + 36 <= p->len);
+    assert_memory_equal(p->buf + off, sig, 4);
+    uint32_t len = (uint32_t)le(p->buf + off + 4, 4);
+    assert_true(len >= 36 && off + len <= p->len);
+    assert_int_equal(sum(p->buf + off, len), 0);
+    assert_memory_equal(p->buf + off + 10, "VMMVMM", 6);
+    return off;
+}
+
+static void parse(struct parsed *p, const GByteArray *t, uint64_t base)
+{
+    p->buf = t->data;
+    p->len = t->len;
+    p->base = base;
+    assert_true(t->len >= 36);
+    assert_true(t->len <= LAYOUT_ACPI_END - LAYOUT_ACPI_START);
+
+    const uint8_t *r = t->data;
+    assert_memory_equal(r, "RSD PTR ", 8);
+    assert_int_equal(sum(r, 20), 0);
+    assert_int_equal(sum(r, 36), 0);
+    assert_memory_equal(r + 9, "VMMVMM", 6);
+    assert_int_equal(r[15], 2);
+    assert_int_equal(le(r + 20, 4), 36);
+
+    p->xsdt = table_at(p, le(r + 24, 8), "XSDT");
+    uint32_t xlen = (uint32_t)le(p->buf + p->xsdt + 4, 4);
+    assert_int_equal(xlen, 36 + 2 * 8);
+    p->fadt = table_at(p, le(p->buf + p->xsdt + 36, 8), "FACP");
+    p->madt = table_at(p, le(p->buf + p->xsdt + 44, 8), "APIC");
+    p->dsdt = table_at(p, le(p->buf + p->fadt + 140, 8), "DSDT");
+    /* RSDP first, then XSDT, FADT, MADT, DSDT, none overlapping. */
+    assert_true(p->xsdt >= 36);
+    assert_true(p->fadt >= p->xsdt + xlen);
+    assert_true(p->madt >= p->fadt + le(p->buf + p->fadt + 4, 4));
+    assert_true(p->dsdt >= p->madt + le(p->buf + p->madt + 4, 4));
+    assert_int_equal(p->dsdt + le(p->buf + p->dsdt + 4, 4), p->len);
+}
+
+static void check_gas_io8(const uint8_t *g, uint16_t port)
+{
+    assert_int_equal(g[0], 1);     /* SystemIO */
+    assert_int_equal(g[1], 8);     /* bit width */
+    assert_int_equal(g[2], 0);     /* bit offset */
+    assert_int_equal(g[3], 1);     /* byte access */
+    assert_int_equal(le(g + 4, 8), port);
+}
+
+static void check_fadt(const struct parsed *p)
+{
+    const uint8_t *f = p->buf + p->fadt;
+    assert_int_equal(le(f + 4, 4), 276);
+    assert_int_equal(f[8], 6);                      /* revision */
+    assert_int_equal(f[131] & 0x0f, 3);             /* minor: ACPI 6.3 */
+    uint32_t flags = (uint32_t)le(f + 112, 4);
+    assert_true(flags & FADT_FLAG_HW_REDUCED);
+    assert_true(flags & FADT_FLAG_RESET_REG);
+    assert_true(flags & FADT_FLAG_PWR_BUTTON);
+    assert_int_equal(le(f + 109, 2), 0x0006);       /* 8042, no VGA; MSI ok, CMOS RTC present */
+    assert_int_equal(le(f + 36, 4), 0);             /* no FACS */
+    assert_int_equal(le(f + 132, 8), 0);
+    assert_int_equal(le(f + 40, 4), 0);             /* X_DSDT only */
+    check_gas_io8(f + 116, PORT_ACPI_RESET);
+    assert_int_equal(f[128], ACPI_RESET_VALUE);
+    check_gas_io8(f + 244, PORT_ACPI_SLEEP_CTL);
+    check_gas_io8(f + 256, PORT_ACPI_SLEEP_STS);
+    assert_int_not_equal(le(f + 268, 8), 0);        /* hypervisor vendor identity */
+    /* Hardware-reduced: no PM1/GPE/PM timer blocks. */
+    for (size_t o = 56; o < 88; o++)
+        assert_int_equal(f[o], 0);
+    for (size_t o = 148; o < 244; o++)
+        assert_int_equal(f[o], 0);
+}
+
+static void check_madt(const struct parsed *p, unsigned boot, unsigned max)
+{
+    const uint8_t *m = p->buf + p->madt;
+    uint32_t len = (uint32_t)le(m + 4, 4);
+    assert_int_equal(m[8], 5);
+    assert_int_equal(le(m + 36, 4), LAYOUT_LAPIC_ADDR);
+    assert_int_equal(le(m + 40, 4), 0);             /* no PCAT_COMPAT: no 8259 */
+    unsigned lapics = 0, ioapics = 0, overrides = 0, nmis = 0;
+    size_t o = 44;
+    while (o < len) {
+        assert_true(o + 2 <= len);
+        uint8_t type = m[o], elen = m[o + 1];
+        assert_true(elen >= 2 && o + elen <= len);
+        switch (type) {
+        case 0:
+            assert_int_equal(elen, 8);
+            assert_int_equal(m[o + 2], lapics);     /* processor UID */
+            assert_int_equal(m[o + 3], lapics);     /* APIC ID */
+            assert_int_equal(le(m + o + 4, 4), lapics < boot ? 1 : 2);  /* enabled / online-capable */
+            lapics++;
+            break;
+        case 1:
+            assert_int_equal(elen, 12);
+            assert_int_equal(m[o + 2], IOAPIC_ID);
+            assert_int_equal(le(m + o + 4, 4), LAYOUT_IOAPIC_ADDR);
+            assert_int_equal(le(m + o + 8, 4), 0);
+            ioapics++;
+            break;
+        case 2:
+            assert_int_equal(elen, 10);
+            assert_int_equal(m[o + 2], 0);          /* ISA */
+            assert_int_equal(m[o + 3], 0);          /* IRQ0 */
+            assert_int_equal(le(m + o + 4, 4), 2);  /* GSI2 */
+            assert_int_equal(le(m + o + 8, 2), 0x0005);
+            overrides++;
+            break;
+        case 4:
+            assert_int_equal(elen, 6);
+            assert_int_equal(m[o + 2], 0xff);       /* all processors */
+            assert_int_equal(m[o + 5], 1);          /* LINT1 */
+            nmis++;
+            break;
+        default:
+            fail_msg("unexpected MADT entry type %u", type);
+        }
+        o += elen;
+    }
+    assert_int_equal(o, len);
+    assert_int_equal(lapics, max);
+    assert_int_equal(ioapics, 1);
+    assert_int_equal(overrides, 1);
+    assert_int_equal(nmis, 1);
+}
+
+static bool dsdt_has(const struct parsed *p, const char *s)
+{
+    const uint8_t *d = p->buf + p->dsdt;
+    size_t len = le(d + 4, 4);
+    return memmem(d + 36, len - 36, s, strlen(s)) != NULL;
+}
+
+static void check_dsdt(const struct parsed *p, bool serial)
+{
+    const uint8_t *d = p->buf + p->dsdt;
+    assert_int_equal(d[8], 2);                      /* 64-bit integers */
+    assert_int_equal(dsdt_has(p, "COM1"), serial);
+    assert_true(dsdt_has(p, "RTC_"));
+    assert_true(dsdt_has(p, "KBD_"));
+    assert_true(dsdt_has(p, "PWRB"));
+    assert_true(dsdt_has(p, "GED0"));
+    assert_true(dsdt_has(p, "ACPI0013"));
+    assert_true(dsdt_has(p, "_EVT"));
+    assert_true(dsdt_has(p, "\\_S5_"));
+}
+
+static void check_config(unsigned boot, unsigned max, bool serial, uint64_t base)
+{
+    struct acpi_config c = { .nr_cpus_boot = boot, .nr_cpus_max = max, .serial = serial };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, base);
+    struct parsed p;
+    parse(&p, t, base);
+    check_fadt(&p);
+    check_madt(&p, boot, max);
+    check_dsdt(&p, serial);
+}
+
+static void test_cpu_counts(void **state)
+{
+    static const unsigned cfg[][2] = { { 1, 1 }, { 2, 2 }, { 4, 4 }, { 255, 255 }, { 2, 8 }, { 1, 255 } };
+    for (size_t i = 0; i < G_N_ELEMENTS(cfg); i++)
+        check_config(cfg[i][0], cfg[i][1], i % 2 == 0, LAYOUT_ACPI_START);
+}
+
+static void test_pointers_follow_base(void **state)
+{
+    struct acpi_config c = { .nr_cpus_boot = 2, .nr_cpus_max = 4, .serial = true };
+    g_autoptr(GByteArray) a = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    g_autoptr(GByteArray) b = acpi_build_tables(&c, 0x7ff00000);
+    struct parsed pa, pb;
+    parse(&pa, a, LAYOUT_ACPI_START);
+    parse(&pb, b, 0x7ff00000);
+    /* Same layout, different absolute pointers. */
+    assert_int_equal(a->len, b->len);
+    assert_int_equal(pa.xsdt, pb.xsdt);
+    assert_int_equal(pa.dsdt, pb.dsdt);
+    assert_int_equal(le(b->data + 24, 8), 0x7ff00000 + pb.xsdt);
+    assert_memory_equal(a->data + pa.dsdt, b->data + pb.dsdt, le(a->data + pa.dsdt + 4, 4));
+
+    /* Deterministic, padding included: the same config gives the same bytes. */
+    g_autoptr(GByteArray) again = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    assert_int_equal(again->len, a->len);
+    assert_memory_equal(again->data, a->data, a->len);
+}
+
+static void test_max_below_boot_counts_boot(void **state)
+{
+    /* nr_cpus_max 0 (unset) still describes every boot CPU. */
+    check_config(3, 3, true, LAYOUT_ACPI_START);
+    struct acpi_config c = { .nr_cpus_boot = 3, .nr_cpus_max = 0, .serial = true };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    struct parsed p;
+    parse(&p, t, LAYOUT_ACPI_START);
+    check_madt(&p, 3, 3);
+}
+
+static void test_install(void **state)
+{
+    struct guest_memory gm;
+    g_autoptr(GError) err = NULL;
+    assert_int_equal(guest_memory_create(&gm, 2 << 20, false, false, &err), 0);
+    struct acpi_config c = { .nr_cpus_boot = 4, .nr_cpus_max = 8, .serial = true };
+    uint64_t rsdp = 0;
+    assert_int_equal(acpi_install(&gm, &c, &rsdp, &err), 0);
+    assert_null(err);
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    g_autofree uint8_t *got = g_malloc(t->len);
+    assert_int_equal(guest_memory_read(&gm, LAYOUT_ACPI_START, got, t->len), 0);
+    assert_memory_equal(got, t->data, t->len);
+    assert_true(guest_memory_page_dirty(&gm, LAYOUT_ACPI_START));
+    guest_memory_destroy(&gm);
+}
+
+static void test_install_without_ram_fails(void **state)
+{
+    struct guest_memory gm;
+    g_autoptr(GError) err = NULL;
+    assert_int_equal(guest_memory_create(&gm, 512 << 10, false, false, &err), 0);
+    struct acpi_config c = { .nr_cpus_boot = 1, .nr_cpus_max = 1, .serial = false };
+    uint64_t rsdp = 0;
+    assert_true(acpi_install(&gm, &c, &rsdp, &err) < 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "ACPI"));
+    assert_int_equal(rsdp, 0);
+    guest_memory_destroy(&gm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpu_counts),
+        cmocka_unit_test(test_pointers_follow_base),
+        cmocka_unit_test(test_max_below_boot_counts_boot),
+        cmocka_unit_test(test_install),
+        cmocka_unit_test(test_install_without_ram_fails),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
