@@ -255,7 +255,7 @@ static size_t filter_escapes(struct char_backend *be, uint8_t *buf, size_t n, bo
 }
 
 /* Reads one chunk the frontend has room for and hands it over. Returns
- * whether the fd may still hold more (a full chunk was read). */
+ * false when reading should stop for now (no room, nothing there, EOF). */
 static bool read_chunk(struct char_backend *be, int fd)
 {
     uint8_t buf[READ_CHUNK];
@@ -268,8 +268,7 @@ static bool read_chunk(struct char_backend *be, int fd)
         stop_watching(be);
         return false;
     }
-    size_t want = MIN(room, sizeof(buf));
-    ssize_t n = read(fd, buf, want);
+    ssize_t n = read(fd, buf, MIN(room, sizeof(buf)));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
     if (n <= 0) {
@@ -292,12 +291,12 @@ static bool read_chunk(struct char_backend *be, int fd)
         be->quit_fn(be->quit_opaque);
         return false;
     }
-    return (size_t)n == want;
+    return true;
 }
 
 /* Drains what the frontend can take: a poll completion is not repeated for
- * data that was already there, so leftovers must be read now or the watch
- * dropped until the frontend has room. */
+ * data (or a hangup) that was already there, so leftovers must be read now,
+ * or the watch dropped until the frontend has room. */
 static void on_input(void *opaque, int fd, uint32_t revents)
 {
     struct char_backend *be = opaque;
@@ -305,7 +304,7 @@ static void on_input(void *opaque, int fd, uint32_t revents)
         /* stdin may be a blocking fd we must not make non-blocking (the
          * terminal's file description is shared): only read what is there. */
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR)))
+        if (poll(&p, 1, 0) <= 0)
             break;
     }
 }

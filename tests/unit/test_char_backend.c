@@ -1,0 +1,321 @@
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "devices/char_backend.h"
+#include "vmm/loop.h"
+
+/* A frontend that takes `room` bytes at a time and stops the loop when it
+ * has `want` bytes, or when it refused input. */
+struct fake_fe {
+    struct loop *loop;
+    size_t room;
+    uint8_t got[256];
+    size_t ngot, want;
+    int refusals;
+    int quits;
+};
+
+static size_t fe_can_receive(void *opaque)
+{
+    struct fake_fe *fe = opaque;
+    if (fe->room == 0) {
+        fe->refusals++;
+        loop_quit(fe->loop);
+    }
+    return fe->room;
+}
+
+static void fe_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct fake_fe *fe = opaque;
+    assert_true(len <= fe->room);
+    assert_true(fe->ngot + len <= sizeof(fe->got));
+    memcpy(fe->got + fe->ngot, buf, len);
+    fe->ngot += len;
+    if (fe->ngot >= fe->want)
+        loop_quit(fe->loop);
+}
+
+static void on_quit(void *opaque)
+{
+    struct fake_fe *fe = opaque;
+    fe->quits++;
+    loop_quit(fe->loop);
+}
+
+struct fixture {
+    struct loop *loop;
+    int in_w, out_r;
+    int in_r;           /* the backend's end, to check what it left unread */
+    struct char_backend *be;
+    struct fake_fe fe;
+};
+
+static struct fixture *make(bool escapes)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    int in[2], out[2];
+    assert_int_equal(pipe2(in, O_NONBLOCK), 0);
+    assert_int_equal(pipe2(out, O_NONBLOCK), 0);
+    f->in_r = in[0];
+    f->in_w = in[1];
+    f->out_r = out[0];
+    f->loop = loop_new(NULL);
+    assert_non_null(f->loop);
+    f->be = char_backend_open_fds(in[0], out[1], escapes);
+    f->fe.loop = f->loop;
+    f->fe.room = 64;
+    f->fe.want = 1;
+    struct char_frontend cfe = { fe_can_receive, fe_receive, &f->fe };
+    char_backend_set_frontend(f->be, &cfe);
+    char_backend_attach(f->be, f->loop, on_quit, &f->fe);
+    return f;
+}
+
+static int setup(void **state)
+{
+    *state = make(false);
+    return 0;
+}
+
+static int setup_escapes(void **state)
+{
+    *state = make(true);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char_backend_close(f->be);
+    loop_free(f->loop);
+    close(f->in_w);
+    close(f->out_r);
+    free(f);
+    return 0;
+}
+
+static void type(struct fixture *f, const char *s, size_t n)
+{
+    assert_int_equal(write(f->in_w, s, n), (ssize_t)n);
+}
+
+static int unread(struct fixture *f)
+{
+    int n = -1;
+    assert_int_equal(ioctl(f->in_r, FIONREAD, &n), 0);
+    return n;
+}
+
+/* Whether the backend still watches its input fd: the loop allows one watch per fd. */
+static bool backend_watching(struct fixture *f)
+{
+    int r = loop_add_fd(f->loop, f->in_r, POLLIN, NULL, NULL);
+    if (r == 0)
+        loop_remove_fd(f->loop, f->in_r);
+    return r == -EEXIST;
+}
+
+static void test_output(void **state)
+{
+    struct fixture *f = *state;
+    char_backend_write(f->be, (const uint8_t *)"abc", 3);
+    char buf[8] = { 0 };
+    assert_int_equal(read(f->out_r, buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "abc");
+}
+
+static void test_output_never_blocks(void **state)
+{
+    struct fixture *f = *state;
+    /* Nobody reads: a non-blocking output drops what does not fit. */
+    static uint8_t big[1 << 20];
+    char_backend_write(f->be, big, sizeof(big));
+    int n = 0;
+    assert_int_equal(ioctl(f->out_r, FIONREAD, &n), 0);
+    assert_true(n > 0 && n < (int)sizeof(big));
+}
+
+static void test_input(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.want = 5;
+    type(f, "hello", 5);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.ngot, 5);
+    assert_memory_equal(f->fe.got, "hello", 5);
+    assert_int_equal(unread(f), 0);
+}
+
+static void *accept_from_thread(void *opaque)
+{
+    char_backend_accept_input(opaque);
+    return NULL;
+}
+
+static void test_flow_control(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.room = 0;
+    type(f, "abcde", 5);
+    assert_int_equal(loop_run(f->loop), 0);     /* until the frontend refuses */
+    assert_int_equal(f->fe.refusals, 1);
+    assert_int_equal(f->fe.ngot, 0);
+    assert_int_equal(unread(f), 5);             /* nothing was taken */
+    assert_false(backend_watching(f));          /* and it stopped polling */
+
+    /* Room for 2 at a time appears; the frontend says so from a vCPU-like
+     * thread. What is already there arrives without more host input. */
+    f->fe.room = 2;
+    f->fe.want = 5;
+    pthread_t t;
+    pthread_create(&t, NULL, accept_from_thread, f->be);
+    pthread_join(t, NULL);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.ngot, 5);            /* fe_receive checked each chunk fits */
+    assert_memory_equal(f->fe.got, "abcde", 5);
+    assert_int_equal(unread(f), 0);
+    assert_true(backend_watching(f));
+}
+
+static void test_detached_frontend_leaves_input(void **state)
+{
+    struct fixture *f = *state;
+    char_backend_set_frontend(f->be, NULL);
+    f->fe.room = 0;     /* would count a refusal if it were still asked */
+    type(f, "zz", 2);
+    loop_call(f->loop, (loop_call_fn)loop_quit, f->loop);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.refusals + (int)f->fe.ngot, 0);
+    assert_int_equal(unread(f), 2);
+}
+
+static void test_eof_stops_reading(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.want = 2;
+    type(f, "ok", 2);
+    close(f->in_w);
+    f->in_w = -1;
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.ngot, 2);
+    assert_false(backend_watching(f));          /* no busy loop on a hung-up pipe */
+}
+
+static void test_escape_quit(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.want = 100;
+    type(f, "ab\x01xcd", 6);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.quits, 1);
+    assert_int_equal(f->fe.ngot, 2);            /* what came before; not the command */
+    assert_memory_equal(f->fe.got, "ab", 2);
+}
+
+static void test_escape_literal_and_split(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.want = 3;
+    /* Ctrl-A Ctrl-A sends one Ctrl-A; the last Ctrl-A waits for the next read. */
+    type(f, "a\x01\x01" "b\x01", 5);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.ngot, 3);
+    assert_memory_equal(f->fe.got, "a\x01" "b", 3);
+    f->fe.want = 100;
+    type(f, "x", 1);                            /* completes the Ctrl-A x */
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.quits, 1);
+    assert_int_equal(f->fe.ngot, 3);
+}
+
+static void test_no_escapes_when_disabled(void **state)
+{
+    struct fixture *f = *state;
+    f->fe.want = 2;
+    type(f, "\x01x", 2);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_int_equal(f->fe.quits, 0);
+    assert_memory_equal(f->fe.got, "\x01x", 2);
+}
+
+static void test_file_mode(void **state)
+{
+    char dir[] = "/tmp/test_char_backend.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    g_autofree char *path = g_build_filename(dir, "out.log", NULL);
+    GError *err = NULL;
+    mode_t old_umask = umask(022);
+    struct char_backend *be = char_backend_open(SERIAL_FILE, path, &err);
+    umask(old_umask);
+    assert_non_null(be);
+    assert_null(char_backend_pty_path(be));
+    char_backend_write(be, (const uint8_t *)"log", 3);
+    char_backend_close(be);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(st.st_size, 3);
+    unlink(path);
+
+    g_autofree char *bad = g_build_filename(dir, "missing", "out.log", NULL);
+    assert_null(char_backend_open(SERIAL_FILE, bad, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, bad));
+    assert_null(strchr(err->message, '\n'));
+    g_error_free(err);
+    rmdir(dir);
+}
+
+static void test_pty_mode(void **state)
+{
+    GError *err = NULL;
+    struct char_backend *be = char_backend_open(SERIAL_PTY, NULL, &err);
+    if (!be) {
+        g_error_free(err);
+        skip();     /* no /dev/pts in this sandbox */
+    }
+    const char *p = char_backend_pty_path(be);
+    assert_non_null(p);
+    assert_true(g_str_has_prefix(p, "/dev/pts/"));
+    int s = open(p, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    assert_true(s >= 0);
+    char_backend_write(be, (const uint8_t *)"hi\n", 3);
+    char buf[8] = { 0 };
+    assert_int_equal(read(s, buf, sizeof(buf)), 3);     /* raw: no \r added */
+    assert_memory_equal(buf, "hi\n", 3);
+    close(s);
+    static uint8_t big[1 << 20];
+    char_backend_write(be, big, sizeof(big));           /* nobody reads: returns anyway */
+    char_backend_close(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_never_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detached_frontend_leaves_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eof_stops_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escape_quit, setup_escapes, teardown),
+        cmocka_unit_test_setup_teardown(test_escape_literal_and_split, setup_escapes, teardown),
+        cmocka_unit_test_setup_teardown(test_no_escapes_when_disabled, setup, teardown),
+        cmocka_unit_test(test_file_mode),
+        cmocka_unit_test(test_pty_mode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
