@@ -209,8 +209,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 
 int loop_run(struct loop *l)
 {
-    __atomic_store_n(&l->quit, false, __ATOMIC_RELEASE);
-    while (!__atomic_load_n(&l->quit, __ATOMIC_ACQUIRE)) {
+    /* Each quit is used up by the run it ends, so a quit from another thread
+     * that lands before this run starts still ends it instead of being lost. */
+    while (!__atomic_exchange_n(&l->quit, false, __ATOMIC_ACQ_REL)) {
         int r = io_uring_submit_and_wait(&l->ring, 1);
         if (r < 0 && r != -EINTR) {
             log_error("event loop: io_uring_submit_and_wait: %s", g_strerror(-r));
