@@ -90,8 +90,6 @@
 #define KVM_LEAF_FEATURES       0x40000001u
 #define LEAF_EXT_MAX            0x80000000u
 
-G_STATIC_ASSERT(sizeof(struct kvm_cpuid_entry2) == 40);
-
 struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err)
 {
     for (uint32_t n = CPUID_MAX_ENTRIES; n <= 16 * CPUID_MAX_ENTRIES; n *= 2) {
@@ -311,7 +309,9 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
         case 4:
             if (!intel)
                 break;
-            /* One thread per core: L1 and L2 are private, L3 is shared by all. */
+            /* Cores per package - 1 has 6 bits: past 64 vCPUs Linux reads the
+             * count from leaf 0xB anyway. One thread per core: L1 and L2 are
+             * private, L3 is shared by all. */
             e->eax &= ~(0x3fu << 26);
             e->eax |= (MIN(nr, 64u) - 1) << 26;
             e->eax &= ~(0xfffu << 14);

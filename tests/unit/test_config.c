@@ -327,6 +327,13 @@ static void test_validate_files(void **state)
     expect_invalid(&c, "--initrd", "directory");
     config_clear(&c);
 
+    /* A path that cannot be opened for another reason than absence. */
+    valid_config(&c, f);
+    g_free(c.kernel);
+    c.kernel = g_build_filename(f->kernel, "x", NULL);
+    expect_invalid(&c, "--kernel", g_strerror(ENOTDIR));
+    config_clear(&c);
+
     /* An unreadable file; root reads everything, so only as another user. */
     if (geteuid() != 0) {
         valid_config(&c, f);
