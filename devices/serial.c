@@ -84,6 +84,9 @@ struct serial {
      * Taken before lock, never inside it. */
     pthread_mutex_t irq_lock;
     bool irq_level;
+    /* THR was written: on hardware THRE drops for a character time, so the
+     * next THRE interrupt is a new edge even though we transmit at once. */
+    bool thr_rearm;
 };
 
 static unsigned rx_capacity(const struct serial *s)
@@ -123,9 +126,13 @@ static void update_irq(struct serial *s)
     /* OUT2 gates the UART's interrupt output on PCs. */
     bool level = pending_iir(s) != IIR_NONE && (s->mcr & MCR_OUT2);
     bool changed = level != s->irq_level;
+    bool rearm = s->thr_rearm && level && !changed;
+    s->thr_rearm = false;
     s->irq_level = level;
     pthread_mutex_unlock(&s->lock);
-    if (changed)
+    if (rearm)
+        irq_line_set(&s->irq, false);
+    if (changed || rearm)
         irq_line_set(&s->irq, level);
     pthread_mutex_unlock(&s->irq_lock);
 }
@@ -267,10 +274,12 @@ static void serial_write(void *opaque, uint64_t offset, const void *data, unsign
         } else if (s->mcr & MCR_LOOP) {
             rx_push(s, v);
             s->thr_ipending = true;
+            s->thr_rearm = true;
         } else {
             transmit = true;
             /* Sent at once, so the holding register is empty again. */
             s->thr_ipending = true;
+            s->thr_rearm = true;
         }
         break;
     case REG_IER_DLM:
