@@ -1,5 +1,5 @@
 /* COM1 output and a small printf: %d %i %u %x %X %s %c %p %%, with l/ll
- * length, '0' padding and a field width. */
+ * length, '0' padding, a field width and a string precision. */
 #include "rt.h"
 
 #define COM1        0x3f8
@@ -35,11 +35,14 @@ int vprintf(const char *fmt, va_list ap)
         }
         fmt++;
         char pad = ' ';
-        int width = 0, lng = 0;
+        int width = 0, lng = 0, prec = -1;
         if (*fmt == '0')
             pad = '0', fmt++;
         while (*fmt >= '0' && *fmt <= '9')
             width = width * 10 + (*fmt++ - '0');
+        if (*fmt == '.')
+            for (prec = 0, fmt++; *fmt >= '0' && *fmt <= '9'; fmt++)
+                prec = prec * 10 + (*fmt - '0');
         while (*fmt == 'l')
             lng++, fmt++;
         switch (*fmt) {
@@ -68,7 +71,7 @@ int vprintf(const char *fmt, va_list ap)
             break;
         case 's': {
             const char *s = va_arg(ap, const char *);
-            for (s = s ? s : "(null)"; *s; s++)
+            for (s = s ? s : "(null)"; *s && prec--; s++)
                 serial_putc(*s);
             break;
         }
