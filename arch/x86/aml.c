@@ -35,6 +35,8 @@
 #define OR_OP           0x7d
 #define DEREF_OF_OP     0x83
 #define NOTIFY_OP       0x86
+#define CREATE_DWORD_FIELD_OP 0x8a
+#define CREATE_QWORD_FIELD_OP 0x8f
 #define SIZE_OF_OP      0x87
 #define INDEX_OP        0x88
 #define LAND_OP         0x90
@@ -552,6 +554,23 @@ struct aml *aml_index(struct aml *o, struct aml *i, struct aml *t) { return op2_
 struct aml *aml_derefof(struct aml *ref) { return op1(DEREF_OF_OP, ref); }
 struct aml *aml_sizeof(struct aml *obj) { return op1(SIZE_OF_OP, obj); }
 struct aml *aml_land(struct aml *a, struct aml *b) { return op2(LAND_OP, a, b); }
+
+static struct aml *create_field(uint8_t op, struct aml *buf, struct aml *byte_index, const char *name)
+{
+    struct aml *a = op2(op, buf, byte_index);
+    aml_put_namestring(a->body, name);
+    return a;
+}
+
+struct aml *aml_create_dword_field(struct aml *buf, struct aml *byte_index, const char *name)
+{
+    return create_field(CREATE_DWORD_FIELD_OP, buf, byte_index, name);
+}
+
+struct aml *aml_create_qword_field(struct aml *buf, struct aml *byte_index, const char *name)
+{
+    return create_field(CREATE_QWORD_FIELD_OP, buf, byte_index, name);
+}
 struct aml *aml_lor(struct aml *a, struct aml *b) { return op2(LOR_OP, a, b); }
 struct aml *aml_lnot(struct aml *a) { return op1(LNOT_OP, a); }
 struct aml *aml_lequal(struct aml *a, struct aml *b) { return op2(LEQUAL_OP, a, b); }
@@ -609,4 +628,50 @@ struct aml *aml_memory32_fixed(uint32_t base, uint32_t len, bool writable)
     put_le(a->body, base, 4);
     put_le(a->body, len, 4);
     return a;
+}
+
+/* Large items: Word (0x88), DWord (0x87), QWord (0x8a) address space
+ * descriptors (6.4.3.5): type, general flags, type-specific flags, then
+ * granularity, min, max, translation offset, length in the item's width. */
+#define ADDR_TYPE_MEMORY    0
+#define ADDR_TYPE_IO        1
+#define ADDR_TYPE_BUS       2
+#define ADDR_MIN_MAX_FIXED  0x0c    /* _MIF | _MAF; producer, positive decode */
+
+static struct aml *address_space(uint8_t tag, unsigned width, uint8_t type, uint8_t type_flags,
+                                 uint64_t min, uint64_t max)
+{
+    struct aml *a = node_new(KIND_TERM);
+    put_u8(a->body, tag);
+    put_le(a->body, 3 + 5 * width, 2);
+    put_u8(a->body, type);
+    put_u8(a->body, ADDR_MIN_MAX_FIXED);
+    put_u8(a->body, type_flags);
+    put_le(a->body, 0, width);
+    put_le(a->body, min, width);
+    put_le(a->body, max, width);
+    put_le(a->body, 0, width);
+    put_le(a->body, max - min + 1, width);
+    return a;
+}
+
+struct aml *aml_word_bus_number(uint16_t min, uint16_t max)
+{
+    return address_space(0x88, 2, ADDR_TYPE_BUS, 0, min, max);
+}
+
+struct aml *aml_word_io(uint16_t min, uint16_t max)
+{
+    return address_space(0x88, 2, ADDR_TYPE_IO, 0x03, min, max);
+}
+
+/* Memory type-specific flags: bit 0 read-write, bits 2:1 cacheability. */
+struct aml *aml_dword_memory(uint32_t min, uint32_t max, bool cacheable)
+{
+    return address_space(0x87, 4, ADDR_TYPE_MEMORY, cacheable ? 0x03 : 0x01, min, max);
+}
+
+struct aml *aml_qword_memory(uint64_t min, uint64_t max, bool cacheable)
+{
+    return address_space(0x8a, 8, ADDR_TYPE_MEMORY, cacheable ? 0x03 : 0x01, min, max);
 }

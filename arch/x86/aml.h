@@ -107,6 +107,9 @@ struct aml *aml_shiftright(struct aml *a, struct aml *count, struct aml *target)
 struct aml *aml_index(struct aml *obj, struct aml *index, struct aml *target);
 struct aml *aml_derefof(struct aml *ref);
 struct aml *aml_sizeof(struct aml *obj);
+/* CreateDWordField / CreateQWordField (Buffer, ByteIndex, Name) */
+struct aml *aml_create_dword_field(struct aml *buf, struct aml *byte_index, const char *name);
+struct aml *aml_create_qword_field(struct aml *buf, struct aml *byte_index, const char *name);
 struct aml *aml_land(struct aml *a, struct aml *b);
 struct aml *aml_lor(struct aml *a, struct aml *b);
 struct aml *aml_lnot(struct aml *a);
@@ -125,5 +128,12 @@ enum aml_irq_flags {
 };
 struct aml *aml_ext_irq(uint32_t irq, unsigned flags);  /* Interrupt(ResourceConsumer, ...) */
 struct aml *aml_memory32_fixed(uint32_t base, uint32_t len, bool writable);
+/* Address space descriptors as a bridge's _CRS produces them (ResourceProducer,
+ * PosDecode, MinFixed, MaxFixed, granularity 0, no translation), covering
+ * [min, max]; the length field is max - min + 1 in the descriptor's width. */
+struct aml *aml_word_bus_number(uint16_t min, uint16_t max);
+struct aml *aml_word_io(uint16_t min, uint16_t max);                        /* EntireRange */
+struct aml *aml_dword_memory(uint32_t min, uint32_t max, bool cacheable);   /* ReadWrite */
+struct aml *aml_qword_memory(uint64_t min, uint64_t max, bool cacheable);   /* ReadWrite */
 
 #endif
