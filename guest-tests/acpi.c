@@ -7,12 +7,19 @@ int main(void)
     unsigned want_cpus = (unsigned)cmdline_get_u64("cpus", 0);
     bool xsdt = false;
 
-    plan(12);
+    plan(14);
     const uint8_t *rsdp = acpi_rsdp();
     ok(rsdp != NULL, "RSDP at 0x%lx with a valid checksum", boot_info.rsdp);
     ok(rsdp && rsdp[15] >= 2, "RSDP revision %u (2+: has an XSDT)", rsdp ? rsdp[15] : 0);
     unsigned n = acpi_root_entries(&xsdt);
     ok(xsdt && n > 0, "XSDT with %u entries", n);
+    const struct acpi_header *x = NULL;
+    if (rsdp && rsdp[15] >= 2) {
+        uint64_t pa;
+        memcpy(&pa, rsdp + 24, 8);
+        x = pa && pa < (1ull << 32) ? (const void *)(uintptr_t)pa : NULL;
+    }
+    ok(x && x->length < (1u << 20) && acpi_checksum_ok(x, x->length), "XSDT checksum");
 
     bool all = true;
     for (unsigned i = 0; i < n; i++) {
@@ -35,6 +42,11 @@ int main(void)
                                      ? (const void *)((const uint8_t *)f + FADT_SLEEP_CTL) : NULL;
     ok(slp && slp->address, "sleep control register: space %u at 0x%lx", slp ? slp->space_id : 0,
        slp ? slp->address : 0);
+
+    const struct acpi_gas *rst = f && f->length >= FADT_RESET_VALUE + 1
+                                     ? (const void *)((const uint8_t *)f + FADT_RESET_REG) : NULL;
+    ok(rst && rst->address && (flags & FADT_FLAG_RESET_REG), "reset register: space %u at 0x%lx, value 0x%x",
+       rst ? rst->space_id : 0, rst ? rst->address : 0, rst ? ((const uint8_t *)f)[FADT_RESET_VALUE] : 0);
 
     const struct acpi_header *d = acpi_find("DSDT", 0);
     ok(d && memcmp(d->signature, "DSDT", 4) == 0 && acpi_checksum_ok(d, d->length),
