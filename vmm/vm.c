@@ -17,6 +17,7 @@
 #include "devices/ioapic.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "firmware/reset_vector.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -175,6 +176,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     uint64_t rsdp = 0;
     if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
         return -1;
+    if (firmware_install_reset_vector(&vm->mem) < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM does not cover the reset vector");
+        return -1;
+    }
     struct boot_params_in bin = { .kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
                                   .rsdp_gpa = rsdp };
     struct boot_entry entry;

@@ -3,7 +3,8 @@
  * Guest physical memory:
  *   0x0000_0000 .. 0x0009_FBFF  RAM (boot structures below, then free low RAM)
  *   0x0009_FC00 .. 0x000F_FFFF  reserved (EBDA, legacy VGA/ROM hole); ACPI tables live
- *                                 at 0xE0000 so that a guest scanning for the RSDP finds it
+ *                                 at 0xE0000 so that a guest scanning for the RSDP finds it;
+ *                                 a reset stub sits at the reset vector 0xFFFF0
  *   0x0010_0000 .. low_end      RAM (kernel loaded at 1 MiB)
  *   0xC000_0000 .. 0xFFFF_FFFF  32-bit hole: PCI MMIO window, ECAM, IOAPIC, LAPIC
  *   0x1_0000_0000 ..            RAM above 4 GiB when the guest has more than fits below
@@ -24,7 +25,8 @@
 
 #define LAYOUT_EBDA_START       0x9fc00ULL  /* end of usable low RAM */
 #define LAYOUT_ACPI_START       0xe0000ULL  /* RSDP first, then the other tables */
-#define LAYOUT_ACPI_END         0x100000ULL
+#define LAYOUT_ACPI_END         0xffff0ULL  /* the reset vector follows */
+#define LAYOUT_RESET_VECTOR     0xffff0ULL  /* F000:FFF0; firmware/reset_vector.c */
 #define LAYOUT_HIGH_RAM_START   0x100000ULL /* 1 MiB */
 #define LAYOUT_KERNEL_ADDR      0x100000ULL /* bzImage protected-mode code */
 
