@@ -39,7 +39,9 @@ void char_backend_attach(struct char_backend *be, struct loop *l, void (*quit_fn
 void char_backend_set_frontend(struct char_backend *be, const struct char_frontend *fe);
 /* The frontend calls this when it can receive again after can_receive said 0. */
 void char_backend_accept_input(struct char_backend *be);
-/* Never blocks the caller for long; output to a pty nobody reads is dropped. */
+/* Any thread. A pty's output is non-blocking: what a pty nobody reads cannot
+ * take is dropped. stdout stays blocking (its file description is shared
+ * with the shell), so a stdout pipe nobody drains stalls the writer. */
 void char_backend_write(struct char_backend *be, const uint8_t *buf, size_t len);
 /* The pty slave path (SERIAL_PTY), else NULL. */
 const char *char_backend_pty_path(const struct char_backend *be);
