@@ -36,14 +36,19 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
         close(fd);
         return -1;
     }
-    /* MAP_SHARED of the memfd either way: "shared" only decides whether the
-     * fd may be handed to other processes later (vhost-user, migration). */
-    (void)shared;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    /* shared=on maps the memfd MAP_SHARED, so its pages can be handed to
+     * another process (vhost-user, local migration); shared=off keeps them
+     * private to this process, like QEMU's default RAM backend. hugetlbfs
+     * pages are reserved at mmap time (no MAP_NORESERVE), so a host without
+     * enough of them fails here instead of with SIGBUS when the guest first
+     * touches a page. */
+    int mflags = (shared ? MAP_SHARED : MAP_PRIVATE) | (hugepages ? 0 : MAP_NORESERVE);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
     if (p == MAP_FAILED) {
         int e = errno;
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
-                    "cannot map %" G_GUINT64_FORMAT " MiB of guest RAM: %s", size >> 20, g_strerror(e));
+                    "cannot map %" G_GUINT64_FORMAT " MiB of guest RAM: %s%s", size >> 20, g_strerror(e),
+                    hugepages ? " (not enough free huge pages? see /proc/sys/vm/nr_hugepages)" : "");
         close(fd);
         return -1;
     }
