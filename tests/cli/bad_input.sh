@@ -44,8 +44,8 @@ mk_pvh_elf() {
 }
 
 # A 4 KiB bzImage prefix: Debian's own kernel when tools/lab/fetch-kernel has
-# cached it, else a setup header (boot protocol 2.15) whose syssize promises
-# far more than 4 KiB.
+# cached it, else a setup header (boot protocol 2.15, 64-bit entry) whose
+# syssize promises far more than 4 KiB.
 mk_truncated_bzimage() {
     local real
     real=$(ls "${VMM_LAB_CACHE:-$srcroot/build/lab-cache}"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)
@@ -55,9 +55,13 @@ mk_truncated_bzimage() {
     fi
     head -c 4096 /dev/zero > "$1"
     {
-        printf '\x1e'; le16 0; le32 $((0x100000 / 16)); le16 0; le16 0; le16 0xffff
-        le16 0; le16 0; le16 0xaa55; printf '\xeb\x66HdrS'; le16 0x020f
+        # setup_sects, root_flags, syssize (16-byte units), ram_size, vid_mode,
+        # root_dev, boot_flag, jump, header, version
+        printf '\x1e'; le16 0; le32 $((0x100000 / 16)); le16 0; le16 0xffff; le16 0
+        le16 0xaa55; printf '\xeb\x66HdrS'; le16 0x020f
     } | dd of="$1" bs=1 seek=$((0x1f1)) conv=notrunc status=none
+    printf '\x01' | dd of="$1" bs=1 seek=$((0x211)) conv=notrunc status=none   # loadflags: LOADED_HIGH
+    le16 1 | dd of="$1" bs=1 seek=$((0x236)) conv=notrunc status=none           # xloadflags: XLF_KERNEL_64
 }
 
 mk_pvh_elf "$files/pvh.elf"
@@ -66,15 +70,17 @@ good=$files/pvh.elf
 head -c 65536 /dev/urandom > "$files/garbage"
 printf 'this is not a kernel\nbut a text file\n' > "$files/text"
 : > "$files/empty"
-mk_truncated_bzimage "$files/truncated-bzimage"
+mk_truncated_bzimage "$files/short-bzimage"
 mkdir "$files/dir"
 printf 'secret' > "$files/private" && chmod 600 "$files/private"
 printf 'initrd' > "$files/initrd"
 
-# Runs the file's owner out of the picture: as root, drop to nobody (root reads
-# anything); as anyone else, the 0600 file is already unreadable unless owned.
+# Takes the file's owner out of the picture: as root (who reads anything), the
+# cases drop to nobody; anyone else runs them directly on a mode 000 file.
 as_other=()
-if [ "$(id -u)" = 0 ]; then
+if [ "$(id -u)" != 0 ]; then
+    chmod 000 "$files/private"
+else
     as_other=(setpriv --reuid=65534 --regid=65534 --clear-groups)
     "${as_other[@]}" test -x "$vmm" -a -r "$good" 2>/dev/null || as_other=(unreachable)
 fi
@@ -136,7 +142,7 @@ check "initrd is a directory" 2 "$f/dir" -- --kernel "$good" --initrd "$f/dir"
 check "garbage kernel" 2 "$f/garbage" -- --kernel "$f/garbage"
 check "text file as kernel" 2 "$f/text" -- --kernel "$f/text"
 check "empty kernel" 2 "$f/empty" -- --kernel "$f/empty"
-check "truncated bzImage" 2 "$f/truncated-bzimage" -- --kernel "$f/truncated-bzimage"
+check "truncated bzImage" 2 "$f/short-bzimage.*truncated" -- --kernel "$f/short-bzimage"
 check "host ELF program (/bin/true)" 2 "/bin/true" -- --kernel /bin/true
 check "ELF without a PVH note" 2 "no-note.elf.*(PVH|note|NOTE)" -- --kernel "$f/no-note.elf"
 check "bad kernel does not create the serial file" 2 "$f/garbage" -- --kernel "$f/garbage" --serial file=out.log
