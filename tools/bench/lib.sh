@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by tools/bench/startup and tools/bench/rss (sourced, bash): builds the
 # firstbyte helper and runs measure.sh here when /dev/kvm works, else in ONE
 # lab L1 VM with vmm, QEMU (and its libraries and firmware), the helper and

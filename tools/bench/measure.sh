@@ -55,8 +55,10 @@ startup() {
     echo "  qemu: $(qemu_cmd 128M)"
     printf '%-10s %-28s %-28s %s\n' "" "exec -> first serial byte" "exec -> exit" "exit status"
     for v in vmm qemu; do
+        # shellcheck disable=SC2046  # split "median min max" into $1 $2 $3
         set -- $(stats "$tmp/$v.first")
         a="$1 ms ($2 - $3)"
+        # shellcheck disable=SC2046  # split "median min max" into $1 $2 $3
         set -- $(stats "$tmp/$v.exit")
         printf '%-10s %-28s %-28s %s\n' "$v" "$a" "$1 ms ($2 - $3)" "$(cat "$tmp/$v.status")"
     done
