@@ -88,8 +88,11 @@ void config_print_help(void)
 "  --cmdline STR          kernel command line (default: \"console=ttyS0\")\n"
 "\n"
 "Machine:\n"
-"  --cpus N | boot=N,max=M\n"
-"                         vCPUs at boot (default 1); max reserves room for hotplug\n"
+"  --cpus N | boot=N,max=M,nested=on|off\n"
+"                         vCPUs at boot (default 1); max reserves room for hotplug;\n"
+"                         nested: expose SVM/VMX so the guest can run its own VMs\n"
+"                         (default: on where the host KVM can nest; on where it cannot\n"
+"                         is an error)\n"
 "  --cpu-model host|baseline\n"
 "                         host: what KVM supports (default); baseline: hides XSAVE, AVX,\n"
 "                         FMA, CMPXCHG16B, SSE3 and later, so the guest can move to older\n"
@@ -169,8 +172,15 @@ static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
             if (parse_count("--cpus max", o->value, &c->cpus_max, err) < 0)
                 return -1;
             have_max = true;
+        } else if (strcmp(o->key, "nested") == 0) {
+            if (strcmp(o->value, "on") == 0)
+                c->nested = NESTED_ON;
+            else if (strcmp(o->value, "off") == 0)
+                c->nested = NESTED_OFF;
+            else
+                return fail(err, "--cpus nested: '%s' is not one of on, off", o->value);
         } else {
-            return fail(err, "--cpus: unknown key '%s'; known: boot, max", o->key);
+            return fail(err, "--cpus: unknown key '%s'; known: boot, max, nested", o->key);
         }
     }
     if (!have_max)

@@ -25,6 +25,9 @@ enum vmm_exit_status {
 enum serial_mode { SERIAL_OFF, SERIAL_STDIO, SERIAL_PTY, SERIAL_FILE };
 enum reboot_action { REBOOT_RESTART, REBOOT_EXIT };
 enum cpu_model { CPU_MODEL_HOST, CPU_MODEL_BASELINE };
+/* Nested virtualization (SVM/VMX in the guest's CPUID): AUTO exposes it
+ * where the host KVM can nest, ON insists (refuses to start otherwise). */
+enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 
 struct vm_config {
     char *name;
@@ -35,6 +38,7 @@ struct vm_config {
     unsigned cpus_boot;
     unsigned cpus_max;
     enum cpu_model cpu_model;
+    enum nested_mode nested;
 
     uint64_t mem_size;          /* bytes */
     bool mem_hugepages;

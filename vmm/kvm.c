@@ -75,3 +75,48 @@ int kvm_open(const char *path, struct kvm_caps *caps, GError **err)
     }
     return fd;
 }
+
+/* The `nested` parameter of whichever vendor module is loaded: NULL when
+ * neither is (e.g. another KVM implementation), else whether it is set. */
+static const char *nested_param(bool *set)
+{
+    static const char *const mods[] = { "kvm_amd", "kvm_intel" };
+    for (size_t i = 0; i < G_N_ELEMENTS(mods); i++) {
+        g_autofree char *path = g_strdup_printf("/sys/module/%s/parameters/nested", mods[i]);
+        g_autofree char *v = NULL;
+        if (!g_file_get_contents(path, &v, NULL, NULL))
+            continue;
+        *set = v[0] == '1' || v[0] == 'Y' || v[0] == 'y';
+        return mods[i];
+    }
+    return NULL;
+}
+
+int kvm_nested_resolve(enum nested_mode mode, const struct kvm_caps *caps, bool cpuid_nests, bool *out,
+                       GError **err)
+{
+    *out = false;
+    if (mode == NESTED_OFF)
+        return 0;
+    bool set = false;
+    const char *mod = nested_param(&set);
+    g_autofree char *why = NULL;
+    if (!mod)
+        why = g_strdup("the host KVM has no kvm_amd/kvm_intel nested parameter");
+    else if (!set)
+        why = g_strdup_printf("%s is loaded with nested=0; reload it with nested=1", mod);
+    else if (!cpuid_nests)
+        why = g_strdup("KVM does not offer SVM/VMX to guests (the host CPU or hypervisor lacks it)");
+    else if (!caps->nested_state)
+        why = g_strdup("KVM lacks KVM_CAP_NESTED_STATE; use a newer host kernel");
+    if (!why) {
+        *out = true;
+        return 0;
+    }
+    if (mode == NESTED_ON) {
+        g_set_error(err, CONFIG_ERROR, 0, "--cpus nested=on: this host cannot run nested guests: %s; "
+                    "or use nested=off", why);
+        return -1;
+    }
+    return 0;
+}

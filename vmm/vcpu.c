@@ -52,7 +52,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
     }
 
     g_autofree struct kvm_cpuid2 *cpuid =
-        cpuid_build(vm->supported_cpuid, vm->cfg->cpu_model, index, vm->cfg->cpus_max);
+        cpuid_build_nested(vm->supported_cpuid, vm->cfg->cpu_model, index, vm->cfg->cpus_max,
+                           cpuid_host_nests(vm->supported_cpuid));
     if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "KVM_SET_CPUID2 on vCPU %u: %s",
                     index, g_strerror(errno));

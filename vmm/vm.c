@@ -193,6 +193,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     vm->supported_cpuid = cpuid_get_supported(kvm_fd, err);
     if (!vm->supported_cpuid)
         return -1;
+    /* From here on the supported table lists SVM/VMX only when the guest
+     * gets them, and every vCPU's table is built from it. */
+    bool nested;
+    if (kvm_nested_resolve(cfg->nested, &vm->caps, cpuid_host_nests(vm->supported_cpuid), &nested, err) < 0)
+        return -1;
+    if (!nested)
+        cpuid_hide_nested(vm->supported_cpuid);
     vm->vcpus = g_new0(struct vcpu *, cfg->cpus_boot);
     for (unsigned i = 0; i < cfg->cpus_boot; i++) {
         vm->vcpus[i] = vcpu_create(vm, i, err);

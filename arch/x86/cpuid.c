@@ -143,16 +143,18 @@ static unsigned id_bits(unsigned n)
  * - SGX (0x12) needs EPC sections from the VMM; Intel PT (0x14) needs its
  *   MSRs saved and restored by the VMM; AMX (0x1D, 0x1E) needs the VMM to ask
  *   for the guest XSTATE permission first.
- * - 0x8000_000A describes SVM, hidden until nested virtualization is done;
+ * - 0x8000_000A describes SVM, kept only when nested virtualization is on;
  *   0x8000_001F describes SEV, which vmm does not do.
  * - Other paravirt leaves than KVM's two: vmm advertises no other hypervisor.
  * CPU_MODEL_BASELINE also drops XSAVE state (0xD), leaf 7's subleaves past 0,
  * and AVX10 (0x24). */
-static bool leaf_dropped(uint32_t function, uint32_t index, enum cpu_model model)
+static bool leaf_dropped(uint32_t function, uint32_t index, enum cpu_model model, bool nested)
 {
+    if (function == 0x8000000a)
+        return !nested;
     switch (function) {
     case 0x12: case 0x14: case 0x1d: case 0x1e:
-    case 0x8000000a: case 0x8000001f:
+    case 0x8000001f:
     case LEAF_TOPOLOGY: case LEAF_TOPOLOGY_V2:     /* rebuilt below */
         return true;
     }
@@ -202,8 +204,10 @@ static void add_topology_leaf(GArray *t, uint32_t function, unsigned apic_id, un
     e->edx = apic_id;
 }
 
-static void apply_leaf1(struct kvm_cpuid_entry2 *e, enum cpu_model model, unsigned index, unsigned nr)
+static void apply_leaf1(struct kvm_cpuid_entry2 *e, enum cpu_model model, unsigned index, unsigned nr,
+                        bool nested)
 {
+    uint32_t vmx = e->ecx & L1_ECX_VMX;
     e->ebx &= 0x0000ffffu;
     e->ebx |= (uint32_t)index << L1_EBX_APIC_ID_SHIFT;
     e->ebx |= (uint32_t)nr << L1_EBX_LOGICAL_SHIFT;
@@ -211,12 +215,13 @@ static void apply_leaf1(struct kvm_cpuid_entry2 *e, enum cpu_model model, unsign
         e->edx |= L1_EDX_HTT;
     else
         e->edx &= ~L1_EDX_HTT;
-    /* VMX is hidden until nested virtualization is a feature of its own
-     * (nested state in snapshots and migration). MONITOR/MWAIT, the
+    /* VMX only with nested virtualization on. MONITOR/MWAIT, the
      * debug-store, thermal and SMX bits are not emulated by vmm. */
     e->ecx &= ~(L1_ECX_VMX | L1_ECX_SMX | L1_ECX_MONITOR | L1_ECX_DTES64 | L1_ECX_DSCPL | L1_ECX_EST |
                 L1_ECX_TM2 | L1_ECX_XTPR | L1_ECX_PDCM);
     e->ecx |= L1_ECX_HYPERVISOR;
+    if (nested)
+        e->ecx |= vmx;
     if (model == CPU_MODEL_BASELINE)
         e->ecx &= ~(L1_ECX_SSE3 | L1_ECX_PCLMULQDQ | L1_ECX_SSSE3 | L1_ECX_FMA | L1_ECX_CX16 | L1_ECX_SSE41 |
                     L1_ECX_SSE42 | L1_ECX_MOVBE | L1_ECX_POPCNT | L1_ECX_AES | L1_ECX_XSAVE |
@@ -239,13 +244,15 @@ static void apply_leaf7(struct kvm_cpuid_entry2 *e, enum cpu_model model)
     }
 }
 
-static void apply_ext1(struct kvm_cpuid_entry2 *e, enum cpu_model model, bool amd, unsigned nr)
+static void apply_ext1(struct kvm_cpuid_entry2 *e, enum cpu_model model, bool amd, unsigned nr, bool nested)
 {
-    /* SVM: hidden until nested virtualization is done (see leaf 1 VMX).
-     * The others are profiling, watchdog and MONITORX facilities vmm does
-     * not emulate. */
+    /* SVM only with nested virtualization on. The others are profiling,
+     * watchdog and MONITORX facilities vmm does not emulate. */
+    uint32_t svm = e->ecx & E1_ECX_SVM;
     e->ecx &= ~(E1_ECX_SVM | E1_ECX_SKINIT | E1_ECX_IBS | E1_ECX_WDT | E1_ECX_PERFCTR_CORE | E1_ECX_PERFCTR_NB |
                 E1_ECX_MWAITX | E1_ECX_LWP);
+    if (nested)
+        e->ecx |= svm;
     if (amd && nr > 1)
         e->ecx |= E1_ECX_CMP_LEGACY;
     else
@@ -262,8 +269,35 @@ static int entry_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+bool cpuid_host_nests(const struct kvm_cpuid2 *supported)
+{
+    for (uint32_t i = 0; i < supported->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &supported->entries[i];
+        if ((e->function == 1 && (e->ecx & L1_ECX_VMX)) || (e->function == 0x80000001 && (e->ecx & E1_ECX_SVM)))
+            return true;
+    }
+    return false;
+}
+
+void cpuid_hide_nested(struct kvm_cpuid2 *supported)
+{
+    for (uint32_t i = 0; i < supported->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &supported->entries[i];
+        if (e->function == 1)
+            e->ecx &= ~L1_ECX_VMX;
+        else if (e->function == 0x80000001)
+            e->ecx &= ~E1_ECX_SVM;
+    }
+}
+
 struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
                                unsigned nr_cpus_max)
+{
+    return cpuid_build_nested(supported, model, index, nr_cpus_max, false);
+}
+
+struct kvm_cpuid2 *cpuid_build_nested(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
+                                      unsigned nr_cpus_max, bool nested)
 {
     g_assert(nr_cpus_max >= 1 && nr_cpus_max <= VMM_MAX_CPUS && index < nr_cpus_max);
     g_autoptr(GArray) t = g_array_new(FALSE, FALSE, sizeof(struct kvm_cpuid_entry2));
@@ -272,7 +306,7 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
         const struct kvm_cpuid_entry2 *e = &supported->entries[i];
         if (e->function == 0)
             leaf0 = e;
-        if (!leaf_dropped(e->function, e->index, model))
+        if (!leaf_dropped(e->function, e->index, model, nested))
             g_array_append_val(t, *e);
     }
     bool amd = is_vendor(leaf0, "AuthenticAMD") || is_vendor(leaf0, "HygonGenuine");
@@ -304,7 +338,7 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
         struct kvm_cpuid_entry2 *e = &g_array_index(t, struct kvm_cpuid_entry2, i);
         switch (e->function) {
         case 1:
-            apply_leaf1(e, model, index, nr);
+            apply_leaf1(e, model, index, nr, nested);
             break;
         case 4:
             if (!intel)
@@ -323,7 +357,7 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
                 apply_leaf7(e, model);
             break;
         case 0x80000001:
-            apply_ext1(e, model, amd, nr);
+            apply_ext1(e, model, amd, nr, nested);
             break;
         case 0x80000008:
             if (model == CPU_MODEL_BASELINE)

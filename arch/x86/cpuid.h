@@ -10,6 +10,7 @@
 #define ARCH_X86_CPUID_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <linux/kvm.h>
 #include <stdint.h>
 
@@ -20,9 +21,23 @@
 /* KVM_GET_SUPPORTED_CPUID. NULL with *err on failure. g_free the result. */
 struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err);
 
-/* The table for vCPU `index`. Pure: unit tests feed it a fake `supported`. */
+/* The table for vCPU `index`. Pure: unit tests feed it a fake `supported`.
+ * SVM/VMX and leaf 0x8000_000A stay hidden. */
 struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
                                unsigned nr_cpus_max);
+
+/* The same; with `nested`, the SVM bit and leaf 0x8000_000A (AMD) or the VMX
+ * bit (Intel) pass through as `supported` lists them. */
+struct kvm_cpuid2 *cpuid_build_nested(const struct kvm_cpuid2 *supported, enum cpu_model model, unsigned index,
+                                      unsigned nr_cpus_max, bool nested);
+
+/* Whether KVM offers SVM or VMX to guests: it does only when its module was
+ * loaded with nested=1. */
+bool cpuid_host_nests(const struct kvm_cpuid2 *supported);
+
+/* Clears SVM and VMX from a supported table, so that nothing built from it
+ * offers nesting. */
+void cpuid_hide_nested(struct kvm_cpuid2 *supported);
 
 /* Looks up (function, index); NULL when absent. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);

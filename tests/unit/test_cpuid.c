@@ -256,6 +256,28 @@ static void test_pv_leaves_added_when_absent(void **state)
     check_topology_leaf(c, 0xb, 0, 1);
 }
 
+/* nested=on passes SVM (and its leaf) or VMX through, and only what KVM
+ * offers; cpuid_hide_nested takes them away again. */
+static void test_nested_exposed(void **state)
+{
+    struct kvm_cpuid2 *amd = fake_amd_epyc(), *intel = fake_intel_xeon();
+    g_autofree struct kvm_cpuid2 *a = cpuid_build_nested(amd, CPU_MODEL_HOST, 0, 2, true);
+    assert_true(get(a, 0x80000001, 0)->ecx & B(2));
+    assert_int_equal(get(a, 0x8000000a, 0)->edx, get(amd, 0x8000000a, 0)->edx);
+    assert_true(get(a, 0x80000000, 0)->eax >= 0x8000000a);
+    g_autofree struct kvm_cpuid2 *i = cpuid_build_nested(intel, CPU_MODEL_HOST, 0, 2, true);
+    assert_true(get(i, 1, 0)->ecx & B(5));
+    assert_true(cpuid_host_nests(amd) && cpuid_host_nests(intel));
+    cpuid_hide_nested(amd);
+    cpuid_hide_nested(intel);
+    assert_false(cpuid_host_nests(amd) || cpuid_host_nests(intel));
+    g_autofree struct kvm_cpuid2 *a2 = cpuid_build_nested(amd, CPU_MODEL_HOST, 0, 2, true);
+    assert_false(get(a2, 0x80000001, 0)->ecx & B(2));
+    g_free(amd);
+    g_free(intel);
+    (void)state;
+}
+
 static void test_vmx_svm_hidden(void **state)
 {
     struct kvm_cpuid2 *sups[] = { fake_amd_epyc(), fake_intel_xeon() };
@@ -468,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_hypervisor_and_pv_leaves),
         cmocka_unit_test(test_pv_leaves_added_when_absent),
         cmocka_unit_test(test_vmx_svm_hidden),
+        cmocka_unit_test(test_nested_exposed),
         cmocka_unit_test(test_baseline_masks),
         cmocka_unit_test(test_host_keeps_avx),
         cmocka_unit_test(test_input_unmodified),
