@@ -2,14 +2,12 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <linux/kvm.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
 #include "vmm/bus.h"
-#include "vmm/log.h"
+#include "vmm/irq_routing.h"
 #include "vmm/state.h"
 
 #define MMIO_IOREGSEL   0x00
@@ -45,13 +43,13 @@
 #define IOAPIC_STATE_VERSION 1
 
 struct ioapic {
-    int vm_fd;
+    struct irq_routing *routing;
     struct bus *mmio;
     uint64_t base;
     void (*msi_hook)(void *opaque, uint64_t addr, uint32_t data);
     void *msi_opaque;
 
-    /* Held across KVM_SIGNAL_MSI and KVM_SET_GSI_ROUTING: both return without
+    /* Held across MSI delivery and routing updates: both return without
      * waiting for a vCPU, and holding it keeps deliveries and routing updates
      * in the order the guest caused them. */
     pthread_mutex_t lock;
@@ -72,47 +70,26 @@ static void rte_to_msi(uint64_t rte, uint64_t *addr, uint32_t *data)
 
 static void send_msi(struct ioapic *io, uint64_t rte)
 {
-    uint64_t addr;
-    uint32_t data;
-    rte_to_msi(rte, &addr, &data);
-    if (io->msi_hook) {
-        io->msi_hook(io->msi_opaque, addr, data);
-        return;
-    }
-    if (io->vm_fd < 0)
-        return;
-    struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data };
-    if (ioctl(io->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
-        log_warn("IOAPIC: KVM_SIGNAL_MSI (vector %u): %s", data & 0xff, g_strerror(errno));
+    struct irq_msi_msg m;
+    rte_to_msi(rte, &m.addr, &m.data);
+    if (io->msi_hook)
+        io->msi_hook(io->msi_opaque, m.addr, m.data);
+    else if (io->routing)
+        irq_routing_signal_msi(io->routing, &m);
 }
 
 /* Mirrors the redirection table into KVM's GSI routing (gsi = pin) so that
  * KVM's split irqchip knows which vectors are level-triggered and exits with
- * KVM_EXIT_IOAPIC_EOI for them. KVM_SET_GSI_ROUTING replaces the whole table:
- * when MSI-X routes (irqfd) arrive they must be merged into this same table,
- * not set on their own, or these routes are lost. */
+ * KVM_EXIT_IOAPIC_EOI for them. irq_routing merges these with the MSI-X
+ * routes into the one table KVM has. */
 static void sync_routes(struct ioapic *io)
 {
-    if (io->vm_fd < 0)
+    if (!io->routing)
         return;
-    struct {
-        struct kvm_irq_routing hdr;
-        struct kvm_irq_routing_entry e[IOAPIC_NUM_PINS];
-    } table;
-    memset(&table, 0, sizeof(table));
-    table.hdr.nr = IOAPIC_NUM_PINS;
-    for (unsigned pin = 0; pin < IOAPIC_NUM_PINS; pin++) {
-        uint64_t addr;
-        uint32_t data;
-        rte_to_msi(io->rte[pin], &addr, &data);
-        table.e[pin] = (struct kvm_irq_routing_entry){
-            .gsi = pin,
-            .type = KVM_IRQ_ROUTING_MSI,
-            .u.msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data },
-        };
-    }
-    if (ioctl(io->vm_fd, KVM_SET_GSI_ROUTING, &table) < 0)
-        log_warn("IOAPIC: KVM_SET_GSI_ROUTING: %s", g_strerror(errno));
+    struct irq_msi_msg m[IOAPIC_NUM_PINS];
+    for (unsigned pin = 0; pin < IOAPIC_NUM_PINS; pin++)
+        rte_to_msi(io->rte[pin], &m[pin].addr, &m[pin].data);
+    irq_routing_set_pins(io->routing, m, IOAPIC_NUM_PINS);
 }
 
 /* Delivers a level-triggered pin if it is asserted, unmasked and not already
@@ -322,10 +299,10 @@ static const struct device_ops ioapic_device_ops = {
     .destroy = ioapic_destroy,
 };
 
-struct ioapic *ioapic_create(int vm_fd, struct bus *mmio, uint64_t base)
+struct ioapic *ioapic_create(struct irq_routing *routing, struct bus *mmio, uint64_t base)
 {
     struct ioapic *io = g_new0(struct ioapic, 1);
-    io->vm_fd = vm_fd;
+    io->routing = routing;
     io->mmio = mmio;
     io->base = base;
     pthread_mutex_init(&io->lock, NULL);

@@ -1,7 +1,8 @@
 /* acpi-dump: writes the ACPI tables vmm would give a guest, one file per
- * table (rsdp.dat, xsdt.dat, facp.dat, apic.dat, dsdt.dat), for `iasl -d`.
+ * table (rsdp.dat, xsdt.dat, facp.dat, apic.dat, dsdt.dat, mcfg.dat), for `iasl -d`.
+ * The PCI host bridge gets the 64-bit window a guest with less than 3 GiB sees.
  *
- *   acpi-dump [--cpus N] [--max-cpus M] [--no-serial] OUTDIR
+ *   acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] OUTDIR
  *
  * The tables are found the way a guest finds them: RSDP → XSDT → entries →
  * FADT.X_DSDT, with every pointer checked against the buffer. */
@@ -72,11 +73,12 @@ static int dump_by_gpa(const char *dir, uint64_t gpa)
 int main(int argc, char **argv)
 {
     gint cpus = 1, max_cpus = 0;
-    gboolean no_serial = FALSE;
+    gboolean no_serial = FALSE, no_pci = FALSE;
     GOptionEntry entries[] = {
         { "cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs at boot", "N" },
         { "max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs possible (default: --cpus)", "M" },
         { "no-serial", 0, 0, G_OPTION_ARG_NONE, &no_serial, "leave COM1 out of the DSDT", NULL },
+        { "no-pci", 0, 0, G_OPTION_ARG_NONE, &no_pci, "no MCFG, no PCI0 in the DSDT", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("OUTDIR");
@@ -89,7 +91,7 @@ int main(int argc, char **argv)
     if (max_cpus == 0)
         max_cpus = cpus;
     if (argc != 2 || cpus < 1 || max_cpus < cpus || max_cpus > 255) {
-        fprintf(stderr, "usage: acpi-dump [--cpus N] [--max-cpus M] [--no-serial] OUTDIR (1 <= N <= M <= 255)\n");
+        fprintf(stderr, "usage: acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] OUTDIR (1 <= N <= M <= 255)\n");
         return 2;
     }
     if (g_mkdir_with_parents(argv[1], 0755) < 0) {
@@ -98,7 +100,8 @@ int main(int argc, char **argv)
     }
 
     struct acpi_config c = { .nr_cpus_boot = (unsigned)cpus, .nr_cpus_max = (unsigned)max_cpus,
-                             .serial = !no_serial };
+                             .serial = !no_serial, .pci = !no_pci, .pci_mmio64_base = LAYOUT_4GIB,
+                             .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
     g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
     tables = t->data;
     tables_len = t->len;

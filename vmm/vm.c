@@ -15,9 +15,11 @@
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/ioapic.h"
+#include "devices/pci/pci_host.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "firmware/reset_vector.h"
+#include "vmm/irq_routing.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -99,7 +101,8 @@ static int create_irqchip(struct vm *vm, GError **err)
         struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { IOAPIC_NUM_PINS } };
         if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0) {
             vm->split_irqchip = true;
-            vm->ioapic = ioapic_create(vm->vm_fd, &vm->mmio, LAYOUT_IOAPIC_ADDR);
+            vm->irq_routing = irq_routing_create(vm->vm_fd, true);
+            vm->ioapic = ioapic_create(vm->irq_routing, &vm->mmio, LAYOUT_IOAPIC_ADDR);
             add_device(vm, ioapic_device(vm->ioapic));
             return 0;
         }
@@ -107,6 +110,34 @@ static int create_irqchip(struct vm *vm, GError **err)
     }
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return kvm_fail(err, "KVM_CREATE_IRQCHIP");
+    vm->irq_routing = irq_routing_create(vm->vm_fd, false);
+    return 0;
+}
+
+/* The 64-bit PCI window: the first 1 GiB boundary above RAM and 4 GiB. */
+static uint64_t pci_mmio64_base(const struct guest_memory *gm)
+{
+    uint64_t top = LAYOUT_4GIB;
+    for (unsigned i = 0; i < gm->nr_regions; i++)
+        top = MAX(top, gm->regions[i].gpa + gm->regions[i].size);
+    return (top + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
+}
+
+static int create_pci(struct vm *vm, GError **err)
+{
+    struct pci_host_config pc = {
+        .ecam = { LAYOUT_PCIE_ECAM_START, LAYOUT_PCIE_ECAM_SIZE },
+        .mmio32 = { LAYOUT_PCI_MMIO32_START, LAYOUT_PCI_MMIO32_SIZE },
+        .mmio64 = { pci_mmio64_base(&vm->mem), LAYOUT_PCI_MMIO64_SIZE },
+        .io = { LAYOUT_PCI_IO_START, LAYOUT_PCI_IO_SIZE },
+    };
+    vm->pci = pci_host_create(&vm->pio, &vm->mmio, &pc);
+    if (!vm->pci) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+                    "cannot place the PCI host bridge (ECAM or 0xCF8) over another device");
+        return -1;
+    }
+    add_device(vm, pci_host_device(vm->pci));
     return 0;
 }
 
@@ -168,11 +199,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     }
     if (create_irqchip(vm, err) < 0)
         return -1;
-    if (create_devices(vm) < 0)
+    if (create_devices(vm) < 0 || create_pci(vm, err) < 0)
         return -1;
 
     struct acpi_config acfg = { .nr_cpus_boot = cfg->cpus_boot, .nr_cpus_max = cfg->cpus_max,
-                                .serial = vm->serial_be != NULL };
+                                .serial = vm->serial_be != NULL, .pci = true,
+                                .pci_mmio64_base = pci_mmio64_base(&vm->mem),
+                                .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
     uint64_t rsdp = 0;
     if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
         return -1;
@@ -248,6 +281,7 @@ void vm_destroy(struct vm *vm)
         }
         g_array_free(vm->devices, TRUE);
     }
+    irq_routing_destroy(vm->irq_routing);
     g_free(vm->supported_cpuid);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);

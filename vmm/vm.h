@@ -17,6 +17,8 @@
 struct loop;
 struct vcpu;
 struct ioapic;
+struct irq_routing;
+struct pci_host;
 struct acpi_pm;
 struct char_backend;
 
@@ -46,7 +48,9 @@ struct vm {
     struct kvm_cpuid2 *supported_cpuid;
 
     bool split_irqchip;
+    struct irq_routing *irq_routing;    /* the one owner of KVM's GSI routing table */
     struct ioapic *ioapic;
+    struct pci_host *pci;
     struct acpi_pm *acpi_pm;
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
     GArray *devices;                    /* struct device */

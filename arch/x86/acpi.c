@@ -57,6 +57,19 @@
 #define MPS_INTI_EDGE_HIGH  0x0005      /* polarity 01 active high, trigger 01 edge */
 #define MADT_ALL_PROCESSORS 0xff
 
+/* MCFG (PCI Firmware 3.0 section 4.1.2): 8 reserved bytes, then one
+ * 16-byte allocation per ECAM range. */
+#define MCFG_REVISION       1
+#define MCFG_ECAM_BUSES     (LAYOUT_PCIE_ECAM_SIZE >> 20)
+
+/* _OSC for PCI host bridges (PCI Firmware 3.0 section 4.5): control bits
+ * 0 native hotplug, 1 SHPC hotplug, 2 PME, 3 AER, 4 PCIe capability
+ * structure. Hotplug stays with ACPI (the GED), everything else is the OS's. */
+#define OSC_GRANTED         0x1c
+#define OSC_ERR_UUID        0x04
+#define OSC_ERR_REVISION    0x08
+#define OSC_ERR_MASKED      0x10
+
 #define DSDT_REVISION       2           /* 64-bit AML integers */
 #define XSDT_REVISION       1
 #define RSDP_REVISION       2
@@ -260,6 +273,68 @@ static struct aml *build_ged(void)
     return d;
 }
 
+static GByteArray *build_mcfg(void)
+{
+    GByteArray *t = table_new("MCFG", MCFG_REVISION);
+    put_le(t, 0, 8);
+    put_le(t, LAYOUT_PCIE_ECAM_START, 8);
+    put_le(t, 0, 2);                        /* PCI segment group */
+    put_le(t, 0, 1);                        /* start bus */
+    put_le(t, MCFG_ECAM_BUSES - 1, 1);      /* end bus */
+    put_le(t, 0, 4);
+    return t;
+}
+
+/* Grants OSC_GRANTED of what the OS asks for, and says so when it masked
+ * some of it (the OS then asks again for exactly what it was given). */
+static struct aml *build_pci_osc(void)
+{
+    /* ToUUID ("33DB4D5B-1FF7-401C-9657-7441C03DD766"), the PCI host bridge _OSC. */
+    static const uint8_t pci_uuid[16] = { 0x5b, 0x4d, 0xdb, 0x33, 0xf7, 0x1f, 0x1c, 0x40,
+                                          0x96, 0x57, 0x74, 0x41, 0xc0, 0x3d, 0xd7, 0x66 };
+    struct aml *m = aml_method("_OSC", 4, AML_NOT_SERIALIZED);
+    aml_append(m, aml_create_dword_field(aml_arg(3), aml_zero(), "CDW1"));
+    struct aml *pci = aml_if(aml_lequal(aml_arg(0), aml_buffer(pci_uuid, sizeof(pci_uuid))));
+    aml_append(pci, aml_create_dword_field(aml_arg(3), aml_int(8), "CDW3"));
+    aml_append(pci, aml_and(aml_name("CDW3"), aml_int(OSC_GRANTED), aml_local(0)));
+    struct aml *rev = aml_if(aml_lnot(aml_lequal(aml_arg(1), aml_one())));
+    aml_append(rev, aml_or(aml_name("CDW1"), aml_int(OSC_ERR_REVISION), aml_name("CDW1")));
+    aml_append(pci, rev);
+    struct aml *masked = aml_if(aml_lnot(aml_lequal(aml_name("CDW3"), aml_local(0))));
+    aml_append(masked, aml_or(aml_name("CDW1"), aml_int(OSC_ERR_MASKED), aml_name("CDW1")));
+    aml_append(pci, masked);
+    aml_append(pci, aml_store(aml_local(0), aml_name("CDW3")));
+    aml_append(m, pci);
+    struct aml *other = aml_else();
+    aml_append(other, aml_or(aml_name("CDW1"), aml_int(OSC_ERR_UUID), aml_name("CDW1")));
+    aml_append(m, other);
+    aml_append(m, aml_return(aml_arg(3)));
+    return m;
+}
+
+/* The PCIe host bridge (PNP0A08, compatible with PNP0A03): segment 0, the
+ * ECAM's bus range, the config ports, and the windows BARs may use. */
+static struct aml *build_pci0(const struct acpi_config *c)
+{
+    struct aml *d = aml_device("PCI0");
+    aml_append(d, aml_name_decl("_HID", aml_eisaid("PNP0A08")));
+    aml_append(d, aml_name_decl("_CID", aml_eisaid("PNP0A03")));
+    aml_append(d, aml_name_decl("_SEG", aml_zero()));
+    aml_append(d, aml_name_decl("_BBN", aml_zero()));
+    aml_append(d, aml_name_decl("_UID", aml_zero()));
+    struct aml *crs = aml_resource_template();
+    aml_append(crs, aml_word_bus_number(0, MCFG_ECAM_BUSES - 1));
+    aml_append(crs, aml_io(0xcf8, 0xcf8, 1, 8));
+    aml_append(crs, aml_word_io(LAYOUT_PCI_IO_START, LAYOUT_PCI_IO_START + LAYOUT_PCI_IO_SIZE - 1));
+    aml_append(crs, aml_dword_memory(LAYOUT_PCI_MMIO32_START,
+                                     LAYOUT_PCI_MMIO32_START + LAYOUT_PCI_MMIO32_SIZE - 1, false));
+    if (c->pci_mmio64_size)
+        aml_append(crs, aml_qword_memory(c->pci_mmio64_base, c->pci_mmio64_base + c->pci_mmio64_size - 1, true));
+    aml_append(d, aml_name_decl("_CRS", crs));
+    aml_append(d, build_pci_osc());
+    return d;
+}
+
 static GByteArray *build_dsdt(const struct acpi_config *c)
 {
     GByteArray *t = table_new("DSDT", DSDT_REVISION);
@@ -271,6 +346,8 @@ static GByteArray *build_dsdt(const struct acpi_config *c)
     aml_append(sb, build_kbd());
     aml_append(sb, build_pwrb());
     aml_append(sb, build_ged());
+    if (c->pci)
+        aml_append(sb, build_pci0(c));
     aml_append(top, sb);
 
     struct aml *s5 = aml_package();
@@ -286,20 +363,27 @@ GByteArray *acpi_build_tables(const struct acpi_config *c, uint64_t base)
 {
     GByteArray *dsdt = build_dsdt(c);
     GByteArray *madt = build_madt(c);
+    GByteArray *mcfg = c->pci ? build_mcfg() : NULL;
     table_finish(dsdt);
     table_finish(madt);
+    if (mcfg)
+        table_finish(mcfg);
 
-    /* Layout: RSDP, XSDT (two entries), FADT, MADT, DSDT. */
+    /* Layout: RSDP, XSDT (two or three entries), FADT, MADT, DSDT, MCFG. */
+    unsigned nr_entries = mcfg ? 3 : 2;
     size_t xsdt_off = align_up(RSDP_LEN);
-    size_t fadt_off = align_up(xsdt_off + HDR_LEN + 2 * 8);
+    size_t fadt_off = align_up(xsdt_off + HDR_LEN + nr_entries * 8);
     size_t madt_off = align_up(fadt_off + FADT_LEN);
     size_t dsdt_off = align_up(madt_off + madt->len);
+    size_t mcfg_off = align_up(dsdt_off + dsdt->len);
 
     GByteArray *fadt = build_fadt(base + dsdt_off);
     table_finish(fadt);
     GByteArray *xsdt = table_new("XSDT", XSDT_REVISION);
     put_le(xsdt, base + fadt_off, 8);
     put_le(xsdt, base + madt_off, 8);
+    if (mcfg)
+        put_le(xsdt, base + mcfg_off, 8);
     table_finish(xsdt);
 
     GByteArray *out = g_byte_array_new();
@@ -319,6 +403,8 @@ GByteArray *acpi_build_tables(const struct acpi_config *c, uint64_t base)
     table_place(out, fadt, fadt_off);
     table_place(out, madt, madt_off);
     table_place(out, dsdt, dsdt_off);
+    if (mcfg)
+        table_place(out, mcfg, mcfg_off);
     return out;
 }
 

@@ -1,5 +1,5 @@
 /* ACPI tables, hardware-reduced (FADT flag HW_REDUCED_ACPI): RSDP, XSDT, FADT,
- * MADT, DSDT (and later MCFG). Built once per boot into guest memory at
+ * MADT, DSDT and, with a PCI host bridge, MCFG. Built once per boot into guest memory at
  * LAYOUT_ACPI_START; the RSDP comes first so that a guest scanning
  * 0xE0000..0xFFFFF finds it, and its address is also handed to the guest
  * through boot_params.acpi_rsdp_addr / hvm_start_info.rsdp_paddr. */
@@ -16,6 +16,9 @@ struct acpi_config {
     unsigned nr_cpus_boot;      /* enabled LAPIC entries */
     unsigned nr_cpus_max;       /* further entries, online-capable, for hotplug */
     bool serial;                /* COM1 in the DSDT */
+    bool pci;                   /* MCFG and the PCI0 host bridge in the DSDT */
+    uint64_t pci_mmio64_base;   /* the 64-bit window in PCI0's _CRS (size 0: none) */
+    uint64_t pci_mmio64_size;
 };
 
 /* Builds every table into a buffer that will live at guest address `base`.

@@ -39,8 +39,15 @@
 #define LAYOUT_IOAPIC_SIZE      0x1000ULL
 #define LAYOUT_LAPIC_ADDR       0xfee00000ULL
 #define LAYOUT_4GIB             0x100000000ULL
+/* The 64-bit PCI MMIO window (64-bit BARs) starts at the first 1 GiB
+ * boundary above RAM and above 4 GiB; 64 GiB stays below a 40-bit
+ * physical address space for any RAM size up to 1 TiB - 68 GiB. */
+#define LAYOUT_PCI_MMIO64_ALIGN 0x40000000ULL
+#define LAYOUT_PCI_MMIO64_SIZE  0x1000000000ULL
 
 /* I/O ports */
+#define LAYOUT_PCI_IO_START     0x1000      /* I/O BAR window: 0x1000..0xFFFF */
+#define LAYOUT_PCI_IO_SIZE      0xf000
 #define PORT_I8042_DATA         0x60
 #define PORT_I8042_CMD          0x64
 #define PORT_RTC                0x70        /* 0x70 index, 0x71 data */

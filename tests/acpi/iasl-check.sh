@@ -1,6 +1,6 @@
 #!/bin/sh
 # Disassembles vmm's ACPI tables with iasl (Debian acpica-tools) for several
-# vCPU configurations and fails on any iasl error or warning. The DSDT is then
+# vCPU configurations, with and without the PCI host bridge (MCFG, PCI0), and fails on any iasl error or warning. The DSDT is then
 # recompiled without optimizations and must give back the very same AML bytes,
 # and the disassembly must show the devices and CPUs we emitted.
 # (iasl cannot disassemble a binary RSDP; test_acpi checks the RSDP.)
@@ -41,22 +41,28 @@ expect() {     # expect FILE COUNT PATTERN: PATTERN (fixed string) occurs on COU
     [ "$n" -eq "$2" ] || fail "$1: expected $2 lines with '$3', found $n"
 }
 
-check() {      # check BOOT MAX SERIAL(0/1)
-    boot=$1 max=$2 serial=$3
-    cfg="cpus=$boot max=$max serial=$serial"
+check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1]
+    boot=$1 max=$2 serial=$3 pci=${4:-1}
+    cfg="cpus=$boot max=$max serial=$serial pci=$pci"
     cfg_failed=0
-    dir="$work/$boot-$max-$serial"
+    dir="$work/$boot-$max-$serial-$pci"
     args="--cpus $boot --max-cpus $max"
     [ "$serial" = 1 ] || args="$args --no-serial"
+    [ "$pci" = 1 ] || args="$args --no-pci"
+    tables="xsdt facp apic dsdt"
+    [ "$pci" = 0 ] || tables="$tables mcfg"
+    dats=$(for t in $tables; do printf '%s.dat ' "$t"; done)
     # shellcheck disable=SC2086
     if ! "$dump" $args "$dir"; then
         fail "acpi-dump $args failed"
         return
     fi
-    for t in xsdt facp apic dsdt; do
+    for t in $tables; do
         [ -s "$dir/$t.dat" ] || fail "acpi-dump wrote no $t.dat"
     done
-    run_iasl -d xsdt.dat facp.dat apic.dat dsdt.dat
+    [ "$pci" = 1 ] || [ ! -e "$dir/mcfg.dat" ] || fail "acpi-dump wrote an MCFG with --no-pci"
+    # shellcheck disable=SC2086
+    run_iasl -d $dats
     run_iasl -e xsdt.dat facp.dat apic.dat -d dsdt.dat
     run_iasl -oa -p recompiled dsdt.dsl
     tail -c +37 "$dir/dsdt.dat" >"$dir/ours.body"
@@ -74,7 +80,7 @@ check() {      # check BOOT MAX SERIAL(0/1)
     expect apic.dsl 1 '[I/O APIC]'
     expect apic.dsl 1 '[Interrupt Source Override]'
     expect apic.dsl 1 '[Local APIC NMI]'
-    expect xsdt.dsl 2 'ACPI Table Address'
+    expect xsdt.dsl $((2 + pci)) 'ACPI Table Address'
     expect dsdt.dsl "$serial" 'Device (COM1)'
     expect dsdt.dsl "$serial" 'EisaId ("PNP0501")'
     expect dsdt.dsl 1 'Device (RTC)'
@@ -90,6 +96,25 @@ check() {      # check BOOT MAX SERIAL(0/1)
     expect dsdt.dsl 1 'Method (_EVT, 1, Serialized)'
     expect dsdt.dsl 1 'Notify (\_SB.PWRB, 0x80)'
     expect dsdt.dsl 1 'Name (\_S5, Package (0x04)'
+    expect dsdt.dsl "$pci" 'Device (PCI0)'
+    expect dsdt.dsl "$pci" 'EisaId ("PNP0A08")'
+    expect dsdt.dsl "$pci" 'Name (_CID, EisaId ("PNP0A03")'
+    expect dsdt.dsl "$pci" 'Name (_SEG, Zero)'
+    expect dsdt.dsl "$pci" 'Name (_BBN, Zero)'
+    expect dsdt.dsl "$pci" 'WordBusNumber (ResourceProducer'
+    expect dsdt.dsl "$pci" 'WordIO (ResourceProducer'
+    expect dsdt.dsl "$pci" 'DWordMemory (ResourceProducer'
+    expect dsdt.dsl "$pci" 'QWordMemory (ResourceProducer'
+    expect dsdt.dsl "$pci" '0xC0000000,         // Range Minimum'
+    expect dsdt.dsl "$pci" '0x0000000100000000, // Range Minimum'
+    expect dsdt.dsl "$pci" 'Method (_OSC, 4, NotSerialized)'
+    expect dsdt.dsl "$pci" 'ToUUID ("33db4d5b-1ff7-401c-9657-7441c03dd766")'
+    if [ "$pci" = 1 ]; then
+        expect mcfg.dsl 1 'Base Address : 00000000E0000000'
+        expect mcfg.dsl 1 'Segment Group Number : 0000'
+        expect mcfg.dsl 1 'Start Bus Number : 00'
+        expect mcfg.dsl 1 'End Bus Number : FF'
+    fi
     [ "$cfg_failed" = 1 ] || echo "ok [$cfg]"
 }
 
@@ -98,4 +123,5 @@ check 2 2 1
 check 4 8 0
 check 255 255 1
 check 1 255 1
+check 2 2 1 0
 exit $failed

@@ -71,7 +71,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     bus_init(&f->bus, "mmio");
-    f->io = ioapic_create(-1, &f->bus, BASE);
+    f->io = ioapic_create(NULL, &f->bus, BASE);
     assert_non_null(f->io);
     ioapic_set_msi_hook(f->io, hook, f);
     *state = f;
@@ -239,7 +239,7 @@ static void test_save_load_round_trip(void **state)
 
     struct fixture f2 = { 0 };
     bus_init(&f2.bus, "mmio");
-    struct ioapic *io2 = ioapic_create(-1, &f2.bus, BASE);
+    struct ioapic *io2 = ioapic_create(NULL, &f2.bus, BASE);
     ioapic_set_msi_hook(io2, hook, &f2);
     struct state_reader *r = state_reader_new(blob, NULL);
     struct device d2 = ioapic_device(io2);

@@ -1,0 +1,60 @@
+/* The PCIe host bridge: PCI segment 0, bus 0, reached through an ECAM window
+ * (PCIe base spec 7.2.2: one 4 KiB config space per function at
+ * base + (bus << 20 | device << 15 | function << 12)) and through the legacy
+ * configuration mechanism #1 at 0xCF8 (address) / 0xCFC-0xCFF (data).
+ *
+ * Function 00.0 is the host bridge itself: vendor 0x1b36 (Red Hat), device
+ * 0x0008, class 0x060000. That pair names a generic, quirk-free PCIe host
+ * bridge (QEMU's "gpex"); no guest driver binds to it and no Linux quirk keys
+ * on it, which is what a virtual host bridge wants. Devices sit on bus 0 as
+ * single-function devices in slots 1..31. Every config read of a function
+ * that does not exist (or of a bus other than 0) returns all ones.
+ *
+ * Like a firmware, pci_host_add_device assigns every BAR an address inside
+ * the windows (64-bit BARs above RAM, 32-bit below 4 GiB, I/O in the I/O
+ * window); the guest may move them, inside the same windows only. */
+#ifndef DEVICES_PCI_PCI_HOST_H
+#define DEVICES_PCI_PCI_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/device.h"
+#include "devices/pci/pci.h"
+
+struct bus;
+
+#define PCI_HOST_VENDOR_ID      0x1b36
+#define PCI_HOST_DEVICE_ID      0x0008
+#define PCI_HOST_CLASS          0x060000
+#define PCI_CONFIG_ADDR_PORT    0xcf8
+#define PCI_CONFIG_DATA_PORT    0xcfc
+#define PCI_MAX_SLOTS           32
+
+struct pci_window {
+    uint64_t base;
+    uint64_t size;      /* 0: no such window */
+};
+
+struct pci_host_config {
+    struct pci_window ecam;     /* size: 1 MiB per bus, at least one bus */
+    struct pci_window mmio32;
+    struct pci_window mmio64;
+    struct pci_window io;
+};
+
+struct pci_host *pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_config *cfg);
+/* Plugs `d` into `slot` (1..31) or, with slot < 0, the first free one, and
+ * assigns its BARs. Returns the devfn or -EBUSY, -ENOSPC (windows full),
+ * -EINVAL. */
+int pci_host_add_device(struct pci_host *h, struct pci_device *d, int slot);
+/* Unplugs `d` (BARs unmapped). vCPUs must be paused (see vmm/bus.h). */
+void pci_host_remove_device(struct pci_host *h, struct pci_device *d);
+struct device pci_host_device(struct pci_host *h);
+
+/* For pci.c: the bus a BAR of this kind lives on, and whether
+ * [addr, addr + size) lies inside the matching window. */
+struct bus *pci_host_bar_bus(struct pci_host *h, enum pci_bar_type type);
+bool pci_host_window_contains(const struct pci_host *h, enum pci_bar_type type, uint64_t addr, uint64_t size);
+
+#endif
