@@ -119,7 +119,7 @@ void virtio_device_error(struct virtio_device *vdev, unsigned qi, int err)
     uint8_t old = __atomic_fetch_or(&vdev->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_ACQ_REL);
     if (!__atomic_exchange_n(&vdev->error_logged, true, __ATOMIC_RELAXED))
         log_warn("%s: the guest driver broke virtqueue %u (%s); the device stops until the guest resets it",
-                 vdev->ops->name, qi, g_strerror(-err));
+                 vdev->ops->name, qi, virtq_strerror(err));
     /* 2.1.2: with DRIVER_OK set, NEEDS_RESET comes with a config change
      * notification so the driver notices. */
     if (!(old & VIRTIO_STATUS_NEEDS_RESET) && (old & VIRTIO_STATUS_DRIVER_OK))

@@ -303,8 +303,8 @@ bool virtq_should_notify(struct virtqueue *q)
     bool valid = q->signalled_used_valid;
     q->signalled_used = q->used_idx;
     q->signalled_used_valid = true;
-    if (valid && old == q->used_idx)
-        return false;
+    if (old == q->used_idx)
+        return false;       /* nothing pushed since the last decision */
 
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (!q->event_idx)
@@ -338,4 +338,18 @@ bool virtq_enable_notify(struct virtqueue *q)
     }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return avail_idx(q) != q->last_avail_idx;
+}
+
+const char *virtq_strerror(int err)
+{
+    switch (err) {
+    case -ELOOP:
+        return "a descriptor chain longer than the queue (a loop?)";
+    case -EFAULT:
+        return "a ring, table or buffer outside guest RAM";
+    case -EINVAL:
+        return "a malformed ring index or descriptor";
+    default:
+        return g_strerror(-err);
+    }
 }

@@ -140,6 +140,9 @@ bool virtq_should_notify(struct virtqueue *q);
 void virtq_disable_notify(struct virtqueue *q);
 bool virtq_enable_notify(struct virtqueue *q);
 
+/* What a virtq_pop error means, for the one log line. */
+const char *virtq_strerror(int err);
+
 /* The EVENT_IDX comparison: has new_idx moved past event_idx since old_idx?
  * All arithmetic modulo 2^16. */
 bool virtq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx);
