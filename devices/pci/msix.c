@@ -68,8 +68,8 @@ static bool msg_valid(struct msix *m, struct msix_vector *v, unsigned i)
         return true;
     if (!v->bad_msg_logged && (v->entry[ENTRY_ADDR_LO] | v->entry[ENTRY_ADDR_HI])) {
         v->bad_msg_logged = true;
-        log_warn("PCI %s: MSI-X vector %u address 0x%x%08x is not an interrupt address; not delivered",
-                 m->dev->name, i, v->entry[ENTRY_ADDR_HI], v->entry[ENTRY_ADDR_LO]);
+        log_warn("PCI %s: MSI-X vector %u address 0x%llx is not an interrupt address; not delivered",
+                 m->dev->name, i, (unsigned long long)vector_msg(v).addr);
     }
     return false;
 }
