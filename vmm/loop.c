@@ -17,7 +17,7 @@ struct watch {
     uint32_t events;
     loop_fd_fn fn;
     void *opaque;
-    bool removed;       /* freed when its last CQE arrives */
+    bool removed;       /* in loop.dying until its last CQE arrives */
 };
 
 struct pending_call {
@@ -28,6 +28,7 @@ struct pending_call {
 struct loop {
     struct io_uring ring;
     GHashTable *watches;        /* fd → struct watch*, live ones only */
+    GHashTable *dying;          /* removed watches whose last CQE has not come yet */
     int wake_fd;                /* eventfd: loop_call and loop_quit */
     pthread_mutex_t calls_lock;
     GArray *calls;              /* struct pending_call */
@@ -68,6 +69,7 @@ struct loop *loop_new(GError **err)
         return NULL;
     }
     l->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
+    l->dying = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
     l->calls = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
     pthread_mutex_init(&l->calls_lock, NULL);
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -91,6 +93,7 @@ void loop_free(struct loop *l)
     while (g_hash_table_iter_next(&it, &k, &v))
         g_free(v);
     g_hash_table_destroy(l->watches);
+    g_hash_table_destroy(l->dying);     /* the ring is gone: no CQE will come for them */
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     g_array_free(l->calls, TRUE);
@@ -121,6 +124,7 @@ int loop_remove_fd(struct loop *l, int fd)
         return -ENOENT;
     g_hash_table_remove(l->watches, GINT_TO_POINTER(fd));
     w->removed = true;
+    g_hash_table_add(l->dying, w);
     struct io_uring_sqe *sqe = get_sqe(l);
     if (!sqe)
         return -EBUSY;
@@ -188,7 +192,7 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (w->removed) {
         if (!more)
-            g_free(w);
+            g_hash_table_remove(l->dying, w);   /* frees it */
         return;
     }
     if (cqe->res >= 0)
@@ -203,7 +207,7 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
         g_hash_table_remove(l->watches, GINT_TO_POINTER(w->fd));
         g_free(w);
     } else if (!more) {
-        g_free(w);
+        g_hash_table_remove(l->dying, w);
     }
 }
 
