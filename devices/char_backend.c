@@ -343,8 +343,16 @@ void char_backend_write(struct char_backend *be, const uint8_t *buf, size_t len)
         ssize_t n = write(be->out_fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EAGAIN && be->pty_slave_fd < 0) {
+            /* stdio or a file that came to us non-blocking (the flag lives on
+             * the shared open file, set by whoever else uses it): guest output
+             * is not ours to drop, so wait for the reader as a blocking fd would. */
+            struct pollfd pfd = { .fd = be->out_fd, .events = POLLOUT };
+            if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
         if (n <= 0)
-            break;  /* full non-blocking pty, or a broken output: the rest is dropped */
+            break;  /* full pty nobody reads, or a broken output: the rest is dropped */
         buf += n;
         len -= (size_t)n;
     }
