@@ -104,7 +104,7 @@ void virtio_notify_queue(struct virtio_device *vdev, unsigned qi)
 {
     struct virtio_queue *q = queue_get(vdev, qi);
     if (q && queue_live(q) && virtq_should_notify(&q->vq))
-        interrupt_driver(vdev, VIRTIO_ISR_QUEUE, q->vector);
+        interrupt_driver(vdev, VIRTIO_ISR_QUEUE, __atomic_load_n(&q->vector, __ATOMIC_RELAXED));
 }
 
 void virtio_config_changed(struct virtio_device *vdev)

@@ -1,0 +1,25 @@
+/* The input layout shared by the fuzz target and its replay driver. */
+#ifndef TESTS_FUZZ_FUZZ_VIRTQUEUE_H
+#define TESTS_FUZZ_FUZZ_VIRTQUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FUZZ_RAM 65536          /* guest RAM: the input after the header, zero-padded */
+
+#define FUZZ_DEVICE    1        /* through virtio-rng on the core, else the bare queue */
+#define FUZZ_EVENT_IDX 2
+#define FUZZ_INDIRECT  4
+
+struct fuzz_hdr {
+    uint8_t mode;
+    uint8_t pad;
+    uint16_t size;              /* queue size as the driver wrote it: any value */
+    uint16_t desc, avail, used; /* ring addresses (GPAs) */
+    uint16_t last_avail, used_idx;
+    uint16_t seed;              /* varies offsets and lengths the device uses */
+} __attribute__((packed));
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

@@ -1,0 +1,189 @@
+/* Runs the virtqueue fuzz target without libFuzzer, so the default suite
+ * (gcc, no clang) exercises it on every run: first the given corpus files
+ * (crashers found by libFuzzer stay there as regressions), then a fixed
+ * number of generated inputs: well-formed rings of random shape (direct and
+ * indirect chains, indexes near 2^16) with a few random bytes flipped, which
+ * reaches deeper than random bytes would. Deterministic for a given seed.
+ *
+ *   fuzz_virtqueue_replay [-n COUNT] [-s SEED] [-w DIR] [FILE|DIR]...
+ *
+ * -w writes the generated inputs into DIR (seeds for a libFuzzer corpus). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "tests/fuzz/fuzz_virtqueue.h"
+
+#define INPUT_MAX (sizeof(struct fuzz_hdr) + FUZZ_RAM)
+
+static uint64_t rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void put16(uint8_t *mem, uint64_t gpa, uint16_t v)
+{
+    if (gpa + 2 <= FUZZ_RAM)
+        memcpy(mem + gpa, &v, 2);
+}
+
+static void put_desc(uint8_t *mem, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    if (gpa + 16 > FUZZ_RAM)
+        return;
+    memcpy(mem + gpa, &addr, 8);
+    memcpy(mem + gpa + 8, &len, 4);
+    memcpy(mem + gpa + 12, &flags, 2);
+    memcpy(mem + gpa + 14, &next, 2);
+}
+
+/* One chain of 1..4 buffers in the table at `table`, slots from `first`. */
+static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room,
+                          bool device)
+{
+    unsigned n = 1 + rnd(s) % 4;
+    if (n > room)
+        n = room;
+    unsigned n_out = device ? 0 : rnd(s) % (n + 1);
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t flags = (i >= n_out ? 2 : 0) | (i + 1 < n ? 1 : 0);
+        uint64_t addr = 0x8000 + rnd(s) % 0x7000;
+        uint32_t len = 1 + rnd(s) % 0x800;
+        put_desc(mem, table + 16ULL * (first + i), addr, len, flags, (uint16_t)(first + i + 1));
+    }
+    return n;
+}
+
+static size_t generate(uint64_t *s, uint8_t *in)
+{
+    memset(in, 0, INPUT_MAX);
+    struct fuzz_hdr h = { 0 };
+    uint8_t *mem = in + sizeof(h);
+    h.mode = rnd(s) & 7;
+    bool device = h.mode & FUZZ_DEVICE;
+    h.size = (uint16_t)(1u << (rnd(s) % 9));
+    h.desc = 0x1000;
+    h.avail = 0x3000;
+    h.used = 0x4000;
+    if (rnd(s) % 8 == 0) {
+        h.desc = rnd(s) & 0xfff0;
+        h.avail = rnd(s) & 0xfffe;
+        h.used = rnd(s) & 0xfffc;
+    }
+    h.last_avail = h.used_idx = device ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
+    h.seed = (uint16_t)rnd(s);
+
+    unsigned slot = 0, chains = 0, want = 1 + rnd(s) % h.size;
+    while (chains < want && slot < h.size) {
+        put16(mem, h.avail + 4 + 2ULL * ((h.last_avail + chains) % h.size), (uint16_t)slot);
+        if ((h.mode & FUZZ_INDIRECT) && rnd(s) % 3 == 0) {
+            uint64_t table = 0x5000 + 0x200 * (chains % 8);
+            unsigned n = put_chain(s, mem, table, 0, MIN(h.size, 8u), device);
+            put_desc(mem, h.desc + 16ULL * slot, table, 16 * n, 4, 0);
+            slot++;
+        } else {
+            slot += put_chain(s, mem, h.desc, slot, h.size - slot, device);
+        }
+        chains++;
+    }
+    put16(mem, h.avail + 2, (uint16_t)(h.last_avail + chains));
+    memcpy(in, &h, sizeof(h));
+
+    size_t len = sizeof(h) + 0x8000 + rnd(s) % 0x8000;
+    for (unsigned flips = rnd(s) % 5; flips; flips--)
+        in[rnd(s) % len] ^= (uint8_t)(1u << (rnd(s) % 8));
+    return len;
+}
+
+static int run_file(const char *path)
+{
+    g_autofree gchar *data = NULL;
+    gsize len;
+    g_autoptr(GError) err = NULL;
+    if (!g_file_get_contents(path, &data, &len, &err)) {
+        fprintf(stderr, "fuzz_virtqueue_replay: %s\n", err->message);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)data, len);
+    return 0;
+}
+
+static int run_path(const char *path, unsigned *count)
+{
+    if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        (*count)++;
+        return run_file(path);
+    }
+    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+    if (!dir) {
+        fprintf(stderr, "fuzz_virtqueue_replay: cannot open corpus directory %s\n", path);
+        return -1;
+    }
+    const char *name;
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree gchar *p = g_build_filename(path, name, NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
+            (*count)++;
+            if (run_file(p) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long count = 20000;
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    const char *write_dir = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "fuzz_virtqueue_replay: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "-n"))
+            count = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "-s"))
+            seed = strtoull(argv[++i], NULL, 0) | 1;
+        else if (!strcmp(argv[i], "-w"))
+            write_dir = argv[++i];
+        else {
+            fprintf(stderr, "fuzz_virtqueue_replay: unknown option %s; usage: [-n COUNT] [-s SEED] [-w DIR] [FILE|DIR]...\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (write_dir && g_mkdir_with_parents(write_dir, 0755) < 0) {
+        fprintf(stderr, "fuzz_virtqueue_replay: cannot create %s: %s\n", write_dir, g_strerror(errno));
+        return 1;
+    }
+    unsigned files = 0;
+    for (; i < argc; i++)
+        if (run_path(argv[i], &files) < 0)
+            return 1;
+
+    static uint8_t in[INPUT_MAX];
+    for (unsigned long k = 0; k < count; k++) {
+        size_t len = generate(&seed, in);
+        if (write_dir) {
+            g_autofree gchar *p = g_strdup_printf("%s/gen-%05lu", write_dir, k);
+            if (!g_file_set_contents(p, (const gchar *)in, (gssize)len, NULL)) {
+                fprintf(stderr, "fuzz_virtqueue_replay: cannot write %s\n", p);
+                return 1;
+            }
+        }
+        LLVMFuzzerTestOneInput(in, len);
+    }
+    printf("fuzz_virtqueue_replay: %u corpus files and %lu generated inputs, no invariant broken\n", files,
+           count);
+    return 0;
+}
