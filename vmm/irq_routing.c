@@ -46,7 +46,8 @@ static int kvm_signal_msi(void *opaque, const struct irq_msi_msg *msg)
     struct irq_routing *r = opaque;
     struct kvm_msi msi = { .address_lo = (uint32_t)msg->addr, .address_hi = (uint32_t)(msg->addr >> 32),
                            .data = msg->data };
-    /* 0 means the guest blocked the MSI (e.g. a disabled LAPIC): not an error of ours. */
+    /* KVM returns > 0 when delivered and 0 when the guest's LAPIC state
+     * blocked it: neither is an error of ours. */
     return ioctl(r->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
 }
 

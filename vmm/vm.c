@@ -16,6 +16,7 @@
 #include "devices/i8042.h"
 #include "devices/ioapic.h"
 #include "devices/pci/pci_host.h"
+#include "devices/pci/pci_testdev.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "firmware/reset_vector.h"
@@ -138,6 +139,9 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     }
     add_device(vm, pci_host_device(vm->pci));
+    /* guest-tests' PCI case sizes, moves and interrupts through it. */
+    if (vm->cfg->test_exit)
+        add_device(vm, pci_testdev_create(vm->pci, vm->irq_routing));
     return 0;
 }
 

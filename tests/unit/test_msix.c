@@ -16,6 +16,7 @@
 #include "devices/pci/pci_host.h"
 #include "vmm/bus.h"
 #include "vmm/irq_routing.h"
+#include "vmm/state.h"
 
 #define ECAM     0xe0000000ull
 #define MMIO32   0xc0000000ull
@@ -365,6 +366,50 @@ static void test_irqfd(void **state)
     assert_null(route(f, gsi));
 }
 
+/* The table and pending bits travel with msix_save/load; enable and mask
+ * with the host's config space. */
+static void test_save_load(void **state)
+{
+    struct fixture *f = *state;
+    set_control(f, true, false);
+    program(f, 3, 2, 0x0061);
+    msix_notify(f->msix, 3);                         /* masked: pending */
+    struct state_writer *w = state_writer_new();
+    struct device h = pci_host_device(f->host);
+    assert_int_equal(h.ops->save(h.dev, w), 0);
+    assert_int_equal(msix_save(f->msix, w), 0);
+    g_autoptr(GBytes) b = state_writer_finish(w);
+
+    h.ops->reset(h.dev);
+    assert_false(msix_enabled(f->msix));
+    assert_false(msix_vector_pending(f->msix, 3));
+
+    struct state_reader *r = state_reader_new(b, NULL);
+    assert_non_null(r);
+    assert_int_equal(h.ops->load(h.dev, r), 0);
+    assert_int_equal(msix_load(f->msix, r), 0);
+    state_reader_free(r);
+    assert_true(msix_enabled(f->msix));
+    assert_true(msix_vector_pending(f->msix, 3));
+    assert_int_equal(tbl_rd(f, 3, 0), 0xfee02000u);
+    assert_int_equal(tbl_rd(f, 3, 2), 0x61);
+    assert_int_equal(f->nsent, 0);
+    tbl_wr(f, 3, 3, 0);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(f->sent[0].data, 0x61);
+
+    /* A stream for a different vector count is refused. */
+    struct pci_device d;
+    pci_device_init(&d, "small", NULL, NULL, 1, 2, 0, 0);
+    assert_int_equal(pci_device_add_bar(&d, 0, PCI_BAR_MEM32, false, 0x1000), 0);
+    struct msix *small = msix_create(&d, NULL, 4, 0, 0, 0, 0x800);
+    r = state_reader_new(b, NULL);
+    assert_int_equal(h.ops->load(h.dev, r), 0);
+    assert_int_equal(msix_load(small, r), -EINVAL);
+    state_reader_free(r);
+    msix_destroy(small);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_function_mask_and_enable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_irqfd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

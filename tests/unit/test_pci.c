@@ -11,6 +11,7 @@
 #include "devices/pci/pci.h"
 #include "devices/pci/pci_host.h"
 #include "vmm/bus.h"
+#include "vmm/state.h"
 
 #define ECAM     0xe0000000ull
 #define MMIO32   0xc0000000ull
@@ -474,6 +475,62 @@ static void test_ecam_odd_accesses(void **state)
     assert_int_equal(ecam_rd(f, 0, DEVFN, PCI_CFG_INT_LINE, 1), 0xff);
 }
 
+static GBytes *save_host(struct pci_host *h)
+{
+    struct state_writer *w = state_writer_new();
+    struct device d = pci_host_device(h);
+    assert_int_equal(d.ops->save(d.dev, w), 0);
+    return state_writer_finish(w);
+}
+
+static int load_host(struct pci_host *h, GBytes *b)
+{
+    struct state_reader *r = state_reader_new(b, NULL);
+    assert_non_null(r);
+    struct device d = pci_host_device(h);
+    int ret = d.ops->load(d.dev, r);
+    state_reader_free(r);
+    return ret;
+}
+
+/* Config spaces travel; loading remaps the BARs where the guest had them. */
+static void test_save_load(void **state)
+{
+    struct fixture *f = *state;
+    ecam_wr(f, DEVFN, PCI_CFG_COMMAND, PCI_CMD_MEMORY, 2);
+    ecam_wr(f, DEVFN, 0x10, 0xc0100000u, 4);
+    ecam_wr(f, DEVFN, PCI_CFG_INT_LINE, 5, 1);
+    cf8_select(f, 0, DEVFN, 0x10);
+    g_autoptr(GBytes) b = save_host(f->host);
+
+    struct device h = pci_host_device(f->host);
+    h.ops->reset(h.dev);
+    assert_int_equal(f->map_addr[0], PCI_BAR_UNMAPPED);
+    assert_int_equal(load_host(f->host, b), 0);
+    assert_int_equal(f->map_addr[0], 0xc0100000u);
+    assert_int_equal(f->map_addr[2], MMIO64);
+    uint32_t v = 0;
+    assert_true(bus_read(&f->mmio, 0xc0100000u, &v, 4));
+    assert_int_equal(v, 0xab00);
+    assert_int_equal(ecam_rd(f, 0, DEVFN, PCI_CFG_INT_LINE, 1), 5);
+    assert_true(bus_read(&f->pio, 0xcf8, &v, 4));
+    assert_int_equal(v, 0x80000000u | DEVFN << 8 | 0x10);
+
+    /* A machine with other slots filled refuses the stream and keeps its state. */
+    struct bus pio2, mmio2;
+    bus_init(&pio2, "pio");
+    bus_init(&mmio2, "mmio");
+    struct pci_host *other = make_host(&pio2, &mmio2);
+    assert_int_equal(load_host(other, b), -EINVAL);
+    struct device od = pci_host_device(other);
+    v = 0;
+    assert_true(bus_read(&pio2, 0xcf8, &v, 4));
+    assert_int_equal(v, 0);
+    od.ops->destroy(od.dev);
+    bus_destroy(&pio2);
+    bus_destroy(&mmio2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slots_and_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecam_odd_accesses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
