@@ -237,7 +237,7 @@ static void device_reset(struct virtio_device *vdev)
         vdev->ops->reset(vdev);
     for (unsigned i = 0; i < vdev->num_queues; i++) {
         queue_clear(&vdev->queues[i]);
-        __atomic_store_n(&vdev->queues[i].reset_pending, false, __ATOMIC_RELEASE);
+        __atomic_store_n(&vdev->queues[i].reset_state, VIRTIO_QUEUE_RESET_NONE, __ATOMIC_RELEASE);
     }
     vdev->driver_features = 0;
     vdev->config_vector = VIRTIO_NO_VECTOR;
@@ -415,7 +415,7 @@ int virtio_queue_enable(struct virtio_device *vdev, unsigned qi)
     g_mutex_lock(&vdev->lock);
     uint8_t st = status_load(vdev);
     int r = 0;
-    if (queue_live(q) || vdev->reset_pending || q->reset_pending) {
+    if (queue_live(q) || vdev->reset_pending || q->reset_state == VIRTIO_QUEUE_RESET_PENDING) {
         r = queue_live(q) ? 0 : -EBUSY;
     } else if (!(st & VIRTIO_STATUS_FEATURES_OK) ||
                ((st & VIRTIO_STATUS_DRIVER_OK) && !virtio_has_feature(vdev, VIRTIO_F_RING_RESET))) {
@@ -424,8 +424,10 @@ int virtio_queue_enable(struct virtio_device *vdev, unsigned qi)
         q->vq.event_idx = virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX);
         q->vq.indirect = virtio_has_feature(vdev, VIRTIO_F_INDIRECT_DESC);
         r = q->size > q->max_size ? -EINVAL : virtq_enable(&q->vq, q->size, q->desc, q->avail, q->used, 0, 0);
-        if (r == 0)
+        if (r == 0) {
+            __atomic_store_n(&q->reset_state, VIRTIO_QUEUE_RESET_NONE, __ATOMIC_RELAXED);
             __atomic_store_n(&q->enabled, true, __ATOMIC_RELEASE);
+        }
     }
     g_mutex_unlock(&vdev->lock);
     if (r == -EINVAL || r == -EFAULT)
@@ -437,8 +439,10 @@ static void queue_reset_on_loop(void *opaque)
 {
     struct virtio_queue *q = opaque;
     g_mutex_lock(&q->vdev->lock);
+    if (q->vdev->ops->queue_reset)
+        q->vdev->ops->queue_reset(q->vdev, q->index);
     queue_clear(q);
-    __atomic_store_n(&q->reset_pending, false, __ATOMIC_RELEASE);
+    __atomic_store_n(&q->reset_state, VIRTIO_QUEUE_RESET_DONE, __ATOMIC_RELEASE);
     g_mutex_unlock(&q->vdev->lock);
 }
 
@@ -448,8 +452,9 @@ void virtio_queue_reset(struct virtio_device *vdev, unsigned qi)
     if (!q || !virtio_has_feature(vdev, VIRTIO_F_RING_RESET))
         return;
     g_mutex_lock(&vdev->lock);
-    bool start = !q->reset_pending;
-    q->reset_pending = true;
+    bool start = q->reset_state != VIRTIO_QUEUE_RESET_PENDING && !vdev->reset_pending;
+    if (start)
+        __atomic_store_n(&q->reset_state, VIRTIO_QUEUE_RESET_PENDING, __ATOMIC_RELAXED);
     g_mutex_unlock(&vdev->lock);
     if (!start)
         return;
@@ -462,7 +467,7 @@ void virtio_queue_reset(struct virtio_device *vdev, unsigned qi)
 bool virtio_queue_get_reset(struct virtio_device *vdev, unsigned qi)
 {
     struct virtio_queue *q = queue_get(vdev, qi);
-    return q && __atomic_load_n(&q->reset_pending, __ATOMIC_ACQUIRE);
+    return q && __atomic_load_n(&q->reset_state, __ATOMIC_ACQUIRE) == VIRTIO_QUEUE_RESET_DONE;
 }
 
 /* ---- save / load ---- */
@@ -576,7 +581,7 @@ int virtio_device_load(struct virtio_device *vdev, struct state_reader *r, GErro
     for (unsigned i = 0; i < nq; i++) {
         struct virtio_queue *q = &vdev->queues[i];
         queue_clear(q);
-        q->reset_pending = false;
+        q->reset_state = VIRTIO_QUEUE_RESET_NONE;
         q->size = sq[i].size;
         q->desc = sq[i].desc;
         q->avail = sq[i].avail;

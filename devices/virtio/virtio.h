@@ -88,6 +88,8 @@ struct virtio_device_ops {
     bool (*features_ok)(struct virtio_device *vdev, uint64_t features);
     /* Back to power-on state, dropping in-flight work. Loop thread. */
     void (*reset)(struct virtio_device *vdev);
+    /* Optional: drop queue qi's in-flight work (RING_RESET). Loop thread. */
+    void (*queue_reset)(struct virtio_device *vdev, unsigned qi);
     /* Optional: a section of its own after the core's. 0 or -errno. */
     int (*save)(struct virtio_device *vdev, struct state_writer *w);
     int (*load)(struct virtio_device *vdev, struct state_reader *r);
@@ -102,6 +104,13 @@ struct virtio_transport {
     void *opaque;
 };
 
+/* RING_RESET progress of one queue. */
+enum virtio_queue_reset_state {
+    VIRTIO_QUEUE_RESET_NONE,
+    VIRTIO_QUEUE_RESET_PENDING,     /* waiting for the loop thread */
+    VIRTIO_QUEUE_RESET_DONE,        /* reads 1 until queue_enable or device reset */
+};
+
 struct virtio_queue {
     struct virtio_device *vdev;
     unsigned index;
@@ -110,7 +119,7 @@ struct virtio_queue {
     uint64_t desc, avail, used;
     uint16_t vector;
     bool enabled;           /* atomic: vq is live */
-    bool reset_pending;     /* atomic: a RING_RESET waits for the loop */
+    uint8_t reset_state;    /* atomic: enum virtio_queue_reset_state */
     struct virtqueue vq;
     virtio_queue_fn handler;
     int kick_fd;
@@ -194,7 +203,9 @@ bool virtio_queue_get_enable(struct virtio_device *vdev, unsigned qi);
  * lie in guest RAM; a bad setup sets NEEDS_RESET. Returns 0 or -errno. */
 int virtio_queue_enable(struct virtio_device *vdev, unsigned qi);
 /* RING_RESET (2.6.1): the queue goes back to its initial state on the loop
- * thread; virtio_queue_get_reset reads true until it is done. */
+ * thread. virtio_queue_get_reset is the queue_reset register: it reads true
+ * once the reset is done (the driver polls for 1, 4.1.4.3.2) and until the
+ * driver enables the queue again or resets the device. */
 void virtio_queue_reset(struct virtio_device *vdev, unsigned qi);
 bool virtio_queue_get_reset(struct virtio_device *vdev, unsigned qi);
 /* A kick without ioeventfd: runs the handler on the loop thread. */

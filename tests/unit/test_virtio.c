@@ -497,14 +497,18 @@ static void test_ring_reset(void **state)
     virtio_queue_notify(f->vdev, 0);
     assert_int_equal(used_idx(f), 1);
 
-    virtio_queue_reset(f->vdev, 0);
     assert_false(virtio_queue_get_reset(f->vdev, 0));
+    virtio_queue_reset(f->vdev, 0);
+    /* Done: queue_reset reads 1 (what the driver polls for) until re-enabled. */
+    assert_true(virtio_queue_get_reset(f->vdev, 0));
     assert_false(virtio_queue_get_enable(f->vdev, 0));
     assert_int_equal(virtio_queue_get_desc(f->vdev, 0), 0);
+    assert_int_equal(virtio_queue_get_vector(f->vdev, 0), VIRTIO_NO_VECTOR);
     /* Re-enabled while DRIVER_OK, with fresh rings. */
     memset(hva(f, AVAIL), 0, 0x2000);
     f->avail_idx = 0;
     setup_queue(f, 3);
+    assert_false(virtio_queue_get_reset(f->vdev, 0));
     make_avail(f, 0);
     virtio_queue_notify(f->vdev, 0);
     assert_int_equal(used_idx(f), 1);
