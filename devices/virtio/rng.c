@@ -46,13 +46,22 @@ static int rng_handle(struct virtio_device *vdev, unsigned qi)
 {
     struct virtqueue *vq = virtio_vq(vdev, qi);
     struct virtq_chain c;
-    int r;
+    /* One ring's worth per run: a guest refilling as fast as we drain
+     * gets the rest after the loop's other work. */
+    unsigned budget = vq->size;
+    int r = 0;
     do {
         virtq_disable_notify(vq);
-        while ((r = virtq_pop(vq, &c)) > 0) {
+        while (budget && (r = virtq_pop(vq, &c)) > 0) {
+            budget--;
             r = rng_fill_chain(vq, &c);
             if (r < 0)
                 return r;
+        }
+        if (!budget) {
+            virtio_notify_queue(vdev, qi);
+            virtio_queue_defer(vdev, qi);
+            return 0;
         }
         if (r < 0)
             return r;

@@ -192,6 +192,13 @@ void virtio_queue_notify(struct virtio_device *vdev, unsigned qi)
         virtio_queue_run(vdev, qi);
 }
 
+void virtio_queue_defer(struct virtio_device *vdev, unsigned qi)
+{
+    struct virtio_queue *q = queue_get(vdev, qi);
+    if (q && vdev->loop)
+        loop_call(vdev->loop, notify_on_loop, q);
+}
+
 /* Buffers made available before DRIVER_OK got no kick that counted. */
 static void run_all_on_loop(void *opaque)
 {

@@ -235,6 +235,10 @@ void virtio_config_changed(struct virtio_device *vdev);
  * line per device until the driver resets it, a config interrupt; the
  * device's queues stop until reset. */
 void virtio_device_error(struct virtio_device *vdev, unsigned qi, int err);
+/* For a handler that stops after a bounded amount of work so that one busy
+ * guest queue cannot starve the rest of the loop: runs the handler again
+ * after what the loop has ready. Without a loop (tests) the caller kicks. */
+void virtio_queue_defer(struct virtio_device *vdev, unsigned qi);
 /* Runs queue qi's handler now if the device is live (what a kick does). */
 void virtio_queue_run(struct virtio_device *vdev, unsigned qi);
 
