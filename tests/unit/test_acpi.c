@@ -275,9 +275,63 @@ static void test_install_without_ram_fails(void **state)
     guest_memory_destroy(&gm);
 }
 
+static bool contains(const uint8_t *hay, size_t n, const void *needle, size_t len)
+{
+    return memmem(hay, n, needle, len) != NULL;
+}
+
+/* With a PCI host bridge: the XSDT's third entry is an MCFG describing the
+ * ECAM, and the DSDT has PCI0 with its windows and _OSC. */
+static void test_pci_tables(void **state)
+{
+    struct acpi_config c = { .nr_cpus_boot = 255, .nr_cpus_max = 255, .serial = true, .pci = true,
+                             .pci_mmio64_base = 0x140000000ull, .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    assert_true(t->len <= LAYOUT_ACPI_END - LAYOUT_ACPI_START);
+    struct parsed p = { .buf = t->data, .len = t->len, .base = LAYOUT_ACPI_START };
+    p.xsdt = table_at(&p, le(t->data + 24, 8), "XSDT");
+    assert_int_equal(le(t->data + p.xsdt + 4, 4), 36 + 3 * 8);
+    p.fadt = table_at(&p, le(t->data + p.xsdt + 36, 8), "FACP");
+    p.dsdt = table_at(&p, le(t->data + p.fadt + 140, 8), "DSDT");
+    size_t mcfg = table_at(&p, le(t->data + p.xsdt + 52, 8), "MCFG");
+    const uint8_t *m = t->data + mcfg;
+    assert_int_equal(le(m + 4, 4), 60);
+    assert_int_equal(m[8], 1);
+    assert_int_equal(le(m + 36, 8), 0);                         /* reserved */
+    assert_int_equal(le(m + 44, 8), LAYOUT_PCIE_ECAM_START);
+    assert_int_equal(le(m + 52, 2), 0);                         /* segment */
+    assert_int_equal(m[54], 0);
+    assert_int_equal(m[55], (LAYOUT_PCIE_ECAM_SIZE >> 20) - 1);
+
+    const uint8_t *d = t->data + p.dsdt;
+    size_t dlen = le(d + 4, 4);
+    uint8_t eisa[5] = { 0x0c, 0x41, 0xd0, 0x0a, 0x08 };        /* DWordConst EisaId("PNP0A08") */
+    assert_true(contains(d, dlen, "PCI0", 4));
+    assert_true(contains(d, dlen, eisa, 5));
+    eisa[4] = 0x03;                                             /* PNP0A03 */
+    assert_true(contains(d, dlen, eisa, 5));
+    static const uint8_t osc_uuid[16] = { 0x5b, 0x4d, 0xdb, 0x33, 0xf7, 0x1f, 0x1c, 0x40,
+                                          0x96, 0x57, 0x74, 0x41, 0xc0, 0x3d, 0xd7, 0x66 };
+    assert_true(contains(d, dlen, "_OSC", 4));
+    assert_true(contains(d, dlen, osc_uuid, 16));
+    uint64_t min64 = 0x140000000ull, max64 = min64 + LAYOUT_PCI_MMIO64_SIZE - 1;
+    uint32_t min32 = LAYOUT_PCI_MMIO32_START, max32 = LAYOUT_PCI_MMIO32_START + LAYOUT_PCI_MMIO32_SIZE - 1;
+    assert_true(contains(d, dlen, &min64, 8));
+    assert_true(contains(d, dlen, &max64, 8));
+    assert_true(contains(d, dlen, &min32, 4));
+    assert_true(contains(d, dlen, &max32, 4));
+
+    /* Without PCI nothing of it is there. */
+    c.pci = false;
+    g_autoptr(GByteArray) np = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    assert_false(contains(np->data, np->len, "MCFG", 4));
+    assert_false(contains(np->data, np->len, "PCI0", 4));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pci_tables),
         cmocka_unit_test(test_cpu_counts),
         cmocka_unit_test(test_pointers_follow_base),
         cmocka_unit_test(test_max_below_boot_counts_boot),
