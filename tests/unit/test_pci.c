@@ -475,6 +475,56 @@ static void test_ecam_odd_accesses(void **state)
     assert_int_equal(ecam_rd(f, 0, DEVFN, PCI_CFG_INT_LINE, 1), 0xff);
 }
 
+static uint32_t rng_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*s >> 32);
+}
+
+/* A guest writing anything anywhere in config space, through either
+ * mechanism: BARs only ever decode inside the windows, where the device
+ * answers, and the host bridge and its ports stay where they are. */
+static void test_random_config_writes(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t seed = 42;
+    unsigned mapped_seen = 0;
+    static const unsigned sizes[] = { 1, 2, 4 };
+    for (unsigned i = 0; i < 20000; i++) {
+        uint32_t r = rng_next(&seed), v = rng_next(&seed);
+        unsigned size = sizes[r % 3], off = (r >> 2) % 0x40 & ~(size - 1);
+        /* Half the writes look plausible: decode on, addresses in (or
+         * overlapping) the windows, so that mappings really happen. */
+        if (r & (1u << 30)) {
+            static const uint32_t plausible[] = { (uint32_t)MMIO32, IO_BASE, (uint32_t)(MMIO64 >> 32), 0 };
+            v = plausible[(v >> 8) % 4] + (v & 0x3000);
+            if (r & (1u << 29))
+                off = PCI_CFG_COMMAND, size = 2, v = PCI_CMD_MEMORY | PCI_CMD_IO;
+            else
+                off = PCI_CFG_BAR0 + 4 * ((r >> 4) % 4), size = 4;
+        }
+        if (r & (1u << 31))
+            cf8_wr(f, DEVFN, off, v, size);
+        else
+            ecam_wr(f, DEVFN, off, v, size);
+        for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
+            const struct pci_bar *bar = &f->dev.bar[b];
+            if (bar->mapped == PCI_BAR_UNMAPPED)
+                continue;
+            mapped_seen++;
+            assert_true(pci_host_window_contains(f->host, bar->type, bar->mapped, bar->size));
+            assert_int_equal(f->map_addr[b], bar->mapped);
+            uint32_t got = 0;
+            struct bus *bus = bar->type == PCI_BAR_IO ? &f->pio : &f->mmio;
+            assert_true(bus_read(bus, bar->mapped, &got, 1));
+            assert_int_equal(got & 0xff, (0xab00 + b) & 0xff);
+        }
+    }
+    assert_true(mapped_seen > 1000);     /* the invariants were checked, not vacuous */
+    assert_int_equal(ecam_rd(f, 0, 0, 0, 4), PCI_HOST_DEVICE_ID << 16 | PCI_HOST_VENDOR_ID);
+    assert_int_equal(ecam_rd(f, 0, DEVFN, 0, 4), 0x10411af4);
+}
+
 static GBytes *save_host(struct pci_host *h)
 {
     struct state_writer *w = state_writer_new();
@@ -547,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecam_odd_accesses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_config_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
