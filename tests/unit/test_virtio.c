@@ -555,12 +555,30 @@ static void test_loop_kick_and_reset(void **state)
     assert_int_equal(used_idx(f), 1);
     assert_int_equal(f->irqs, 1);
 
-    /* The reset is the loop's to do; until then status reads non-zero. */
+    /* The reset is the loop's to do; until then status reads non-zero and
+     * the driver cannot start over. */
+    uint8_t before = virtio_get_status(f->vdev);
     virtio_set_status(f->vdev, 0);
-    assert_int_not_equal(virtio_get_status(f->vdev), 0);
+    assert_int_equal(virtio_get_status(f->vdev), before);
+    virtio_set_status(f->vdev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_FAILED);
+    assert_int_equal(virtio_get_status(f->vdev), before);
     loop_call(loop, quit_on_loop, loop);
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(virtio_get_status(f->vdev), 0);
+
+    /* RING_RESET too: queue_reset reads 0 while pending, 1 once done. */
+    memset(hva(f, AVAIL), 0, 0x2000);
+    f->avail_idx = 0;
+    assert_true(negotiate(f->vdev, V1 | VIRTIO_BIT(VIRTIO_F_RING_RESET)));
+    setup_queue(f, 3);
+    driver_ok(f->vdev);
+    virtio_queue_reset(f->vdev, 0);
+    assert_false(virtio_queue_get_reset(f->vdev, 0));
+    assert_int_equal(virtio_queue_enable(f->vdev, 0), 0);          /* still live: no-op */
+    loop_call(loop, quit_on_loop, loop);
+    assert_int_equal(loop_run(loop), 0);
+    assert_true(virtio_queue_get_reset(f->vdev, 0));
+    assert_false(virtio_queue_get_enable(f->vdev, 0));
 
     assert_int_equal(virtio_queue_set_kick_fd(f->vdev, 0, -1), 0);
     close(efd);
