@@ -248,7 +248,6 @@ static void device_reset(struct virtio_device *vdev)
     }
     vdev->driver_features = 0;
     vdev->config_vector = VIRTIO_NO_VECTOR;
-    vdev->error_logged = false;
     __atomic_store_n(&vdev->isr, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&vdev->status, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&vdev->reset_pending, false, __ATOMIC_RELEASE);
@@ -583,7 +582,6 @@ int virtio_device_load(struct virtio_device *vdev, struct state_reader *r, GErro
     vdev->isr = isr;
     vdev->config_generation = gen;
     vdev->config_vector = cvec;
-    vdev->error_logged = false;
     vdev->reset_pending = false;
     for (unsigned i = 0; i < nq; i++) {
         struct virtio_queue *q = &vdev->queues[i];

@@ -86,7 +86,8 @@ struct virtio_device_ops {
     void (*config_write)(struct virtio_device *vdev, uint32_t off, const void *buf, uint32_t len);
     /* Optional: refuse a feature combination at FEATURES_OK (return false). */
     bool (*features_ok)(struct virtio_device *vdev, uint64_t features);
-    /* Back to power-on state, dropping in-flight work. Loop thread. */
+    /* Back to power-on state, dropping in-flight work. Loop thread, with
+     * vdev->lock held: no transport-side virtio_* calls from here. */
     void (*reset)(struct virtio_device *vdev);
     /* Optional: drop queue qi's in-flight work (RING_RESET). Loop thread. */
     void (*queue_reset)(struct virtio_device *vdev, unsigned qi);
@@ -231,9 +232,10 @@ static inline struct virtqueue *virtio_vq(struct virtio_device *vdev, unsigned q
 void virtio_notify_queue(struct virtio_device *vdev, unsigned qi);
 /* The device changed its config: bumps the generation, interrupts. */
 void virtio_config_changed(struct virtio_device *vdev);
-/* The guest broke the rules on queue qi (err: -errno): NEEDS_RESET, one log
- * line per device until the driver resets it, a config interrupt; the
- * device's queues stop until reset. */
+/* The guest broke the rules on queue qi (err: -errno): NEEDS_RESET, a
+ * config interrupt, and the device's queues stop until the driver resets it.
+ * One log line per device for the VMM's lifetime: a guest that breaks and
+ * resets in a loop cannot flood the host's log. */
 void virtio_device_error(struct virtio_device *vdev, unsigned qi, int err);
 /* For a handler that stops after a bounded amount of work so that one busy
  * guest queue cannot starve the rest of the loop: runs the handler again
