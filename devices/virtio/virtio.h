@@ -158,6 +158,9 @@ void virtio_device_init(struct virtio_device *vdev, uint16_t device_id,
 /* Queue qi exists, with at most max_size entries (a power of 2). */
 void virtio_queue_init(struct virtio_device *vdev, unsigned qi, uint16_t max_size,
                        virtio_queue_fn handler);
+/* On the loop thread, after the transport stopped calling in: deferred
+ * work (resets, notifies) is queued with loop_call, so destroying from a
+ * loop_call of its own runs after all of it. */
 void virtio_device_destroy(struct virtio_device *vdev);
 void virtio_set_transport(struct virtio_device *vdev, const struct virtio_transport *t);
 
