@@ -139,6 +139,8 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     }
     add_device(vm, pci_host_device(vm->pci));
+    struct pci_ioeventfd_ops ioev = { pci_kvm_ioeventfd, (void *)(intptr_t)vm->vm_fd };
+    pci_host_set_ioeventfd_ops(vm->pci, &ioev);
     /* guest-tests' PCI case sizes, moves and interrupts through it. */
     if (vm->cfg->test_exit)
         add_device(vm, pci_testdev_create(vm->pci, vm->irq_routing));

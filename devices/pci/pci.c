@@ -195,6 +195,74 @@ static void bar_refuse(struct pci_device *d, struct pci_bar *b, uint64_t addr, c
              d->name, b->index, (unsigned long long)addr, (unsigned long long)b->size, why);
 }
 
+/* Moves an ioeventfd to where its BAR now decodes (bar_addr), or drops it. */
+static void ioeventfd_place(struct pci_device *d, struct pci_ioeventfd *e, uint64_t bar_addr)
+{
+    uint64_t want = bar_addr == PCI_BAR_UNMAPPED ? PCI_BAR_UNMAPPED : bar_addr + e->off;
+    const struct pci_ioeventfd_ops *ops = d->host ? pci_host_ioeventfd_ops(d->host) : NULL;
+    if (want == e->addr || !ops)
+        return;
+    bool pio = d->bar[e->bar].type == PCI_BAR_IO;
+    if (e->addr != PCI_BAR_UNMAPPED) {
+        int r = ops->set(ops->opaque, pio, e->addr, e->len, e->fd, false);
+        if (r < 0)
+            log_warn("PCI %s: dropping the ioeventfd at 0x%llx: %s", d->name, (unsigned long long)e->addr,
+                     g_strerror(-r));
+    }
+    e->addr = PCI_BAR_UNMAPPED;
+    if (want != PCI_BAR_UNMAPPED) {
+        int r = ops->set(ops->opaque, pio, want, e->len, e->fd, true);
+        if (r == 0)
+            e->addr = want;
+        else
+            log_warn("PCI %s: ioeventfd at 0x%llx: %s; those writes take the slow path", d->name,
+                     (unsigned long long)want, g_strerror(-r));
+    }
+}
+
+int pci_device_add_ioeventfd(struct pci_device *d, unsigned bar, uint64_t off, unsigned len, int fd)
+{
+    if (bar >= PCI_NUM_BARS || d->bar[bar].type == PCI_BAR_NONE || fd < 0 ||
+        (len != 0 && len != 1 && len != 2 && len != 4 && len != 8) || off >= d->bar[bar].size ||
+        MAX(len, 1u) > d->bar[bar].size - off)
+        return -EINVAL;
+    if (d->host)
+        pci_host_lock(d->host);
+    int ret = 0;
+    for (unsigned i = 0; i < d->nr_ioeventfds; i++)
+        if (d->ioeventfds[i].fd == fd)
+            ret = -EINVAL;
+    if (ret == 0) {
+        d->ioeventfds = g_renew(struct pci_ioeventfd, d->ioeventfds, d->nr_ioeventfds + 1);
+        struct pci_ioeventfd *e = &d->ioeventfds[d->nr_ioeventfds++];
+        *e = (struct pci_ioeventfd){ .bar = bar, .off = off, .len = len, .fd = fd, .addr = PCI_BAR_UNMAPPED };
+        ioeventfd_place(d, e, d->bar[bar].mapped);
+    }
+    if (d->host)
+        pci_host_unlock(d->host);
+    return ret;
+}
+
+int pci_device_remove_ioeventfd(struct pci_device *d, int fd)
+{
+    if (d->host)
+        pci_host_lock(d->host);
+    int ret = -ENOENT;
+    for (unsigned i = 0; i < d->nr_ioeventfds; i++) {
+        if (d->ioeventfds[i].fd != fd)
+            continue;
+        ioeventfd_place(d, &d->ioeventfds[i], PCI_BAR_UNMAPPED);
+        d->ioeventfds[i] = d->ioeventfds[--d->nr_ioeventfds];
+        if (d->nr_ioeventfds == 0)
+            g_clear_pointer(&d->ioeventfds, g_free);
+        ret = 0;
+        break;
+    }
+    if (d->host)
+        pci_host_unlock(d->host);
+    return ret;
+}
+
 static void bar_update(struct pci_device *d, unsigned bar)
 {
     struct pci_bar *b = &d->bar[bar];
@@ -222,6 +290,9 @@ static void bar_update(struct pci_device *d, unsigned bar)
         else
             bar_refuse(d, b, addr, "overlaps another device");
     }
+    for (unsigned i = 0; i < d->nr_ioeventfds; i++)
+        if (d->ioeventfds[i].bar == bar)
+            ioeventfd_place(d, &d->ioeventfds[i], b->mapped);
     if (d->ops && d->ops->bar_map)
         d->ops->bar_map(d, bar, b->mapped);
 }

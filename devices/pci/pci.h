@@ -14,6 +14,13 @@
  * outside the host's windows or over another device is left unmapped
  * (logged once) and reported to bar_map as PCI_BAR_UNMAPPED.
  *
+ * A device can bind an eventfd to a range of a BAR (pci_device_add_ioeventfd,
+ * e.g. a virtio queue's notify register): the PCI layer keeps it registered
+ * with KVM (KVM_IOEVENTFD) at wherever the BAR decodes, moving it with the
+ * BAR and dropping it while decode is off, so guest writes there signal the
+ * eventfd without a VM exit to userspace. Without KVM (no ioeventfd ops on
+ * the host, or the assignment failed) the writes reach bar_write as usual.
+ *
  * Locking: config accesses are serialized by the host's config lock;
  * config_read, config_write and bar_map run with it held and must not issue
  * config accesses through the host. bar_read/bar_write run on vCPU threads
@@ -104,6 +111,14 @@ struct pci_bar {
     unsigned index;
 };
 
+struct pci_ioeventfd {
+    unsigned bar;
+    uint64_t off;               /* from the BAR's base */
+    unsigned len;               /* 0: any access width (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
+    int fd;
+    uint64_t addr;              /* where it is assigned now, or PCI_BAR_UNMAPPED */
+};
+
 struct pci_device {
     const char *name;
     const struct pci_device_ops *ops;
@@ -116,6 +131,8 @@ struct pci_device {
     unsigned cap_last;          /* offset of the last capability, 0: none */
     unsigned cap_free;          /* first free byte for the next capability */
     struct msix *msix;
+    struct pci_ioeventfd *ioeventfds;
+    unsigned nr_ioeventfds;
     struct pci_host *host;      /* set by pci_host_add_device */
     unsigned devfn;
 };
@@ -137,6 +154,14 @@ int pci_device_add_cap(struct pci_device *d, uint8_t id, unsigned len);
 unsigned pci_device_find_cap(const struct pci_device *d, uint8_t id);
 /* Where BAR `bar` decodes now, or PCI_BAR_UNMAPPED. */
 uint64_t pci_device_bar_addr(const struct pci_device *d, unsigned bar);
+
+/* Binds eventfd `fd` to [off, off + len) of BAR `bar` (memory or I/O).
+ * Any thread but not from config_read/config_write/bar_map (they run under
+ * the lock this takes). Returns 0 or -EINVAL (no such BAR, range outside
+ * it, len not 0/1/2/4/8, fd bound already). The fd stays the caller's. */
+int pci_device_add_ioeventfd(struct pci_device *d, unsigned bar, uint64_t off, unsigned len, int fd);
+/* Unbinds it (deassigned from KVM first). Returns 0 or -ENOENT. */
+int pci_device_remove_ioeventfd(struct pci_device *d, int fd);
 
 /* Raw little-endian config access for the device model (no masks, no side
  * effects); off + size must be within the 4 KiB. */

@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <linux/kvm.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "devices/pci/msix.h"
 #include "vmm/bus.h"
@@ -22,6 +24,8 @@ struct pci_host {
     struct bus *mmio;
     struct pci_host_config cfg;
     bool ecam_registered, cf8_registered;
+    struct pci_ioeventfd_ops ioeventfd_ops;
+    bool has_ioeventfd_ops;
 
     /* Serializes every config access and BAR (re)mapping. */
     pthread_mutex_t lock;
@@ -153,6 +157,40 @@ bool pci_host_window_contains(const struct pci_host *h, enum pci_bar_type type, 
     }
 }
 
+void pci_host_lock(struct pci_host *h)
+{
+    pthread_mutex_lock(&h->lock);
+}
+
+void pci_host_unlock(struct pci_host *h)
+{
+    pthread_mutex_unlock(&h->lock);
+}
+
+void pci_host_set_ioeventfd_ops(struct pci_host *h, const struct pci_ioeventfd_ops *ops)
+{
+    pthread_mutex_lock(&h->lock);
+    h->ioeventfd_ops = *ops;
+    h->has_ioeventfd_ops = true;
+    pthread_mutex_unlock(&h->lock);
+}
+
+const struct pci_ioeventfd_ops *pci_host_ioeventfd_ops(const struct pci_host *h)
+{
+    return h->has_ioeventfd_ops ? &h->ioeventfd_ops : NULL;
+}
+
+int pci_kvm_ioeventfd(void *opaque, bool pio, uint64_t addr, unsigned len, int fd, bool assign)
+{
+    struct kvm_ioeventfd req = {
+        .addr = addr,
+        .len = len,
+        .fd = fd,
+        .flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return ioctl((int)(intptr_t)opaque, KVM_IOEVENTFD, &req) < 0 ? -errno : 0;
+}
+
 struct bus *pci_host_bar_bus(struct pci_host *h, enum pci_bar_type type)
 {
     return type == PCI_BAR_IO ? h->pio : h->mmio;
@@ -232,6 +270,8 @@ void pci_host_remove_device(struct pci_host *h, struct pci_device *d)
     if (d->host == h && slot < PCI_MAX_SLOTS && h->slots[slot] == d) {
         pci_cfg_set(d, PCI_CFG_COMMAND, 0, 2);
         pci_device_update_mappings(d);
+        g_clear_pointer(&d->ioeventfds, g_free);
+        d->nr_ioeventfds = 0;
         h->slots[slot] = NULL;
         d->host = NULL;
     }

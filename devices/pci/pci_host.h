@@ -43,17 +43,34 @@ struct pci_host_config {
     struct pci_window io;
 };
 
+/* How BAR-relative ioeventfds reach KVM; replaceable for tests. set returns
+ * 0 or -errno. */
+struct pci_ioeventfd_ops {
+    int (*set)(void *opaque, bool pio, uint64_t addr, unsigned len, int fd, bool assign);
+    void *opaque;
+};
+
 struct pci_host *pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_config *cfg);
+/* Until this is called, ioeventfds are only remembered (writes reach the
+ * devices' bar_write). Call before the guest runs. */
+void pci_host_set_ioeventfd_ops(struct pci_host *h, const struct pci_ioeventfd_ops *ops);
+/* The KVM implementation (KVM_IOEVENTFD); opaque is (void *)(intptr_t)vm_fd. */
+int pci_kvm_ioeventfd(void *opaque, bool pio, uint64_t addr, unsigned len, int fd, bool assign);
 /* Plugs `d` into `slot` (1..31) or, with slot < 0, the first free one, and
  * assigns its BARs. Returns the devfn or -EBUSY, -ENOSPC (windows full),
  * -EINVAL. */
 int pci_host_add_device(struct pci_host *h, struct pci_device *d, int slot);
-/* Unplugs `d` (BARs unmapped). vCPUs must be paused (see vmm/bus.h). */
+/* Unplugs `d` (BARs unmapped, ioeventfds unbound). vCPUs must be paused
+ * (see vmm/bus.h). */
 void pci_host_remove_device(struct pci_host *h, struct pci_device *d);
 struct device pci_host_device(struct pci_host *h);
 
-/* For pci.c: the bus a BAR of this kind lives on, and whether
+/* For pci.c: the config lock, the ioeventfd ops (NULL: none), the bus a
+ * BAR of this kind lives on, and whether
  * [addr, addr + size) lies inside the matching window. */
+void pci_host_lock(struct pci_host *h);
+void pci_host_unlock(struct pci_host *h);
+const struct pci_ioeventfd_ops *pci_host_ioeventfd_ops(const struct pci_host *h);
 struct bus *pci_host_bar_bus(struct pci_host *h, enum pci_bar_type type);
 bool pci_host_window_contains(const struct pci_host *h, enum pci_bar_type type, uint64_t addr, uint64_t size);
 

@@ -525,6 +525,99 @@ static void test_random_config_writes(void **state)
     assert_int_equal(ecam_rd(f, 0, DEVFN, 0, 4), 0x10411af4);
 }
 
+struct ioev_log {
+    unsigned calls;
+    bool pio, assign;
+    uint64_t addr;
+    unsigned len;
+    int fd;
+    unsigned live;      /* assigned minus deassigned */
+    int fail;           /* next assign fails with this */
+};
+
+static int fake_ioeventfd(void *opaque, bool pio, uint64_t addr, unsigned len, int fd, bool assign)
+{
+    struct ioev_log *l = opaque;
+    if (assign && l->fail) {
+        int r = l->fail;
+        l->fail = 0;
+        return r;
+    }
+    l->calls++;
+    l->pio = pio;
+    l->assign = assign;
+    l->addr = addr;
+    l->len = len;
+    l->fd = fd;
+    l->live = assign ? l->live + 1 : l->live - 1;
+    return 0;
+}
+
+/* A bound eventfd follows its BAR: assigned where it decodes, moved with
+ * it, dropped while decode is off or when unbound. */
+static void test_ioeventfd_follows_bar(void **state)
+{
+    struct fixture *f = *state;
+    struct ioev_log l = { 0 };
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 0, 0x100, 2, 40), 0);    /* before ops: remembered */
+    struct pci_ioeventfd_ops ops = { fake_ioeventfd, &l };
+    pci_host_set_ioeventfd_ops(f->host, &ops);
+    assert_int_equal(l.calls, 0);                                               /* decode is off */
+
+    ecam_wr(f, DEVFN, PCI_CFG_COMMAND, PCI_CMD_MEMORY, 2);
+    assert_int_equal(l.calls, 1);
+    assert_true(l.assign);
+    assert_false(l.pio);
+    assert_int_equal(l.addr, MMIO32 + 0x100);
+    assert_int_equal(l.len, 2);
+    assert_int_equal(l.fd, 40);
+
+    ecam_wr(f, DEVFN, 0x10, 0xc0300000u, 4);
+    assert_int_equal(l.calls, 3);                                               /* deassign + assign */
+    assert_int_equal(l.addr, 0xc0300100u);
+    assert_int_equal(l.live, 1);
+
+    /* Bound while decoding: assigned at once; an I/O BAR's is a PIO one. */
+    ecam_wr(f, DEVFN, PCI_CFG_COMMAND, PCI_CMD_MEMORY | PCI_CMD_IO, 2);
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 1, 4, 0, 41), 0);
+    assert_true(l.pio);
+    assert_int_equal(l.addr, IO_BASE + 4);
+    assert_int_equal(l.live, 2);
+
+    ecam_wr(f, DEVFN, PCI_CFG_COMMAND, 0, 2);
+    assert_int_equal(l.live, 0);
+    ecam_wr(f, DEVFN, PCI_CFG_COMMAND, PCI_CMD_MEMORY | PCI_CMD_IO, 2);
+    assert_int_equal(l.live, 2);
+
+    /* A refused assignment leaves the slow path; the next move tries again. */
+    l.fail = -ENOSPC;
+    ecam_wr(f, DEVFN, 0x10, 0xc0400000u, 4);
+    assert_int_equal(l.live, 1);
+    assert_int_equal(f->dev.ioeventfds[0].addr, PCI_BAR_UNMAPPED);
+    ecam_wr(f, DEVFN, 0x10, 0xc0500000u, 4);
+    assert_int_equal(l.live, 2);
+    assert_int_equal(l.addr, 0xc0500100u);
+
+    assert_int_equal(pci_device_remove_ioeventfd(&f->dev, 40), 0);
+    assert_false(l.assign);
+    assert_int_equal(l.addr, 0xc0500100u);
+    assert_int_equal(l.live, 1);
+    assert_int_equal(pci_device_remove_ioeventfd(&f->dev, 40), -ENOENT);
+
+    /* Bad bindings. */
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 1, 8, 2, 41), -EINVAL);      /* fd bound already */
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 0, 0x1000, 2, 42), -EINVAL); /* past the BAR */
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 0, 0xfff, 2, 42), -EINVAL);  /* straddles its end */
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 4, 0, 2, 42), -EINVAL);      /* no BAR 4 */
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 0, 0, 3, 42), -EINVAL);
+    assert_int_equal(pci_device_add_ioeventfd(&f->dev, 0, 0, 4, -1), -EINVAL);
+
+    /* Unplugging unbinds what is left. */
+    pci_host_remove_device(f->host, &f->dev);
+    assert_int_equal(l.live, 0);
+    assert_int_equal(f->dev.nr_ioeventfds, 0);
+}
+
 static GBytes *save_host(struct pci_host *h)
 {
     struct state_writer *w = state_writer_new();
@@ -598,6 +691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecam_odd_accesses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_config_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ioeventfd_follows_bar, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
