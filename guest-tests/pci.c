@@ -2,8 +2,8 @@
  * (devices/pci/pci_testdev.h, present with --test-exit). ECAM found through
  * the MCFG; the same config space through CF8/CFC byte accesses; absent
  * functions read all ones; BARs sized (32-bit, I/O, 64-bit), decoded,
- * moved; MSI-X delivered by msix_notify and by irqfd, held in the PBA while
- * masked and delivered on unmask. */
+ * moved, with an ioeventfd that moves along; MSI-X delivered by msix_notify
+ * and by irqfd, held in the PBA while masked and delivered on unmask. */
 #include "rt.h"
 
 #define VEC0            0x51
@@ -16,6 +16,9 @@
 #define REG_SCRATCH     0x00
 #define REG_NOTIFY      0x04
 #define REG_IRQFD       0x08
+#define REG_DOORBELL    0x0c
+#define REG_FAST_KICKS  0x10
+#define REG_SLOW_KICKS  0x14
 #define BAR2_TARGET     0xd0000000u     /* inside the 32-bit window, below what the guest maps */
 
 static uint64_t ecam;
@@ -82,7 +85,7 @@ static uint32_t probe(unsigned devfn, unsigned bar_off)
 
 int main(void)
 {
-    plan(17);
+    plan(18);
     const struct acpi_header *mcfg = acpi_find("MCFG", 0);
     if (mcfg && mcfg->length >= 60) {
         const uint8_t *e = (const uint8_t *)mcfg + 44;
@@ -138,6 +141,11 @@ int main(void)
     ecam_wr(dev, 0x10, moved);
     ok(mmio_read32(moved + REG_SCRATCH) == 0x5ca1ab1e && mmio_read32(bar0 + REG_SCRATCH) == 0xffffffffu,
        "BAR0 moved to 0x%x: the device answers there and no longer at 0x%x", moved, bar0);
+
+    for (unsigned i = 0; i < 3; i++)
+        mmio_write32(moved + REG_DOORBELL, i);
+    uint32_t fast = mmio_read32(moved + REG_FAST_KICKS), slow = mmio_read32(moved + REG_SLOW_KICKS);
+    ok(fast == 3 && slow == 0, "doorbell at the moved BAR0: %u writes by the ioeventfd, %u through vmm", fast, slow);
 
     /* The MSI-X BAR starts above 4 GiB, which this guest does not map: move it down. */
     ecam_wr(dev, 4, CMD_IO);

@@ -3,6 +3,7 @@
 #include <glib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/pci/msix.h"
@@ -13,12 +14,17 @@
 #define REG_SCRATCH     0x00
 #define REG_NOTIFY      0x04
 #define REG_IRQFD       0x08
+#define REG_DOORBELL    0x0c
+#define REG_FAST_KICKS  0x10
+#define REG_SLOW_KICKS  0x14
 
 struct pci_testdev {
     struct pci_device pci;
     struct msix *msix;
     uint32_t scratch_mem;       /* accessed whole by one vCPU at a time in tests */
     uint32_t scratch_io;
+    int doorbell_fd;
+    uint32_t slow_kicks;
 };
 
 static uint32_t *scratch(struct pci_testdev *t, unsigned bar, uint64_t off)
@@ -33,6 +39,10 @@ static void testdev_read(struct pci_device *d, unsigned bar, uint64_t off, void 
     struct pci_testdev *t = d->opaque;
     uint32_t *s = scratch(t, bar, off);
     uint64_t v = s ? *s : 0;
+    if (bar == 0 && off == REG_FAST_KICKS && read(t->doorbell_fd, &v, sizeof(v)) != sizeof(v))
+        v = 0;
+    else if (bar == 0 && off == REG_SLOW_KICKS)
+        v = t->slow_kicks;
     memcpy(data, &v, size);
 }
 
@@ -56,12 +66,15 @@ static void testdev_write(struct pci_device *d, unsigned bar, uint64_t off, cons
         msix_notify(t->msix, v);
     else if (bar == 0 && off == REG_IRQFD && v < PCI_TESTDEV_VECTORS)
         raise_by_irqfd(t, v);
+    else if (bar == 0 && off == REG_DOORBELL)
+        t->slow_kicks++;
 }
 
 static void testdev_reset(struct pci_device *d)
 {
     struct pci_testdev *t = d->opaque;
     t->scratch_mem = t->scratch_io = 0;
+    t->slow_kicks = 0;
 }
 
 static const struct pci_device_ops testdev_pci_ops = {
@@ -76,6 +89,8 @@ static void testdev_destroy(void *dev)
     if (t->pci.host)
         pci_host_remove_device(t->pci.host, &t->pci);
     msix_destroy(t->msix);
+    if (t->doorbell_fd >= 0)
+        close(t->doorbell_fd);
     g_free(t);
 }
 
@@ -88,12 +103,14 @@ static const struct device_ops testdev_device_ops = {
 struct device pci_testdev_create(struct pci_host *host, struct irq_routing *routing)
 {
     struct pci_testdev *t = g_new0(struct pci_testdev, 1);
+    t->doorbell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pci_device_init(&t->pci, "pci-testdev", &testdev_pci_ops, t, PCI_TESTDEV_VENDOR_ID, PCI_TESTDEV_DEVICE_ID,
                     0xff0000, 0);
     if (pci_device_add_bar(&t->pci, 0, PCI_BAR_MEM32, false, 0x1000) < 0 ||
         pci_device_add_bar(&t->pci, 1, PCI_BAR_IO, false, 16) < 0 ||
         pci_device_add_bar(&t->pci, 2, PCI_BAR_MEM64, true, 0x4000) < 0 ||
-        !(t->msix = msix_create(&t->pci, routing, PCI_TESTDEV_VECTORS, 2, 0, 2, 0x800)) ||
+        !(t->msix = msix_create(&t->pci, routing, PCI_TESTDEV_VECTORS, 2, 0, 2, 0x800)) || t->doorbell_fd < 0 ||
+        pci_device_add_ioeventfd(&t->pci, 0, REG_DOORBELL, 4, t->doorbell_fd) < 0 ||
         pci_host_add_device(host, &t->pci, -1) < 0) {
         testdev_destroy(t);
         return (struct device){ 0 };

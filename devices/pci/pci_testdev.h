@@ -5,6 +5,10 @@
  *   BAR0  4 KiB 32-bit memory   0x00 scratch (rw)
  *                               0x04 write N: raise MSI-X vector N (msix_notify)
  *                               0x08 write N: raise vector N through its irqfd (KVM_IRQFD)
+ *                               0x0c doorbell: a 4-byte write signals an ioeventfd bound here
+ *                               0x10 read: doorbell writes that came by the ioeventfd since
+ *                                    the last read
+ *                               0x14 read: doorbell writes that came through vmm instead
  *   BAR1  16 bytes I/O          0x00 scratch (rw)
  *   BAR2  16 KiB 64-bit prefetchable memory: MSI-X table (4 vectors) at 0, PBA at 0x800 */
 #ifndef DEVICES_PCI_PCI_TESTDEV_H
