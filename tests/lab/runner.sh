@@ -2,6 +2,7 @@
 # The lab suite inside L1 (busybox sh): runs every case of ./cases and prints
 # each output line as "@@out NAME LINE", then "@@case NAME STATUS SECONDS".
 # Files beside it: bzImage, vmlinux, initrd.gz, nested.gz (see run-lab-tests).
+# shellcheck disable=SC1091,SC2317 # ./cases calls the lab_* functions
 cd "$(dirname "$0")" || exit 1
 cat initrd.gz nested.gz > ninitrd.gz
 
@@ -10,10 +11,14 @@ subst() {
         -e "s|@NINITRD@|$PWD/ninitrd.gz|g" -e "s|@INITRD@|$PWD/initrd.gz|g" -e "s|@TIME@|$(date +%s)|g"
 }
 
-# Waits for the case's process ($pid), typing the case's answers ("N:TEXT"
-# words) on the console fifo (fd 3) when the Nth "LAB end" shows.
+# Waits for the case's vmm ($pid) for at most $2 seconds, typing the case's
+# answers ($1, "N:TEXT" words) on the console fifo (fd 3) when the Nth
+# "LAB end" shows. A vmm still running at the deadline is a hang: before
+# killing it, print its VM's KVM counters twice, 2 s apart, so the report
+# tells a guest halted for good (a lost interrupt) from one that spins.
 drive() {
     sent=0
+    deadline=$(awk -v a="$t0" -v t="$2" 'BEGIN {printf "%d", a + t}')
     while kill -0 "$pid" 2>/dev/null; do
         ends=$(tr -d '\r' < out | grep -c '^LAB end$')
         for a in $1; do
@@ -23,12 +28,34 @@ drive() {
                 sent=$n
             fi
         done
+        read -r now _ < /proc/uptime
+        if [ "${now%.*}" -ge "$deadline" ]; then
+            hang_report > hang
+            # shellcheck disable=SC2046 # one word per pid
+            kill -KILL $(pidof vmm) 2>/dev/null
+            break
+        fi
         sleep 0.2
     done
 }
 
+hang_report() {
+    echo "HANG: still running after $tmo s; its VM's KVM counters, 2 s apart:"
+    grep -q debugfs /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
+    for snap in 1 2; do
+        for d in /sys/kernel/debug/kvm/*-*; do
+            [ -d "$d" ] || continue
+            echo "HANG $snap: $(cd "$d" && for f in exits halt_exits halt_wakeup io_exits mmio_exits irq_exits \
+                irq_injections irq_window_exits nmi_injections signal_exits; do
+                [ -f $f ] && printf '%s=%s ' $f "$(cat $f)"; done)"
+        done
+        [ $snap = 1 ] && sleep 2
+    done
+}
+
 report() {
-    tr -d '\r' < out | sed "s/^/@@out $1 /"
+    tr -d '\r' < out | cat - hang 2>/dev/null | sed "s/^/@@out $1 /"
+    rm -f hang
     echo "@@case $1 $2 $(awk -v a="$t0" '{printf "%.1f", $1 - a}' /proc/uptime)"
 }
 
@@ -54,10 +81,10 @@ lab_case() {
     done
     rm -f in && mkfifo in
     t0=$(cut -d' ' -f1 /proc/uptime)
-    eval "timeout -s KILL $tmo vmm $args" < in > out 2>&1 &
+    eval "vmm $args" < in > out 2>&1 &
     pid=$!
     exec 3> in
-    drive "$(awk -v n="$name" '$1 == n {print $2}' answers.list)"
+    drive "$(awk -v n="$name" '$1 == n {print $2}' answers.list)" "$tmo"
     wait "$pid"
     rc=$?
     exec 3>&-
