@@ -1,6 +1,8 @@
 /* timer: LAPIC timer interrupts through the IDT, one-shot then periodic,
  * each acknowledged with an EOI (without it no further interrupt of that
- * priority would arrive and the test would time out). */
+ * priority would arrive and the test would time out). With isr=0 (the
+ * runner's word for a host whose in-kernel LAPIC never shows a vector in the
+ * ISR, kvm_pvm) the in-service check is skipped and says why. */
 #include "rt.h"
 
 #define TIMER_VEC   0x40
@@ -55,7 +57,11 @@ int main(void)
     apic_write(APIC_TIMER_INIT, 0);
     unsigned got = ticks;
     ok(got >= want, "periodic timer delivered %u interrupts (wanted %u)", got, want);
-    ok(in_service_ok == got, "%u of %u were in service until their EOI and not after", in_service_ok, got);
+    if (cmdline_get_u64("isr", 1))
+        ok(in_service_ok == got, "%u of %u were in service until their EOI and not after", in_service_ok, got);
+    else
+        ok(true, "# SKIP this host's LAPIC does not show delivered vectors in the ISR (isr=0; %u of %u seen)",
+           in_service_ok, got);
     ok(cur > 0 && cur <= COUNT, "periodic count reloads (read %u of %u)", cur, COUNT);
     done();
 }

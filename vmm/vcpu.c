@@ -29,6 +29,25 @@ void vcpu_init_signals(void)
     sigaction(VCPU_KICK_SIGNAL, &sa, NULL);     /* no SA_RESTART */
 }
 
+/* Says once when KVM shows the guest CPU features that the table vmm set
+ * leaves out: the guest will see and may use them, and a migration target
+ * must then have them too. With --cpu-model baseline this means baseline
+ * cannot hide them on this host. */
+static void warn_forced_cpuid(int fd, struct kvm_cpuid2 *set, enum cpu_model model)
+{
+    const unsigned room = set->nent + 64;
+    g_autofree struct kvm_cpuid2 *kept = g_malloc0(sizeof(*kept) + room * sizeof(kept->entries[0]));
+    kept->nent = room;
+    if (ioctl(fd, KVM_GET_CPUID2, kept) < 0) {
+        log_debug("KVM_GET_CPUID2: %s; not checking which CPUID bits KVM kept", g_strerror(errno));
+        return;
+    }
+    g_autofree char *added = cpuid_added_features(set, kept);
+    if (added)
+        log_warn("this host's KVM shows the guest CPUID features vmm did not offer (%s)%s", added,
+                 model == CPU_MODEL_BASELINE ? "; --cpu-model baseline cannot hide them here" : "");
+}
+
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
 {
     struct vcpu *v = g_new0(struct vcpu, 1);
@@ -59,6 +78,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
                     index, g_strerror(errno));
         goto fail;
     }
+    if (index == 0)
+        warn_forced_cpuid(v->fd, cpuid, vm->cfg->cpu_model);
     if (regs_setup_common(v->fd, err) < 0)
         goto fail;
     if (index != 0) {

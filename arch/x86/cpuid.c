@@ -409,3 +409,33 @@ struct kvm_cpuid2 *cpuid_build_nested(const struct kvm_cpuid2 *supported, enum c
     memcpy(out->entries, t->data, t->len * sizeof(out->entries[0]));
     return out;
 }
+
+char *cpuid_added_features(struct kvm_cpuid2 *set, struct kvm_cpuid2 *kept)
+{
+    static const struct {
+        uint32_t function, index;
+        int reg;                /* 0 eax .. 3 edx */
+        uint32_t runtime;       /* bits KVM updates from guest state */
+        const char *name;
+    } regs[] = {
+        { 1, 0, 2, 1u << 27, "1.ECX" },     { 1, 0, 3, 1u << 9, "1.EDX" },
+        { 7, 0, 1, 0, "7.0.EBX" },          { 7, 0, 2, 0, "7.0.ECX" },        { 7, 0, 3, 0, "7.0.EDX" },
+        { 0x80000001, 0, 2, 0, "0x80000001.ECX" }, { 0x80000001, 0, 3, 0, "0x80000001.EDX" },
+    };
+    GString *out = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(regs); i++) {
+        const struct kvm_cpuid_entry2 *s = cpuid_find(set, regs[i].function, regs[i].index);
+        const struct kvm_cpuid_entry2 *k = cpuid_find(kept, regs[i].function, regs[i].index);
+        if (!k)
+            continue;
+        const uint32_t sv[4] = { s ? s->eax : 0, s ? s->ebx : 0, s ? s->ecx : 0, s ? s->edx : 0 };
+        const uint32_t kv[4] = { k->eax, k->ebx, k->ecx, k->edx };
+        uint32_t added = kv[regs[i].reg] & ~sv[regs[i].reg] & ~regs[i].runtime;
+        if (!added)
+            continue;
+        if (!out)
+            out = g_string_new(NULL);
+        g_string_append_printf(out, "%s%s 0x%x", out->len ? ", " : "", regs[i].name, added);
+    }
+    return out ? g_string_free(out, FALSE) : NULL;
+}

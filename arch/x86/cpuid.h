@@ -39,6 +39,16 @@ bool cpuid_host_nests(const struct kvm_cpuid2 *supported);
  * offers nesting. */
 void cpuid_hide_nested(struct kvm_cpuid2 *supported);
 
+/* Feature bits the vCPU reports (`kept`, read back with KVM_GET_CPUID2)
+ * that the table vmm set (`set`) does not: a KVM may force features on
+ * that guests see anyway (a kvm_pvm host shows the CPU's SSE3..AVX, which
+ * its guests run natively). Looks at leaf 1 ECX/EDX, 7.0 EBX/ECX/EDX and
+ * 0x8000_0001 ECX/EDX; the bits KVM keeps in step with guest state at run
+ * time (1.ECX OSXSAVE, 1.EDX APIC) do not count. Returns a description
+ * such as "1.ECX 0x14000201, 7.0.EBX 0x20", or NULL when nothing was added.
+ * g_free the result. */
+char *cpuid_added_features(struct kvm_cpuid2 *set, struct kvm_cpuid2 *kept);
+
 /* Looks up (function, index); NULL when absent. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);
 
