@@ -31,8 +31,8 @@ void vcpu_init_signals(void)
 
 /* Says once when KVM shows the guest CPU features that the table vmm set
  * leaves out: the guest will see and may use them, and a migration target
- * must then have them too. With --cpu-model baseline this means baseline
- * cannot hide them on this host. */
+ * must then have them too. A warning with --cpu-model baseline, which then
+ * cannot hide them on this host; information with host. */
 static void warn_forced_cpuid(int fd, struct kvm_cpuid2 *set, enum cpu_model model)
 {
     const unsigned room = set->nent + 64;
@@ -43,9 +43,11 @@ static void warn_forced_cpuid(int fd, struct kvm_cpuid2 *set, enum cpu_model mod
         return;
     }
     g_autofree char *added = cpuid_added_features(set, kept);
-    if (added)
-        log_warn("this host's KVM shows the guest CPUID features vmm did not offer (%s)%s", added,
-                 model == CPU_MODEL_BASELINE ? "; --cpu-model baseline cannot hide them here" : "");
+    if (added && model == CPU_MODEL_BASELINE)
+        log_warn("this host's KVM shows the guest CPUID features vmm did not offer (%s); "
+                 "--cpu-model baseline cannot hide them here", added);
+    else if (added)
+        log_info("this host's KVM shows the guest CPUID features vmm did not offer (%s)", added);
 }
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
