@@ -1,7 +1,8 @@
 /* struct guest_memory: guest RAM and the only way the VMM touches it.
  *
- * RAM is one memfd (optionally hugetlbfs-backed), mapped once, and split into
- * at most two regions around the 32-bit PCI hole. Every access is bounds
+ * RAM is one mapping: anonymous private memory with THP by default, a memfd
+ * with shared=on or hugepages=on (hugetlbfs), split into at most two
+ * regions around the 32-bit PCI hole. Every access is bounds
  * checked against the regions; every VMM write marks the pages it touched in
  * a dirty bitmap, because KVM's dirty log only sees writes made by the guest. */
 #ifndef VMM_MEMORY_H
@@ -19,7 +20,7 @@ struct guest_region {
     uint64_t gpa;
     uint64_t size;
     uint8_t *hva;
-    uint64_t fd_offset;     /* offset of this region in the memfd */
+    uint64_t fd_offset;     /* offset of this region in the memfd (when there is one) */
     uint32_t slot;          /* KVM memory slot */
     unsigned long *dirty;   /* one bit per 4 KiB page, VMM writes only */
 };
@@ -28,8 +29,8 @@ struct guest_memory {
     struct guest_region regions[GUEST_MAX_REGIONS];
     unsigned nr_regions;
     uint64_t ram_size;
-    int memfd;
-    uint8_t *base;          /* the one mapping of the whole memfd */
+    int memfd;              /* -1 for anonymous RAM */
+    uint8_t *base;          /* the one mapping of all RAM */
     bool hugepages;
 };
 

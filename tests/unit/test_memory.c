@@ -1,6 +1,7 @@
 /* struct guest_memory: layout around the 32-bit hole, bounds checks, copies,
- * and the VMM-write dirty bitmap. RAM is a MAP_NORESERVE memfd, so even the
- * 5 GiB guest costs only the pages a test touches. */
+ * and the VMM-write dirty bitmap. RAM is MAP_NORESERVE (anonymous for the
+ * 256 MiB guest, a shared memfd for the 5 GiB one), so even the 5 GiB guest
+ * costs only the pages a test touches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arch/x86/layout.h"
 #include "vmm/memory.h"
@@ -31,7 +33,7 @@ static int setup_5g(void **state)
 {
     struct guest_memory *gm = g_new0(struct guest_memory, 1);
     g_autoptr(GError) err = NULL;
-    if (guest_memory_create(gm, 5 * GIB, false, false, &err) < 0)
+    if (guest_memory_create(gm, 5 * GIB, false, true, &err) < 0)
         fail_msg("%s", err->message);
     *state = gm;
     return 0;
@@ -56,7 +58,7 @@ static void test_layout_small(void **state)
     assert_int_equal(gm->regions[0].size, 256 * MIB);
     assert_ptr_equal(gm->regions[0].hva, gm->base);
     assert_int_equal(guest_memory_low_end(gm), 256 * MIB);
-    assert_true(gm->memfd >= 0);
+    assert_int_equal(gm->memfd, -1);      /* private RAM is anonymous (THP), no memfd */
     assert_ptr_equal(guest_memory_ptr(gm, 0, 1), gm->base);
     assert_ptr_equal(guest_memory_ptr(gm, 256 * MIB - 1, 1), gm->base + 256 * MIB - 1);
     assert_null(guest_memory_ptr(gm, 256 * MIB, 1));
@@ -76,6 +78,12 @@ static void test_layout_above_4g(void **state)
     assert_int_equal(gm->regions[1].gpa, LAYOUT_4GIB);
     assert_int_equal(gm->regions[1].size, 5 * GIB - low);
     assert_int_equal(gm->regions[1].fd_offset, low);
+    /* shared=on: the memfd and the mapping are the same pages, high region
+     * at its fd_offset. */
+    assert_true(gm->memfd >= 0);
+    const char msg[] = "through the memfd";
+    assert_int_equal(pwrite(gm->memfd, msg, sizeof(msg), (off_t)(gm->regions[1].fd_offset + 3 * PAGE)), sizeof(msg));
+    assert_memory_equal(guest_memory_ptr(gm, LAYOUT_4GIB + 3 * PAGE, sizeof(msg)), msg, sizeof(msg));
     assert_ptr_equal(gm->regions[1].hva, gm->base + low);
     assert_int_not_equal(gm->regions[0].slot, gm->regions[1].slot);
     assert_int_equal(guest_memory_low_end(gm), low);
