@@ -113,7 +113,7 @@ check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1]
         expect mcfg.dsl 1 'Base Address : 00000000E0000000'
         expect mcfg.dsl 1 'Segment Group Number : 0000'
         expect mcfg.dsl 1 'Start Bus Number : 00'
-        expect mcfg.dsl 1 'End Bus Number : FF'
+        expect mcfg.dsl 1 'End Bus Number : 00'
     fi
     [ "$cfg_failed" = 1 ] || echo "ok [$cfg]"
 }

@@ -168,7 +168,7 @@ static const struct e820 map_256m[] = {
     { 0, 0x9fc00, 1 },
     { 0x9fc00, 0x100000 - 0x9fc00, 2 },
     { 0x100000, 256 * MiB - 0x100000, 1 },
-    { 0xe0000000, 0x10000000, 2 },
+    { 0xe0000000, 0x100000, 2 },         /* ECAM, bus 0 */
 };
 
 static void test_bz_valid(void **state)
@@ -217,7 +217,7 @@ static void test_bz_5g_two_regions(void **state)
         { 0, 0x9fc00, 1 },
         { 0x9fc00, 0x100000 - 0x9fc00, 2 },
         { 0x100000, 3 * GiB - 0x100000, 1 },
-        { 0xe0000000, 0x10000000, 2 },
+        { 0xe0000000, 0x100000, 2 },     /* ECAM, bus 0 */
         { 4 * GiB, 2 * GiB, 1 },
     };
     assert_e820(m, bz_e820(&gm, m), want, G_N_ELEMENTS(want));
