@@ -166,13 +166,9 @@ void loop_quit(struct loop *l)
         log_warn("event loop wake-up failed: %s", g_strerror(errno));
 }
 
-static void wake_fn(void *opaque, int fd, uint32_t revents)
+/* Runs what was queued before this call; returns how many ran. */
+static unsigned run_calls(struct loop *l)
 {
-    struct loop *l = opaque;
-    (void)revents;
-    uint64_t n;
-    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        log_warn("event loop wake-up read failed: %s", g_strerror(errno));
     pthread_mutex_lock(&l->calls_lock);
     GArray *calls = l->calls;
     l->calls = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
@@ -181,7 +177,25 @@ static void wake_fn(void *opaque, int fd, uint32_t revents)
         struct pending_call *c = &g_array_index(calls, struct pending_call, i);
         c->fn(c->opaque);
     }
+    unsigned n = calls->len;
     g_array_free(calls, TRUE);
+    return n;
+}
+
+static void wake_fn(void *opaque, int fd, uint32_t revents)
+{
+    struct loop *l = opaque;
+    (void)revents;
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_warn("event loop wake-up read failed: %s", g_strerror(errno));
+    run_calls(l);
+}
+
+void loop_run_calls(struct loop *l)
+{
+    for (unsigned round = 0; round < 64 && run_calls(l); round++)
+        ;
 }
 
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe)

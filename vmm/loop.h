@@ -25,6 +25,13 @@ int loop_remove_fd(struct loop *l, int fd);
 /* Runs fn(opaque) on the loop thread. Safe from any thread. */
 void loop_call(struct loop *l, loop_call_fn fn, void *opaque);
 
+/* Runs the calls queued with loop_call so far, and those they queue in
+ * turn (at most 64 rounds, so a call that keeps re-queueing itself cannot
+ * hang the caller), on the caller's thread, which must be the loop's while
+ * loop_run is not running. For teardown: a stopped VM's devices may still
+ * have deferred work queued that must run before they are freed. */
+void loop_run_calls(struct loop *l);
+
 /* Runs until loop_quit. Returns 0 or -errno on a fatal ring error. */
 int loop_run(struct loop *l);
 /* Safe from any thread. */

@@ -80,6 +80,9 @@ static int run(struct runner *r, const struct vm_config *cfg, int kvm_fd, const 
         loop_remove_fd(r->loop, efd);
         vm_stop_vcpus(&r->vm);
         r->vm_live = false;
+        /* Work the devices deferred to the loop (virtio resets, kicks) runs
+         * now, while the devices and guest memory it touches still exist. */
+        loop_run_calls(r->loop);
 
         enum vm_stop_reason reason = r->vm.stop_reason;
         int arg = r->vm.stop_arg;

@@ -264,6 +264,46 @@ static void test_modify_fd(void **state)
     close(p[1]);
 }
 
+static void tally_call(void *opaque)
+{
+    struct ctx *c = opaque;
+    c->calls++;
+}
+
+/* Queues a count, then itself again until calls2 reaches 3. */
+static void chain_call(void *opaque)
+{
+    struct ctx *c = opaque;
+    loop_call(c->loop, tally_call, c);
+    if (++c->calls2 < 3)
+        loop_call(c->loop, chain_call, c);
+}
+
+static void forever_call(void *opaque)
+{
+    struct ctx *c = opaque;
+    c->calls2++;
+    loop_call(c->loop, forever_call, c);
+}
+
+/* Teardown's flush: what was queued runs, and what that queued, without
+ * loop_run; a call that always re-queues itself is cut off. */
+static void test_run_calls(void **state)
+{
+    struct ctx *c = *state;
+    loop_call(c->loop, tally_call, c);
+    loop_call(c->loop, chain_call, c);
+    loop_run_calls(c->loop);
+    assert_int_equal(c->calls, 4);
+    assert_int_equal(c->calls2, 3);
+    loop_run_calls(c->loop);
+    assert_int_equal(c->calls, 4);
+    c->calls2 = 0;
+    loop_call(c->loop, forever_call, c);
+    loop_run_calls(c->loop);
+    assert_int_equal(c->calls2, 64);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quit_before_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_in_own_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modify_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_calls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
