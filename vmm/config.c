@@ -109,6 +109,8 @@ void config_print_help(void)
 "  --serial stdio|pty|file=PATH|off\n"
 "                         COM1 (16550A at 0x3f8, IRQ 4); default stdio; on a terminal\n"
 "                         it goes raw and Ctrl-A x quits vmm\n"
+"  --rng                  a virtio-rng device (virtio-pci, in the first free slot of PCI\n"
+"                         bus 0): the guest's hwrng, fed from the host's getrandom(2)\n"
 "  --test-exit            QEMU isa-debug-exit compatible port 0xf4: the guest writes V,\n"
 "                         vmm exits with status (V << 1) | 1\n"
 "\n"
@@ -238,7 +240,7 @@ static int parse_serial(struct vm_config *c, const char *arg, GError **err)
 
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
-    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT,
+    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_RNG,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -253,6 +255,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "serial", required_argument, NULL, OPT_SERIAL },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "name", required_argument, NULL, OPT_NAME },
+        { "rng", no_argument, NULL, OPT_RNG },
         { "test-exit", no_argument, NULL, OPT_TEST_EXIT },
         { "reboot", required_argument, NULL, OPT_REBOOT },
         { "help", no_argument, NULL, 'h' },
@@ -296,6 +299,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             break;
         }
         case OPT_TEST_EXIT: c->test_exit = true; break;
+        case OPT_RNG: c->rng = true; break;
         case OPT_REBOOT:
             if (strcmp(optarg, "restart") == 0)
                 c->reboot = REBOOT_RESTART;

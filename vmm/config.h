@@ -47,6 +47,7 @@ struct vm_config {
     enum serial_mode serial_mode;
     char *serial_path;          /* SERIAL_FILE */
 
+    bool rng;                   /* a virtio-rng PCI device */
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
     int log_level;              /* enum log_level */

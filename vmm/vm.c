@@ -19,6 +19,8 @@
 #include "devices/pci/pci_testdev.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
 #include "firmware/reset_vector.h"
 #include "vmm/irq_routing.h"
 #include "vmm/log.h"
@@ -124,6 +126,26 @@ static uint64_t pci_mmio64_base(const struct guest_memory *gm)
     return (top + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
 }
 
+static void rng_release(struct virtio_device *vdev)
+{
+    virtio_rng_free(vdev->opaque);
+}
+
+/* PCI devices take the first free device number on bus 0 in the order they
+ * are created: pci-testdev (with --test-exit), then the virtio devices. */
+static int add_virtio_rng(struct vm *vm, GError **err)
+{
+    struct virtio_rng *rng = virtio_rng_new(&vm->mem, vm->loop);
+    struct virtio_pci_params p = { .id = "virtio-rng", .slot = -1, .release = rng_release };
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &rng->vdev, &p, err);
+    if (!vp) {
+        virtio_rng_free(rng);
+        return -1;
+    }
+    add_device(vm, virtio_pci_device(vp));
+    return 0;
+}
+
 static int create_pci(struct vm *vm, GError **err)
 {
     struct pci_host_config pc = {
@@ -144,6 +166,8 @@ static int create_pci(struct vm *vm, GError **err)
     /* guest-tests' PCI case sizes, moves and interrupts through it. */
     if (vm->cfg->test_exit)
         add_device(vm, pci_testdev_create(vm->pci, vm->irq_routing));
+    if (vm->cfg->rng && add_virtio_rng(vm, err) < 0)
+        return -1;
     return 0;
 }
 
