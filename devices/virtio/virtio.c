@@ -237,11 +237,9 @@ uint8_t virtio_get_status(struct virtio_device *vdev)
     return status_load(vdev);
 }
 
-static void device_reset(struct virtio_device *vdev)
+/* The registers back to their state after virtio_device_init. Lock held. */
+static void registers_reset(struct virtio_device *vdev)
 {
-    g_mutex_lock(&vdev->lock);
-    if (vdev->ops->reset)
-        vdev->ops->reset(vdev);
     for (unsigned i = 0; i < vdev->num_queues; i++) {
         queue_clear(&vdev->queues[i]);
         __atomic_store_n(&vdev->queues[i].reset_state, VIRTIO_QUEUE_RESET_NONE, __ATOMIC_RELEASE);
@@ -249,6 +247,14 @@ static void device_reset(struct virtio_device *vdev)
     vdev->driver_features = 0;
     vdev->config_vector = VIRTIO_NO_VECTOR;
     __atomic_store_n(&vdev->isr, 0, __ATOMIC_RELAXED);
+}
+
+static void device_reset(struct virtio_device *vdev)
+{
+    g_mutex_lock(&vdev->lock);
+    if (vdev->ops->reset)
+        vdev->ops->reset(vdev);
+    registers_reset(vdev);
     __atomic_store_n(&vdev->status, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&vdev->reset_pending, false, __ATOMIC_RELEASE);
     g_mutex_unlock(&vdev->lock);
@@ -274,6 +280,15 @@ void virtio_set_status(struct virtio_device *vdev, uint8_t val)
 {
     g_mutex_lock(&vdev->lock);
     if (vdev->reset_pending) {
+        g_mutex_unlock(&vdev->lock);
+        return;
+    }
+    if (val == 0 && status_load(vdev) == 0) {
+        /* Nothing ran since the last reset (no DRIVER_OK, no live queue),
+         * so there is nothing for the loop to stop: only what the driver
+         * wrote meanwhile is cleared, now. Deferring this one would let the
+         * status read 0 while the driver's next writes are still dropped. */
+        registers_reset(vdev);
         g_mutex_unlock(&vdev->lock);
         return;
     }

@@ -22,7 +22,9 @@
  *    not change a live queue. Device reset (status 0) and queue reset
  *    (RING_RESET) run on the loop thread; until they finish the status /
  *    queue_reset registers read back non-zero, as the spec lets a device do
- *    (4.1.4.3.2: the driver waits for 0).
+ *    (4.1.4.3.2: the driver waits for 0). A reset written while the status
+ *    is already 0 (drivers reset first thing at probe) is done at once: the
+ *    device has not run since its last reset.
  *  - With vdev->loop == NULL (unit tests) everything runs synchronously on
  *    the caller's thread. */
 #ifndef DEVICES_VIRTIO_VIRTIO_H
