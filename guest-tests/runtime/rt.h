@@ -217,6 +217,36 @@ void apic_eoi(void);
 /* Sends an IPI (ICR low word) to an APIC ID and waits until it is delivered. */
 void apic_send_ipi(uint8_t dest, uint32_t icr_lo);
 
+/* ---- PCI: bus 0 through ECAM (runtime/pcicfg.c) ---- */
+
+#define PCI_CAP_VENDOR  0x09
+#define PCI_CAP_MSIX    0x11
+
+/* Finds ECAM through the MCFG, else the DSDT's _CBA (QEMU's microvm);
+ * false if there is neither. Call first. */
+bool pci_init(void);
+uint64_t pci_ecam(void);
+uint32_t pci_read32(unsigned devfn, unsigned off);
+uint16_t pci_read16(unsigned devfn, unsigned off);
+uint8_t pci_read8(unsigned devfn, unsigned off);
+void pci_write32(unsigned devfn, unsigned off, uint32_t v);
+void pci_write16(unsigned devfn, unsigned off, uint16_t v);
+void pci_write8(unsigned devfn, unsigned off, uint8_t v);
+/* devfn of the first function on bus 0 with this vendor:device, or -1. */
+int pci_find(uint16_t vendor, uint16_t device);
+/* Offset of the first capability with `id` after `after` (0: from the
+ * start), walking the list loop-safely; 0 when there is none. */
+unsigned pci_find_cap(unsigned devfn, uint8_t id, unsigned after);
+/* Where memory BAR `bar` decodes (64-bit BARs whole), after giving every
+ * memory BAR of the function an address below 4 GiB that this guest maps:
+ * a BAR nobody assigned (QEMU's microvm has no firmware that enumerates
+ * PCIe) or one above 4 GiB is placed in the DSDT's 32-bit PCI window, top
+ * down. Memory decode and bus mastering are switched on. 0 on failure. */
+uint64_t pci_bar(unsigned devfn, unsigned bar);
+/* The first 32-bit memory window of the DSDT's resource templates
+ * (DWordMemory) below 4 GiB; false if none. */
+bool acpi_pci_window32(uint64_t *base, uint64_t *size);
+
 /* ---- SMP support from the entry code ---- */
 
 /* Real-mode trampoline (copy it to a page below 1 MiB, start an AP with a
