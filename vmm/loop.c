@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
@@ -25,8 +26,20 @@ struct pending_call {
     void *opaque;
 };
 
+/* One submitted I/O operation. Its CQE's user_data is the pointer with bit
+ * 0 set, which tells it from a struct watch (both are at least 8-aligned). */
+struct loop_op {
+    loop_io_fn fn;
+    void *opaque;
+    struct loop_op *prev, *next;    /* l->ops: in flight, freed by loop_free */
+};
+#define OP_TAG 1ULL
+
 struct loop {
     struct io_uring ring;
+    struct io_uring_probe *probe;   /* NULL: the kernel cannot tell; assume all */
+    struct loop_op *ops;
+    unsigned nr_ops;
     GHashTable *watches;        /* fd → struct watch*, live ones only */
     GHashTable *dying;          /* removed watches whose last CQE has not come yet */
     int wake_fd;                /* eventfd: loop_call and loop_quit */
@@ -68,6 +81,7 @@ struct loop *loop_new(GError **err)
         g_free(l);
         return NULL;
     }
+    l->probe = io_uring_get_probe_ring(&l->ring);
     l->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
     l->dying = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
     l->calls = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
@@ -87,6 +101,13 @@ void loop_free(struct loop *l)
     if (!l)
         return;
     io_uring_queue_exit(&l->ring);
+    while (l->ops) {
+        struct loop_op *op = l->ops;
+        l->ops = op->next;
+        g_free(op);
+    }
+    if (l->probe)
+        io_uring_free_probe(l->probe);
     GHashTableIter it;
     gpointer k, v;
     g_hash_table_iter_init(&it, l->watches);
@@ -198,25 +219,44 @@ void loop_run_calls(struct loop *l)
         ;
 }
 
-static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
+static void dispatch_op(struct loop *l, struct loop_op *op, int res)
 {
-    struct watch *w = io_uring_cqe_get_data(cqe);
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    l->nr_ops--;
+    loop_io_fn fn = op->fn;
+    void *opaque = op->opaque;
+    g_free(op);
+    fn(opaque, res);
+}
+
+static void dispatch(struct loop *l, uint64_t data, int res, uint32_t flags)
+{
+    if (data & OP_TAG) {
+        dispatch_op(l, (struct loop_op *)(uintptr_t)(data & ~OP_TAG), res);
+        return;
+    }
+    struct watch *w = (struct watch *)(uintptr_t)data;
     if (!w)
         return;     /* completion of a poll_remove */
-    bool more = cqe->flags & IORING_CQE_F_MORE;
+    bool more = flags & IORING_CQE_F_MORE;
     if (w->removed) {
         if (!more)
             g_hash_table_remove(l->dying, w);   /* frees it */
         return;
     }
-    if (cqe->res >= 0)
-        w->fn(w->opaque, w->fd, (uint32_t)cqe->res);
-    else if (cqe->res != -ECANCELED)
-        log_warn("poll on fd %d failed: %s", w->fd, g_strerror(-cqe->res));
+    if (res >= 0)
+        w->fn(w->opaque, w->fd, (uint32_t)res);
+    else if (res != -ECANCELED)
+        log_warn("poll on fd %d failed: %s", w->fd, g_strerror(-res));
     /* The callback may have removed the watch; a multishot poll that ended
      * (overflow, or a kernel that does not keep it armed) is re-armed. */
     if (!more && !w->removed) {
-        if (cqe->res >= 0 && arm(l, w) == 0)
+        if (res >= 0 && arm(l, w) == 0)
             return;
         g_hash_table_remove(l->watches, GINT_TO_POINTER(w->fd));
         g_free(w);
@@ -225,23 +265,164 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
     }
 }
 
+int loop_run_once(struct loop *l)
+{
+    int r = io_uring_submit_and_wait(&l->ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+        log_error("event loop: io_uring_submit_and_wait: %s", g_strerror(-r));
+        return r;
+    }
+    /* Each CQE is consumed before its callback runs, so a callback may wait
+     * on the loop itself (loop_run_once) without seeing it again. */
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+        uint64_t data = cqe->user_data;
+        int res = cqe->res;
+        uint32_t flags = cqe->flags;
+        io_uring_cqe_seen(&l->ring, cqe);
+        dispatch(l, data, res, flags);
+    }
+    return 0;
+}
+
 int loop_run(struct loop *l)
 {
     /* Each quit is used up by the run it ends, so a quit from another thread
      * that lands before this run starts still ends it instead of being lost. */
     while (!__atomic_exchange_n(&l->quit, false, __ATOMIC_ACQ_REL)) {
-        int r = io_uring_submit_and_wait(&l->ring, 1);
-        if (r < 0 && r != -EINTR) {
-            log_error("event loop: io_uring_submit_and_wait: %s", g_strerror(-r));
+        int r = loop_run_once(l);
+        if (r < 0)
             return r;
-        }
-        struct io_uring_cqe *cqe;
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&l->ring, head, cqe) {
-            n++;
-            dispatch(l, cqe);
-        }
-        io_uring_cq_advance(&l->ring, n);
     }
     return 0;
+}
+
+/* ---- asynchronous I/O ---- */
+
+/* Ties a prepared SQE to a new op (after the prep helper, which clears
+ * user_data). */
+static void op_attach(struct loop *l, struct io_uring_sqe *sqe, loop_io_fn fn, void *opaque)
+{
+    struct loop_op *op = g_new(struct loop_op, 1);
+    *op = (struct loop_op){ .fn = fn, .opaque = opaque, .next = l->ops };
+    if (l->ops)
+        l->ops->prev = op;
+    l->ops = op;
+    l->nr_ops++;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | OP_TAG);
+}
+
+int loop_readv(struct loop *l, int fd, const struct iovec *iov, unsigned n, uint64_t off,
+               loop_io_fn fn, void *opaque)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_readv(sqe, fd, iov, n, off);
+    op_attach(l, sqe, fn, opaque);
+    return 0;
+}
+
+int loop_writev(struct loop *l, int fd, const struct iovec *iov, unsigned n, uint64_t off,
+                loop_io_fn fn, void *opaque)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_writev(sqe, fd, iov, n, off);
+    op_attach(l, sqe, fn, opaque);
+    return 0;
+}
+
+int loop_fsync(struct loop *l, int fd, bool datasync, loop_io_fn fn, void *opaque)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    op_attach(l, sqe, fn, opaque);
+    return 0;
+}
+
+int loop_fallocate(struct loop *l, int fd, int mode, uint64_t off, uint64_t len,
+                   loop_io_fn fn, void *opaque)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_fallocate(sqe, fd, mode, (off_t)off, (off_t)len);
+    op_attach(l, sqe, fn, opaque);
+    return 0;
+}
+
+bool loop_supports_op(struct loop *l, int opcode)
+{
+    return !l->probe || io_uring_opcode_supported(l->probe, opcode);
+}
+
+void loop_flush(struct loop *l)
+{
+    io_uring_submit(&l->ring);
+}
+
+unsigned loop_io_pending(struct loop *l)
+{
+    return l->nr_ops;
+}
+
+/* ---- timers ---- */
+
+struct loop_timer {
+    struct loop *loop;
+    int fd;
+    loop_call_fn fn;
+    void *opaque;
+};
+
+static void timer_fired(void *opaque, int fd, uint32_t revents)
+{
+    struct loop_timer *t = opaque;
+    uint64_t n;
+    /* EAGAIN: re-armed or disarmed after the expiry was polled; not an expiry. */
+    if (read(fd, &n, sizeof(n)) != sizeof(n))
+        return;
+    t->fn(t->opaque);
+}
+
+struct loop_timer *loop_timer_new(struct loop *l, loop_call_fn fn, void *opaque, GError **err)
+{
+    struct loop_timer *t = g_new0(struct loop_timer, 1);
+    *t = (struct loop_timer){ .loop = l, .fn = fn, .opaque = opaque };
+    t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    int r = t->fd < 0 ? -errno : loop_add_fd(l, t->fd, POLLIN, timer_fired, t);
+    if (r < 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(-r), "cannot create a timer: %s",
+                    g_strerror(-r));
+        if (t->fd >= 0)
+            close(t->fd);
+        g_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int loop_timer_arm(struct loop_timer *t, uint64_t ns, uint64_t period_ns)
+{
+    struct itimerspec its = {
+        .it_value = { .tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000) },
+        .it_interval = { .tv_sec = (time_t)(period_ns / 1000000000),
+                         .tv_nsec = (long)(period_ns % 1000000000) },
+    };
+    if (!ns)
+        its.it_interval = (struct timespec){ 0, 0 };
+    return timerfd_settime(t->fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+void loop_timer_free(struct loop_timer *t)
+{
+    if (!t)
+        return;
+    loop_remove_fd(t->loop, t->fd);
+    close(t->fd);
+    g_free(t);
 }

@@ -4,7 +4,9 @@
 #define VMM_LOOP_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct loop;
 
@@ -31,6 +33,49 @@ void loop_call(struct loop *l, loop_call_fn fn, void *opaque);
  * loop_run is not running. For teardown: a stopped VM's devices may still
  * have deferred work queued that must run before they are freed. */
 void loop_run_calls(struct loop *l);
+
+/* ---- timers (timerfd on the loop) ---- */
+
+struct loop_timer;
+/* A disarmed timer whose expiry runs fn(opaque) on the loop thread. Loop
+ * thread only, like everything below. NULL with *err on failure. */
+struct loop_timer *loop_timer_new(struct loop *l, loop_call_fn fn, void *opaque, GError **err);
+/* First expiry after ns nanoseconds (CLOCK_MONOTONIC), then every period_ns
+ * (0: once). ns == 0 disarms. Re-arming replaces the previous setting. Expiries
+ * that pile up while the loop is busy run fn once. Returns 0 or -errno. */
+int loop_timer_arm(struct loop_timer *t, uint64_t ns, uint64_t period_ns);
+void loop_timer_free(struct loop_timer *t);
+
+/* ---- asynchronous file I/O (io_uring SQEs on the loop's ring) ----
+ *
+ * fn(opaque, res) runs on the loop thread once the operation completed:
+ * res is what the syscall returns (bytes transferred, 0) or -errno. It is
+ * never called from inside the submitting call. The iovec array and the
+ * buffers must stay valid until fn runs. Submissions are batched: they reach
+ * the kernel when the loop next waits, or at loop_flush. Each returns 0 or
+ * -errno (nothing was queued; fn will not run). Reads and writes may be short:
+ * the caller resubmits the rest. */
+typedef void (*loop_io_fn)(void *opaque, int res);
+int loop_readv(struct loop *l, int fd, const struct iovec *iov, unsigned n, uint64_t off,
+               loop_io_fn fn, void *opaque);
+int loop_writev(struct loop *l, int fd, const struct iovec *iov, unsigned n, uint64_t off,
+                loop_io_fn fn, void *opaque);
+/* datasync: fdatasync, else fsync. */
+int loop_fsync(struct loop *l, int fd, bool datasync, loop_io_fn fn, void *opaque);
+/* fallocate(2) mode bits (FALLOC_FL_*). */
+int loop_fallocate(struct loop *l, int fd, int mode, uint64_t off, uint64_t len,
+                   loop_io_fn fn, void *opaque);
+/* Does the kernel's io_uring take this IORING_OP_* opcode? */
+bool loop_supports_op(struct loop *l, int opcode);
+/* Hands queued submissions to the kernel now. */
+void loop_flush(struct loop *l);
+/* Submitted operations whose fn has not run yet. */
+unsigned loop_io_pending(struct loop *l);
+
+/* Waits for at least one completion or wake-up and dispatches what is ready;
+ * may be called from a callback (e.g. to drain I/O before a snapshot).
+ * Returns 0 or -errno. */
+int loop_run_once(struct loop *l);
 
 /* Runs until loop_quit. Returns 0 or -errno on a fatal ring error. */
 int loop_run(struct loop *l);
