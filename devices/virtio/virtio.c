@@ -495,6 +495,8 @@ bool virtio_queue_get_reset(struct virtio_device *vdev, unsigned qi)
 
 int virtio_device_save(struct virtio_device *vdev, struct state_writer *w)
 {
+    if (vdev->ops->quiesce)
+        vdev->ops->quiesce(vdev);
     state_begin_section(w, "virtio", VIRTIO_STATE_VERSION);
     state_put_u16(w, vdev->device_id);
     state_put_u32(w, vdev->num_queues);

@@ -93,6 +93,10 @@ struct virtio_device_ops {
     void (*reset)(struct virtio_device *vdev);
     /* Optional: drop queue qi's in-flight work (RING_RESET). Loop thread. */
     void (*queue_reset)(struct virtio_device *vdev, unsigned qi);
+    /* Optional: finish what is in flight (I/O the host still owes the
+     * guest) so the saved rings are complete. virtio_device_save calls it
+     * first. Loop thread. */
+    void (*quiesce)(struct virtio_device *vdev);
     /* Optional: a section of its own after the core's. 0 or -errno. */
     int (*save)(struct virtio_device *vdev, struct state_writer *w);
     int (*load)(struct virtio_device *vdev, struct state_reader *r);
