@@ -41,6 +41,7 @@ struct virtio_pci {
     uint32_t dfselect, gfselect;
     uint16_t queue_select;
     bool bad_access_logged;     /* atomic */
+    bool slow_kick_logged;      /* atomic */
     bool irqfd_failed_logged;
 };
 
@@ -285,7 +286,12 @@ static void notify_write(struct virtio_pci *vp, uint64_t off, unsigned size)
         bad_access(vp, "queue notify area", off, size, true);
         return;
     }
-    virtio_queue_notify(vp->vdev, (unsigned)(rel / VIRTIO_PCI_NOTIFY_MULT));
+    unsigned q = (unsigned)(rel / VIRTIO_PCI_NOTIFY_MULT);
+    /* With an ioeventfd bound here, KVM should have taken this write. */
+    if (vp->kick_fd[q] >= 0 && !__atomic_exchange_n(&vp->slow_kick_logged, true, __ATOMIC_RELAXED))
+        log_info("%s: a queue %u kick reached vmm instead of its ioeventfd; kicks work, through a vCPU exit",
+                 vp->id, q);
+    virtio_queue_notify(vp->vdev, q);
 }
 
 static void bar_write(struct pci_device *d, unsigned bar, uint64_t off, const void *data, unsigned size)
