@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/block.h"
+
 #define VMM_MAX_CPUS 255u   /* xAPIC IDs; x2APIC for more is future work */
 
 /* Process exit status. Debug-exit statuses are (v << 1) | 1, always odd,
@@ -29,6 +31,20 @@ enum cpu_model { CPU_MODEL_HOST, CPU_MODEL_BASELINE };
  * where the host KVM can nest, ON insists (refuses to start otherwise). */
 enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 
+/* One --disk: a virtio-blk PCI device. */
+struct disk_config {
+    char *id;                   /* id=, or "diskN" */
+    char *path;
+    bool readonly;
+    enum block_aio aio;
+    enum block_cache cache;
+    unsigned num_queues;
+    char *serial;               /* NULL: none */
+};
+#define VMM_MAX_DISKS 16
+#define VMM_DISK_MAX_QUEUES 64
+#define VMM_DISK_SERIAL_MAX 20
+
 struct vm_config {
     char *name;
     char *kernel;
@@ -48,6 +64,9 @@ struct vm_config {
     char *serial_path;          /* SERIAL_FILE */
 
     bool rng;                   /* a virtio-rng PCI device */
+    struct disk_config *disks;
+    unsigned nr_disks;
+
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
     int log_level;              /* enum log_level */

@@ -19,6 +19,7 @@
 #include "devices/pci/pci_testdev.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "firmware/reset_vector.h"
@@ -146,6 +147,36 @@ static int add_virtio_rng(struct vm *vm, GError **err)
     return 0;
 }
 
+static void blk_release(struct virtio_device *vdev)
+{
+    virtio_blk_free(vdev->opaque);
+}
+
+static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **err)
+{
+    struct virtio_blk_params bp = {
+        .disk = { .path = d->path, .readonly = d->readonly, .aio = d->aio, .cache = d->cache },
+        .num_queues = d->num_queues,
+        .serial = d->serial,
+    };
+    GError *e = NULL;
+    struct virtio_blk *blk = virtio_blk_new(&vm->mem, vm->loop, &bp, &e);
+    if (!blk) {
+        /* What the user gave does not work here: a configuration error. */
+        g_set_error_literal(err, CONFIG_ERROR, 0, e->message);
+        g_error_free(e);
+        return -1;
+    }
+    struct virtio_pci_params p = { .id = d->id, .slot = -1, .release = blk_release };
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &blk->vdev, &p, err);
+    if (!vp) {
+        virtio_blk_free(blk);
+        return -1;
+    }
+    add_device(vm, virtio_pci_device(vp));
+    return 0;
+}
+
 static int create_pci(struct vm *vm, GError **err)
 {
     struct pci_host_config pc = {
@@ -168,6 +199,9 @@ static int create_pci(struct vm *vm, GError **err)
         add_device(vm, pci_testdev_create(vm->pci, vm->irq_routing));
     if (vm->cfg->rng && add_virtio_rng(vm, err) < 0)
         return -1;
+    for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
+        if (add_virtio_blk(vm, &vm->cfg->disks[i], err) < 0)
+            return -1;
     return 0;
 }
 

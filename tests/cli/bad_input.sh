@@ -174,6 +174,27 @@ check "--reboot sometimes" 2 '--reboot' -- --kernel "$good" --reboot sometimes
 check "--cpu-model pentium" 2 '--cpu-model' -- --kernel "$good" --cpu-model pentium
 check "--log-level loud" 2 '--log-level' -- --kernel "$good" --log-level loud
 
+# Disks.
+head -c 1048576 /dev/zero > "$f/disk.img"
+chmod 644 "$f/disk.img"
+check "--disk nonexistent" 2 "--disk $f/nope.*No such file" -- --kernel "$good" --disk "$f/nope"
+check "--disk a directory" 2 "--disk $f/dir.*not a regular file" -- --kernel "$good" --disk "$f/dir"
+check "--disk ''" 2 '--disk' -- --kernel "$good" --disk ''
+check "--disk without path" 2 '--disk.*path' -- --kernel "$good" --disk readonly=on
+check "--disk aio=posix" 2 '--disk aio.*posix' -- --kernel "$good" --disk path="$f/disk.img",aio=posix
+check "--disk cache=unsafe" 2 '--disk cache.*unsafe' -- --kernel "$good" --disk path="$f/disk.img",cache=unsafe
+check "--disk readonly=maybe" 2 '--disk readonly' -- --kernel "$good" --disk path="$f/disk.img",readonly=maybe
+check "--disk num_queues=0" 2 '--disk num_queues' -- --kernel "$good" --disk path="$f/disk.img",num_queues=0
+check "--disk num_queues=65" 2 '--disk num_queues' -- --kernel "$good" --disk path="$f/disk.img",num_queues=65
+check "--disk num_queues=two" 2 '--disk num_queues' -- --kernel "$good" --disk path="$f/disk.img",num_queues=two
+check "--disk serial too long" 2 '--disk serial' -- --kernel "$good" \
+    --disk path="$f/disk.img",serial=123456789012345678901
+check "--disk unknown key" 2 "--disk.*'format'" -- --kernel "$good" --disk path="$f/disk.img",format=raw
+check "--disk same id twice" 2 "--disk.*'d0'" -- --kernel "$good" \
+    --disk path="$f/disk.img",id=d0 --disk path="$f/disk.img",id=d0
+check "--disk not writable without readonly=on" 2 "$f/disk.img.*readonly=on" AS_OTHER -- \
+    --kernel "$good" --disk "$f/disk.img"
+
 # The host: vmm finds KVM through VMM_KVM_DEVICE (default /dev/kvm).
 check "no KVM device" 10 '/nonexistent.*(kvm|KVM)' VMM_KVM_DEVICE=/nonexistent -- \
     --kernel "$good" --serial file=out.log

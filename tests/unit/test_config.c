@@ -386,6 +386,52 @@ static void test_validate_limits(void **state)
     config_clear(&c);
 }
 
+static void test_disks(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--disk", "a.img", "--disk", "path=b,,c.img,readonly=on,aio=native,cache=none,num_queues=4,serial=S1,id=data",
+       "--disk", "c.img,aio=threads");
+    assert_int_equal(c.nr_disks, 3);
+    assert_string_equal(c.disks[0].path, "a.img");
+    assert_string_equal(c.disks[0].id, "disk0");
+    assert_false(c.disks[0].readonly);
+    assert_int_equal(c.disks[0].aio, BLOCK_AIO_IO_URING);
+    assert_int_equal(c.disks[0].cache, BLOCK_CACHE_WRITEBACK);
+    assert_int_equal(c.disks[0].num_queues, 1);
+    assert_null(c.disks[0].serial);
+    assert_string_equal(c.disks[1].path, "b,c.img");
+    assert_string_equal(c.disks[1].id, "data");
+    assert_true(c.disks[1].readonly);
+    assert_int_equal(c.disks[1].aio, BLOCK_AIO_NATIVE);
+    assert_int_equal(c.disks[1].cache, BLOCK_CACHE_NONE);
+    assert_int_equal(c.disks[1].num_queues, 4);
+    assert_string_equal(c.disks[1].serial, "S1");
+    assert_string_equal(c.disks[2].id, "disk2");
+    assert_int_equal(c.disks[2].aio, BLOCK_AIO_THREADS);
+    config_clear(&c);
+
+    ERR("--disk", "--disk", "");
+    ERR("--disk: no path", "--disk", "readonly=on");
+    ERR("--disk aio", "--disk", "a,aio=uring");
+    ERR("--disk cache", "--disk", "a,cache=directsync");
+    ERR("--disk num_queues", "--disk", "a,num_queues=0");
+    ERR("--disk num_queues", "--disk", "a,num_queues=65");
+    ERR("--disk num_queues", "--disk", "a,num_queues=-1");
+    ERR("--disk serial", "--disk", "a,serial=123456789012345678901");
+    ERR("--disk readonly", "--disk", "a,readonly=yesplease");
+    ERR("--disk: unknown key", "--disk", "a,if=virtio");
+    ERR("--disk: 'id' needs", "--disk", "a,id");
+    ERR("--disk: id 'x'", "--disk", "a,id=x", "--disk", "b,id=x");
+    ERR("--disk: id 'disk1'", "--disk", "a,id=disk1", "--disk", "b");
+    const char *many[2 * VMM_MAX_DISKS + 3];
+    for (unsigned i = 0; i <= VMM_MAX_DISKS; i++) {
+        many[2 * i] = "--disk";
+        many[2 * i + 1] = "x.img";
+    }
+    many[2 * VMM_MAX_DISKS + 2] = NULL;
+    expect_err("--disk: at most", many);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_simple_options),
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_help_version),
+        cmocka_unit_test(test_disks),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),
     };
