@@ -147,7 +147,10 @@ void config_print_help(void)
 "  6   the guest triple-faulted and --reboot exit was given\n"
 "  8   KVM could not run the guest (internal error; the guest RIP is printed)\n"
 "  10  host problem: no /dev/kvm, out of memory, I/O error\n"
-"  odd (V << 1) | 1 after a write of V to the --test-exit port\n");
+"  odd (V << 1) | 1 after a write of V to the --test-exit port\n"
+"\n"
+"Signals: SIGTERM/SIGINT/SIGHUP stop the guest; SIGUSR1 prints each vCPU's state\n"
+"(KVM counters, then registers, MP state, pending events) on stderr.\n");
 }
 
 static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);

@@ -16,19 +16,32 @@ int log_level_from_name(const char *name)
     return -1;
 }
 
+static void emit(const char *tag, const char *fmt, va_list ap)
+{
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    /* One write() so that lines from vCPU threads never interleave. */
+    char out[1100];
+    int n = snprintf(out, sizeof(out), "vmm: %s: %s\n", tag, line);
+    if (n > (int)sizeof(out))
+        n = sizeof(out);
+    fwrite(out, 1, (size_t)n, stderr);
+}
+
 void vmm_log(enum log_level level, const char *fmt, ...)
 {
     if (level > log_threshold)
         return;
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    emit(level_names[level], fmt, ap);
     va_end(ap);
-    /* One write() so that lines from vCPU threads never interleave. */
-    char out[1100];
-    int n = snprintf(out, sizeof(out), "vmm: %s: %s\n", level_names[level], line);
-    if (n > (int)sizeof(out))
-        n = sizeof(out);
-    fwrite(out, 1, (size_t)n, stderr);
+}
+
+void log_state(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit("state", fmt, ap);
+    va_end(ap);
 }

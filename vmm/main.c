@@ -40,6 +40,11 @@ static void on_signal(void *opaque, int fd, uint32_t revents)
     struct signalfd_siginfo si;
     if (read(fd, &si, sizeof(si)) != sizeof(si))
         return;
+    if (si.ssi_signo == SIGUSR1) {
+        if (r->vm_live)
+            vm_report_state(&r->vm);
+        return;
+    }
     log_info("got signal %u, stopping the guest", si.ssi_signo);
     if (r->vm_live)
         vm_request_stop(&r->vm, VM_STOP_SIGNAL, (int)si.ssi_signo);
@@ -152,6 +157,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);  /* the vCPU state report */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);    /* inherited by every thread */
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 

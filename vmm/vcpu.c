@@ -56,6 +56,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
     v->vm = vm;
     v->index = index;
     v->apic_id = index;
+    v->stats_fd = -1;
     v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
     if (v->fd < 0) {
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot create vCPU %u: %s", index,
@@ -84,6 +85,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
         warn_forced_cpuid(v->fd, cpuid, vm->cfg->cpu_model);
     if (regs_setup_common(v->fd, err) < 0)
         goto fail;
+    /* Optional: only the SIGUSR1 report reads it. */
+    v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL);
     if (index != 0) {
         /* APs wait for INIT/SIPI from the guest. */
         struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
@@ -95,6 +98,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
     }
     return v;
 fail:
+    if (v->stats_fd >= 0)
+        close(v->stats_fd);
     munmap(v->run, (size_t)vm->caps.vcpu_mmap_size);
     close(v->fd);
     g_free(v);
@@ -151,11 +156,89 @@ static void internal_error(struct vcpu *v, const char *what)
     vm_request_stop(v->vm, VM_STOP_INTERNAL_ERROR, (int)run->exit_reason);
 }
 
+/* KVM's per-vCPU counters worth seeing in a hang, from the binary stats
+ * fd (api.rst, KVM_GET_STATS_FD): header, descriptors, then the data. */
+static const char *const report_stats[] = {
+    "exits", "halt_exits", "halt_wakeup", "io_exits", "mmio_exits", "irq_exits", "irq_window_exits",
+    "nmi_window_exits", "irq_injections", "nmi_injections", "signal_exits", "request_irq_exits",
+    "insn_emulation", "insn_emulation_fail", "hypercalls",
+};
+
+static void append_stats(int fd, GString *s)
+{
+    struct kvm_stats_header h;
+    if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.num_desc > 4096 ||
+        h.name_size > 1024) {
+        g_string_append(s, " (no KVM stats)");
+        return;
+    }
+    size_t dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+    g_autofree uint8_t *descs = g_malloc(dsz * h.num_desc);
+    if (pread(fd, descs, dsz * h.num_desc, h.desc_offset) != (ssize_t)(dsz * h.num_desc))
+        return;
+    for (unsigned i = 0; i < G_N_ELEMENTS(report_stats); i++) {
+        for (uint32_t k = 0; k < h.num_desc; k++) {
+            const struct kvm_stats_desc *d = (const void *)(descs + k * dsz);
+            if (d->size != 1 || strncmp(d->name, report_stats[i], h.name_size) != 0)
+                continue;
+            uint64_t val;
+            if (pread(fd, &val, sizeof(val), (off_t)h.data_offset + d->offset) == (ssize_t)sizeof(val))
+                g_string_append_printf(s, " %s=%llu", report_stats[i], (unsigned long long)val);
+            break;
+        }
+    }
+}
+
+void vcpu_report_state(struct vcpu *v)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    append_stats(v->stats_fd, s);
+    log_state("vCPU %u: thread %d, exits to vmm %llu, KVM counters:%s", v->index, (int)__atomic_load_n(&v->tid, __ATOMIC_ACQUIRE),
+              (unsigned long long)__atomic_load_n(&v->exits_to_vmm, __ATOMIC_RELAXED), s->str);
+    __atomic_store_n(&v->state_wanted, 1, __ATOMIC_RELEASE);
+    vcpu_kick(v);
+}
+
+static const char *mp_state_name(uint32_t mp)
+{
+    static const char *const names[] = { "runnable", "uninitialized", "init-received", "halted",
+                                         "sipi-received", "stopped", "check-stop", "operating", "load" };
+    return mp < G_N_ELEMENTS(names) ? names[mp] : "?";
+}
+
+/* The vCPU thread's half of the report: what only the vCPU's owner may read. */
+static void report_own_state(struct vcpu *v)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_mp_state mp;
+    struct kvm_vcpu_events ev;
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[1];
+    } msrs = { .hdr.nmsrs = 1, .e[0].index = 0xc0000082 /* LSTAR: tells a Linux guest's KASLR offset */ };
+    if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0 ||
+        ioctl(v->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0) {
+        log_state("vCPU %u: cannot read its state: %s", v->index, g_strerror(errno));
+        return;
+    }
+    if (ioctl(v->fd, KVM_GET_MSRS, &msrs) != 1)
+        msrs.e[0].data = 0;
+    log_state("vCPU %u: rip=0x%llx rsp=0x%llx rflags=0x%llx cpl=%u cr0=0x%llx lstar=0x%llx mp_state=%s "
+              "nmi(pending=%u injected=%u masked=%u) irq(injected=%u nr=%u shadow=%u) exception(injected=%u "
+              "nr=%u)",
+              v->index, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+              (unsigned long long)regs.rflags, sregs.cs.selector & 3u, (unsigned long long)sregs.cr0,
+              (unsigned long long)msrs.e[0].data, mp_state_name(mp.mp_state), ev.nmi.pending, ev.nmi.injected,
+              ev.nmi.masked, ev.interrupt.injected, ev.interrupt.nr, ev.interrupt.shadow, ev.exception.injected,
+              ev.exception.nr);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
     struct vm *vm = v->vm;
-    v->tid = (pid_t)syscall(SYS_gettid);
+    __atomic_store_n(&v->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     char name[16];
     snprintf(name, sizeof(name), "vcpu%u", v->index);
     pthread_setname_np(pthread_self(), name);
@@ -170,12 +253,15 @@ static void *vcpu_thread(void *arg)
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 v->run->immediate_exit = 0;
+                if (__atomic_exchange_n(&v->state_wanted, 0, __ATOMIC_ACQ_REL))
+                    report_own_state(v);
                 continue;
             }
             log_error("vCPU %u: KVM_RUN failed: %s", v->index, g_strerror(errno));
             vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, errno);
             break;
         }
+        __atomic_add_fetch(&v->exits_to_vmm, 1, __ATOMIC_RELAXED);
         switch (v->run->exit_reason) {
         case KVM_EXIT_IO:
             handle_io(v);
@@ -248,6 +334,8 @@ void vcpu_destroy(struct vcpu *v)
         return;
     if (v->thread_started)
         pthread_join(v->thread, NULL);
+    if (v->stats_fd >= 0)
+        close(v->stats_fd);
     munmap(v->run, (size_t)v->vm->caps.vcpu_mmap_size);
     close(v->fd);
     g_free(v);

@@ -19,6 +19,9 @@ struct vcpu {
     pthread_t thread;
     bool thread_started;
     pid_t tid;                  /* for query-cpus-fast later */
+    int stats_fd;               /* KVM_GET_STATS_FD, or -1; readable by any thread */
+    uint64_t exits_to_vmm;      /* KVM_RUN returns handled by this thread */
+    int state_wanted;           /* vcpu_request_state: report at the next KVM_RUN return */
 };
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err);
@@ -28,6 +31,13 @@ int vcpu_start(struct vcpu *v, GError **err);
 void vcpu_kick(struct vcpu *v);
 /* Joins the thread (after the VM asked every vCPU to stop) and frees. */
 void vcpu_destroy(struct vcpu *v);
+/* The SIGUSR1 report, on stderr as "vmm: state: vCPU N: ..." lines. The
+ * caller's thread prints the vCPU's thread id and KVM's counters for it
+ * (no vCPU lock needed, so this line comes even from a vCPU stuck in the
+ * kernel or in vmm); the vCPU is then kicked out of KVM_RUN and its own
+ * thread prints its registers, MP state and pending events before it goes
+ * on. A vCPU whose second line never comes is not getting back to vmm. */
+void vcpu_report_state(struct vcpu *v);
 /* Installs the signal handler vcpu_kick relies on. Once per process. */
 void vcpu_init_signals(void);
 

@@ -331,6 +331,12 @@ void vm_stop_vcpus(struct vm *vm)
     vm->nr_vcpus = 0;
 }
 
+void vm_report_state(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_report_state(vm->vcpus[i]);
+}
+
 void vm_destroy(struct vm *vm)
 {
     if (vm->vcpus) {

@@ -73,6 +73,8 @@ int vm_start(struct vm *vm, GError **err);
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg);
 /* Stops and joins all vCPU threads. Main thread. */
 void vm_stop_vcpus(struct vm *vm);
+/* The SIGUSR1 report: vcpu_report_state for every vCPU. Loop thread. */
+void vm_report_state(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Interrupt line into the platform's interrupt controller. Any thread. */
 void vm_set_irq(void *vm, unsigned gsi, bool level);
