@@ -156,14 +156,9 @@ static void internal_error(struct vcpu *v, const char *what)
     vm_request_stop(v->vm, VM_STOP_INTERNAL_ERROR, (int)run->exit_reason);
 }
 
-/* KVM's per-vCPU counters worth seeing in a hang, from the binary stats
- * fd (api.rst, KVM_GET_STATS_FD): header, descriptors, then the data. */
-static const char *const report_stats[] = {
-    "exits", "halt_exits", "halt_wakeup", "io_exits", "mmio_exits", "irq_exits", "irq_window_exits",
-    "nmi_window_exits", "irq_injections", "nmi_injections", "signal_exits", "request_irq_exits",
-    "insn_emulation", "insn_emulation_fail", "hypercalls",
-};
-
+/* KVM's per-vCPU statistics from the binary stats fd (api.rst,
+ * KVM_GET_STATS_FD: a header, the descriptors, then the data): every scalar
+ * one that is not 0, as " name=value", in KVM's order. */
 static void append_stats(int fd, GString *s)
 {
     struct kvm_stats_header h;
@@ -176,16 +171,13 @@ static void append_stats(int fd, GString *s)
     g_autofree uint8_t *descs = g_malloc(dsz * h.num_desc);
     if (pread(fd, descs, dsz * h.num_desc, h.desc_offset) != (ssize_t)(dsz * h.num_desc))
         return;
-    for (unsigned i = 0; i < G_N_ELEMENTS(report_stats); i++) {
-        for (uint32_t k = 0; k < h.num_desc; k++) {
-            const struct kvm_stats_desc *d = (const void *)(descs + k * dsz);
-            if (d->size != 1 || strncmp(d->name, report_stats[i], h.name_size) != 0)
-                continue;
-            uint64_t val;
-            if (pread(fd, &val, sizeof(val), (off_t)h.data_offset + d->offset) == (ssize_t)sizeof(val))
-                g_string_append_printf(s, " %s=%llu", report_stats[i], (unsigned long long)val);
-            break;
-        }
+    for (uint32_t k = 0; k < h.num_desc; k++) {
+        const struct kvm_stats_desc *d = (const void *)(descs + k * dsz);
+        uint64_t val;
+        if (d->size != 1 ||
+            pread(fd, &val, sizeof(val), (off_t)h.data_offset + d->offset) != (ssize_t)sizeof(val) || val == 0)
+            continue;
+        g_string_append_printf(s, " %.*s=%llu", (int)h.name_size, d->name, (unsigned long long)val);
     }
 }
 
