@@ -1,6 +1,8 @@
 #!/bin/sh
 # The lab suite inside L1 (busybox sh): runs every case of ./cases and prints
-# each output line as "@@out NAME LINE", then "@@case NAME STATUS SECONDS".
+# "@@start NAME L1_UPTIME" as a case starts (so the host knows which case
+# was running if L1 dies, and when, against L1's kernel timestamps), each output line as "@@out NAME LINE", then
+# "@@case NAME STATUS SECONDS".
 # Files beside it: bzImage, vmlinux, initrd.gz, nested.gz (see run-lab-tests).
 # shellcheck disable=SC1091,SC2317 # ./cases calls the lab_* functions
 cd "$(dirname "$0")" || exit 1
@@ -40,7 +42,8 @@ drive() {
 }
 
 hang_report() {
-    echo "HANG: still running after $tmo s; its VM's KVM counters, 2 s apart:"
+    v=$(pidof vmm | cut -d' ' -f1)
+    echo "HANG: still running after $tmo s; its VM's KVM counters, vmm's threads and vCPUs, 2 s apart:"
     grep -q debugfs /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
     for snap in 1 2; do
         for d in /sys/kernel/debug/kvm/*-*; do
@@ -49,8 +52,23 @@ hang_report() {
                 irq_injections irq_window_exits nmi_injections signal_exits; do
                 [ -f $f ] && printf '%s=%s ' $f "$(cat $f)"; done)"
         done
+        # Where each vmm thread is: state, CPU time in ticks, the kernel
+        # function it sleeps in and its system call (16 0xFD 0xae80 is
+        # ioctl KVM_RUN; "running" is user space).
+        for t in "/proc/$v/task/"*; do
+            # shellcheck disable=SC2046 # the fields after "(comm) "
+            set -- $(sed 's/^.*) //' "$t/stat" 2>/dev/null)
+            [ $# -ge 37 ] || continue
+            st=$1 ut=${12} stt=${13} cpu=${37}
+            echo "HANG $snap thread $(cat "$t/comm") tid=${t##*/} state=$st utime=$ut stime=$stt cpu=$cpu" \
+                "wchan=$(cat "$t/wchan" 2>/dev/null) syscall=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
+        done
+        # vmm prints each vCPU's KVM counters, then each vCPU thread its
+        # registers and pending events (vmm --help, SIGUSR1), into out.
+        kill -USR1 "$v" 2>/dev/null
         [ $snap = 1 ] && sleep 2
     done
+    sleep 1
 }
 
 report() {
@@ -79,8 +97,9 @@ lab_case() {
     for a in "$@"; do
         args="$args '$(subst "$a" | sed "s/'/'\\\\''/g")'"
     done
-    rm -f in && mkfifo in
     t0=$(cut -d' ' -f1 /proc/uptime)
+    echo "@@start $name $t0"
+    rm -f in && mkfifo in
     eval "vmm $args" < in > out 2>&1 &
     pid=$!
     exec 3> in
@@ -94,6 +113,7 @@ lab_cmd() {
     selected "$1" || return 0
     name=$1
     t0=$(cut -d' ' -f1 /proc/uptime)
+    echo "@@start $name $t0"
     timeout -s KILL "$3" sh -c "$(subst "$4")" < /dev/null > out 2>&1
     report "$name" "$?"
 }
