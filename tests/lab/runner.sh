@@ -1,8 +1,8 @@
 #!/bin/sh
 # The lab suite inside L1 (busybox sh): runs every case of ./cases and prints
 # "@@start NAME L1_UPTIME" as a case starts (so the host knows which case
-# was running if L1 dies, and when, against L1's kernel timestamps), each output line as "@@out NAME LINE", then
-# "@@case NAME STATUS SECONDS".
+# was running if L1 dies, and when, against L1's kernel timestamps), each
+# output line as "@@out NAME LINE", then "@@case NAME STATUS SECONDS".
 # Files beside it: bzImage, vmlinux, initrd.gz, nested.gz (see run-lab-tests).
 # shellcheck disable=SC1091,SC2317 # ./cases calls the lab_* functions
 cd "$(dirname "$0")" || exit 1
