@@ -598,11 +598,21 @@ static int vp_load(void *dev, struct state_reader *r)
     state_get_u16(r, &qsel);
     if (state_close_section(r, NULL) < 0 || nvec != vp->nvec)
         return -EINVAL;
-    g_autoptr(GError) err = NULL;
+    /* msix_load and virtio_device_load each check before they apply; the
+     * table as it was is kept so that a refused virtio section undoes the
+     * MSI-X one and the load never half-applies. */
+    struct state_writer *undo_w = state_writer_new();
+    msix_save(vp->msix, undo_w);
+    g_autoptr(GBytes) undo = state_writer_finish(undo_w);
     if (msix_load(vp->msix, r) < 0)
         return -EINVAL;
+    g_autoptr(GError) err = NULL;
     if (virtio_device_load(vp->vdev, r, &err) < 0) {
         log_warn("%s", err->message);
+        struct state_reader *ur = state_reader_new(undo, NULL);
+        if (ur)
+            msix_load(vp->msix, ur);
+        state_reader_free(ur);
         return -EINVAL;
     }
     g_mutex_lock(&vp->lock);
