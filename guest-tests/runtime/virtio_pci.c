@@ -144,8 +144,17 @@ void virtio_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned 
     uint8_t gen;
     do {
         gen = rd8(d->common + VC_CFGGEN);
-        for (unsigned i = 0; i < len; i++)
-            out[i] = off + i < d->device_len ? rd8(d->device + off + i) : 0;
+        /* 4.1.3.1: fields at their width, 64-bit ones as two 32-bit reads;
+         * with off and len on field boundaries, the widest aligned access
+         * that fits is that. */
+        for (unsigned i = 0; i < len;) {
+            unsigned a = off + i, n = (a % 4 == 0 && len - i >= 4) ? 4 : (a % 2 == 0 && len - i >= 2) ? 2 : 1;
+            uint32_t v = 0;
+            if (a + n <= d->device_len)
+                v = n == 4 ? rd32(d->device + a) : n == 2 ? rd16(d->device + a) : rd8(d->device + a);
+            memcpy(out + i, &v, n);
+            i += n;
+        }
     } while (rd8(d->common + VC_CFGGEN) != gen);
 }
 
