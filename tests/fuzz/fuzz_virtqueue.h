@@ -10,6 +10,8 @@
 #define FUZZ_DEVICE    1        /* through virtio-rng on the core, else the bare queue */
 #define FUZZ_EVENT_IDX 2
 #define FUZZ_INDIRECT  4
+#define FUZZ_BLK       8        /* through virtio-blk on a small image file (wins over FUZZ_DEVICE) */
+#define FUZZ_BLK_SECTORS 128    /* the image: 64 KiB */
 
 struct fuzz_hdr {
     uint8_t mode;

@@ -62,13 +62,44 @@ static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned fi
     return n;
 }
 
+/* A virtio-blk request as a driver would write it (header, data, status),
+ * with a type, sector and length that are usually valid. Returns its
+ * descriptor count. */
+static unsigned put_blk_request(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room)
+{
+    static const uint32_t types[] = { 0, 1, 4, 8, 11, 13, 0, 1, 99 };
+    uint32_t type = types[rnd(s) % 9];
+    uint64_t sector = rnd(s) % 4 ? rnd(s) % FUZZ_BLK_SECTORS : rnd(s);
+    uint64_t hdr = 0x8000 + 32 * (rnd(s) % 64), data = 0x9000 + 512 * (rnd(s) % 32), status = 0xf000 + rnd(s) % 256;
+    uint32_t len = rnd(s) % 4 ? 512 * (1 + rnd(s) % 8) : 1 + rnd(s) % 0x1000;
+    memcpy(mem + hdr, &type, 4);
+    memset(mem + hdr + 4, 0, 4);
+    memcpy(mem + hdr + 8, &sector, 8);
+    if (type == 11 || type == 13) {
+        uint32_t n = rnd(s) % 16, flags = rnd(s) % 4 ? 0 : rnd(s) % 3;
+        memcpy(mem + data, &sector, 8);
+        memcpy(mem + data + 8, &n, 4);
+        memcpy(mem + data + 12, &flags, 4);
+        len = 16;
+    }
+    bool dev_writes = type == 0 || type == 8;
+    unsigned n = room >= 3 && type != 4 ? 3 : 2;
+    put_desc(mem, table + 16ULL * first, hdr, 16, 1, (uint16_t)(first + 1));
+    if (n == 3)
+        put_desc(mem, table + 16ULL * (first + 1), data, len, (uint16_t)((dev_writes ? 2 : 0) | 1),
+                 (uint16_t)(first + 2));
+    put_desc(mem, table + 16ULL * (first + n - 1), status, 1, 2, 0);
+    return n;
+}
+
 static size_t generate(uint64_t *s, uint8_t *in)
 {
     memset(in, 0, INPUT_MAX);
     struct fuzz_hdr h = { 0 };
     uint8_t *mem = in + sizeof(h);
-    h.mode = rnd(s) & 7;
-    bool device = h.mode & FUZZ_DEVICE;
+    h.mode = rnd(s) & 15;
+    bool blk = h.mode & FUZZ_BLK;
+    bool device = !blk && (h.mode & FUZZ_DEVICE);
     h.size = (uint16_t)(1u << (rnd(s) % 9));
     h.desc = 0x1000;
     h.avail = 0x3000;
@@ -78,13 +109,15 @@ static size_t generate(uint64_t *s, uint8_t *in)
         h.avail = rnd(s) & 0xfffe;
         h.used = rnd(s) & 0xfffc;
     }
-    h.last_avail = h.used_idx = device ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
+    h.last_avail = h.used_idx = device || blk ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
     h.seed = (uint16_t)rnd(s);
 
     unsigned slot = 0, chains = 0, want = 1 + rnd(s) % h.size;
     while (chains < want && slot < h.size) {
         put16(mem, h.avail + 4 + 2ULL * ((h.last_avail + chains) % h.size), (uint16_t)slot);
-        if ((h.mode & FUZZ_INDIRECT) && rnd(s) % 3 == 0) {
+        if (blk && h.size - slot >= 3 && rnd(s) % 4) {
+            slot += put_blk_request(s, mem, h.desc, slot, h.size - slot);
+        } else if ((h.mode & FUZZ_INDIRECT) && rnd(s) % 3 == 0) {
             uint64_t table = 0x5000 + 0x200 * (chains % 8);
             unsigned n = put_chain(s, mem, table, 0, MIN(h.size, 8u), device);
             put_desc(mem, h.desc + 16ULL * slot, table, 16 * n, 4, 0);
