@@ -36,7 +36,6 @@ struct block_req {
     struct iovec *view;         /* what is still to transfer */
     unsigned nview;
     void *bounce;               /* aligned copy for O_DIRECT, or NULL */
-    bool unmap;
     enum wz_step wz;
     block_done_fn fn;
     void *opaque;
@@ -499,7 +498,6 @@ int block_write_zeroes(struct block_backend *bb, uint64_t off, uint64_t len, boo
     if (bb->readonly)
         return -EROFS;
     struct block_req *r = req_new(bb, REQ_WRITE_ZEROES, off, len, fn, opaque);
-    r->unmap = unmap;
     r->wz = unmap ? WZ_PUNCH : WZ_ZERO_RANGE;
     start(r);
     return 0;

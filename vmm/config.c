@@ -254,7 +254,6 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
         return -1;
     }
     struct disk_config d = { .aio = BLOCK_AIO_IO_URING, .cache = BLOCK_CACHE_WRITEBACK, .num_queues = 1 };
-    int r = -1;
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value) {
@@ -339,7 +338,7 @@ out:
     g_free(d.path);
     g_free(d.serial);
     g_free(d.id);
-    return r;
+    return -1;
 }
 
 static int parse_serial(struct vm_config *c, const char *arg, GError **err)

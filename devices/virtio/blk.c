@@ -179,7 +179,7 @@ static int blk_handle(struct virtio_device *vdev, unsigned qi)
             /* Without a readable header and a writable status byte there is
              * no way to answer: the driver broke the protocol. */
             if (c.out_len < HDR_BYTES || c.in_len < 1)
-                return -EINVAL;
+                return -EPROTO;
             int st = start_request(blk, qi, &c);
             if (st >= 0) {
                 complete(blk, qi, &c, (uint8_t)st);

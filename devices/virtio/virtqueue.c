@@ -349,6 +349,8 @@ const char *virtq_strerror(int err)
         return "a ring, table or buffer outside guest RAM";
     case -EINVAL:
         return "a malformed ring index or descriptor";
+    case -EPROTO:
+        return "a request without the header or status buffer its device type needs";
     default:
         return g_strerror(-err);
     }
