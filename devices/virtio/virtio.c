@@ -463,7 +463,7 @@ static void queue_reset_on_loop(void *opaque)
     if (q->vdev->ops->queue_reset)
         q->vdev->ops->queue_reset(q->vdev, q->index);
     queue_clear(q);
-    __atomic_store_n(&q->reset_state, VIRTIO_QUEUE_RESET_DONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&q->reset_state, VIRTIO_QUEUE_RESET_NONE, __ATOMIC_RELEASE);
     g_mutex_unlock(&q->vdev->lock);
 }
 
@@ -488,7 +488,7 @@ void virtio_queue_reset(struct virtio_device *vdev, unsigned qi)
 bool virtio_queue_get_reset(struct virtio_device *vdev, unsigned qi)
 {
     struct virtio_queue *q = queue_get(vdev, qi);
-    return q && __atomic_load_n(&q->reset_state, __ATOMIC_ACQUIRE) == VIRTIO_QUEUE_RESET_DONE;
+    return q && __atomic_load_n(&q->reset_state, __ATOMIC_ACQUIRE) == VIRTIO_QUEUE_RESET_PENDING;
 }
 
 /* ---- save / load ---- */

@@ -21,8 +21,8 @@
  *    only when DRIVER_OK and `enabled` are seen (acquire), and the driver may
  *    not change a live queue. Device reset (status 0) and queue reset
  *    (RING_RESET) run on the loop thread; until they finish the status /
- *    queue_reset registers read back non-zero, as the spec lets a device do
- *    (4.1.4.3.2: the driver waits for 0). A reset written while the status
+ *    queue_reset registers read back non-zero (4.1.4.3.2: the driver waits
+ *    for 0). A reset written while the status
  *    is already 0 (drivers reset first thing at probe) is done at once: the
  *    device has not run since its last reset.
  *  - With vdev->loop == NULL (unit tests) everything runs synchronously on
@@ -114,8 +114,7 @@ struct virtio_transport {
 /* RING_RESET progress of one queue. */
 enum virtio_queue_reset_state {
     VIRTIO_QUEUE_RESET_NONE,
-    VIRTIO_QUEUE_RESET_PENDING,     /* waiting for the loop thread */
-    VIRTIO_QUEUE_RESET_DONE,        /* reads 1 until queue_enable or device reset */
+    VIRTIO_QUEUE_RESET_PENDING,     /* waiting for the loop thread: queue_reset reads 1 */
 };
 
 struct virtio_queue {
@@ -214,8 +213,8 @@ bool virtio_queue_get_enable(struct virtio_device *vdev, unsigned qi);
 int virtio_queue_enable(struct virtio_device *vdev, unsigned qi);
 /* RING_RESET (2.6.1): the queue goes back to its initial state on the loop
  * thread. virtio_queue_get_reset is the queue_reset register: it reads true
- * once the reset is done (the driver polls for 1, 4.1.4.3.2) and until the
- * driver enables the queue again or resets the device. */
+ * while the reset is under way and false once it is done, when queue_enable
+ * reads 0 too (4.1.4.3.2; Linux and QEMU: the driver waits for 0). */
 void virtio_queue_reset(struct virtio_device *vdev, unsigned qi);
 bool virtio_queue_get_reset(struct virtio_device *vdev, unsigned qi);
 /* A kick without ioeventfd: runs the handler on the loop thread. */

@@ -501,8 +501,8 @@ static void test_ring_reset(void **state)
 
     assert_false(virtio_queue_get_reset(f->vdev, 0));
     virtio_queue_reset(f->vdev, 0);
-    /* Done: queue_reset reads 1 (what the driver polls for) until re-enabled. */
-    assert_true(virtio_queue_get_reset(f->vdev, 0));
+    /* Done (synchronously here): queue_reset and queue_enable read 0. */
+    assert_false(virtio_queue_get_reset(f->vdev, 0));
     assert_false(virtio_queue_get_enable(f->vdev, 0));
     assert_int_equal(virtio_queue_get_desc(f->vdev, 0), 0);
     assert_int_equal(virtio_queue_get_vector(f->vdev, 0), VIRTIO_NO_VECTOR);
@@ -581,18 +581,20 @@ static void test_loop_kick_and_reset(void **state)
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(virtio_get_status(f->vdev), 0);
 
-    /* RING_RESET too: queue_reset reads 0 while pending, 1 once done. */
+    /* RING_RESET too: queue_reset reads 1 while pending, 0 once done (what
+     * Linux's vp_modern_set_queue_reset waits for, then queue_enable 0). */
     memset(hva(f, AVAIL), 0, 0x2000);
     f->avail_idx = 0;
     assert_true(negotiate(f->vdev, V1 | VIRTIO_BIT(VIRTIO_F_RING_RESET)));
     setup_queue(f, 3);
     driver_ok(f->vdev);
     virtio_queue_reset(f->vdev, 0);
-    assert_false(virtio_queue_get_reset(f->vdev, 0));
+    assert_true(virtio_queue_get_reset(f->vdev, 0));
+    assert_true(virtio_queue_get_enable(f->vdev, 0));
     assert_int_equal(virtio_queue_enable(f->vdev, 0), 0);          /* still live: no-op */
     loop_call(loop, quit_on_loop, loop);
     assert_int_equal(loop_run(loop), 0);
-    assert_true(virtio_queue_get_reset(f->vdev, 0));
+    assert_false(virtio_queue_get_reset(f->vdev, 0));
     assert_false(virtio_queue_get_enable(f->vdev, 0));
 
     assert_int_equal(virtio_queue_set_kick_fd(f->vdev, 0, -1), 0);
