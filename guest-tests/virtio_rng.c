@@ -3,8 +3,9 @@
  * capabilities walked, VERSION_1 negotiated, one split queue with an MSI-X
  * vector filled with entropy (not all zero, not constant, different per
  * buffer); the PCI_CFG window agrees with the BAR; then a device reset,
- * which clears the queue and vectors, and a second round without MSI-X that
- * polls the used ring and reads the ISR (set, then clear). vmm needs --rng;
+ * which clears the queue and vectors, a second round without MSI-X that
+ * polls the used ring and reads the ISR (set, then clear), and a RING_RESET
+ * of the queue with the device up, re-enabled on new rings. vmm needs --rng;
  * QEMU -device virtio-rng-pci on microvm,pcie=on. */
 #include "virtio_pci.h"
 
@@ -84,7 +85,7 @@ static bool common_location(struct virtio_dev *d, uint8_t *bar, uint32_t *off)
 
 int main(void)
 {
-    plan(14);
+    plan(16);
     bool have_ecam = pci_init();
     if (!ok(have_ecam, "MCFG (or _CBA) gives the ECAM window (0x%lx)", pci_ecam()))
         done();
@@ -182,6 +183,36 @@ int main(void)
        "(0x%x)", isr, again);
     ok(hits_q == q_before && hits_cfg == 0, "no MSI-X message while it is disabled (%u, %u)", hits_q - q_before,
        hits_cfg);
+
+    /* RING_RESET (2.6.1): one queue reset and re-enabled after DRIVER_OK,
+     * on new ring memory, while the device stays up. */
+    bool rr = (offer >> VIRTIO_F_RING_RESET) & 1;
+    rr = rr && virtio_reset(&d) &&
+         virtio_negotiate(&d, 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_RING_RESET) &&
+         virtq_setup(&q, &d, 0, 8, ring[0], VIRTIO_NO_VECTOR, NULL);
+    virtio_driver_ok(&d);
+    got = rr ? fill(&q, 0, 2) : 0;
+    volatile uint16_t *qreset = (volatile uint16_t *)(uintptr_t)(d.common + VC_Q_RESET);
+    volatile uint16_t *qenable = (volatile uint16_t *)(uintptr_t)(d.common + VC_Q_ENABLE);
+    *(volatile uint16_t *)(uintptr_t)(d.common + VC_Q_SELECT) = 0;
+    /* 4.1.4.3.2: queue_reset reads 1 while the reset is under way, then 0,
+     * and queue_enable 0 (what Linux's vp_modern_set_queue_reset waits for). */
+    *qreset = 1;
+    t0 = rdtsc();
+    while ((*qreset || *qenable) && rdtsc() - t0 < (1ull << 34))
+        cpu_relax();
+    uint16_t reset_reads = *qreset, enable_reads = *qenable;
+    ok(rr && got == 2 && reset_reads == 0 && enable_reads == 0,
+       "RING_RESET offered and accepted; queue 0 served %u buffers, then reset: queue_reset reads %u and "
+       "queue_enable %u", got, reset_reads, enable_reads);
+    bool again_ok = virtq_setup(&q, &d, 0, 8, ring[1], VIRTIO_NO_VECTOR, NULL);
+    reset_reads = *qreset;
+    got = again_ok ? fill(&q, 1, 2) : 0;
+    st = virtio_status(&d);
+    ok(again_ok && reset_reads == 0 && got == 2 && looks_random(bufs[1][0], BUFLEN) &&
+       st == (VIRTIO_ACKNOWLEDGE | VIRTIO_DRIVER | VIRTIO_FEATURES_OK | VIRTIO_DRIVER_OK),
+       "queue 0 re-enabled on new rings after DRIVER_OK (queue_reset back to %u): %u buffers filled, status 0x%x",
+       reset_reads, got, st);
     virtio_reset(&d);
     done();
 }
