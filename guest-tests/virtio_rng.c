@@ -85,7 +85,7 @@ static bool common_location(struct virtio_dev *d, uint8_t *bar, uint32_t *off)
 
 int main(void)
 {
-    plan(16);
+    plan(17);
     bool have_ecam = pci_init();
     if (!ok(have_ecam, "MCFG (or _CBA) gives the ECAM window (0x%lx)", pci_ecam()))
         done();
@@ -116,6 +116,26 @@ int main(void)
        virtio_num_queues(&d), q.size, cvec, qvec);
     if (!qok)
         done();
+
+    /* Register corners both engines must agree on (4.1.4.3): a queue that
+     * does not exist has size 0, a vector past the MSI-X table reads back
+     * as NO_VECTOR, a feature window past bit 63 reads 0. */
+    volatile uint16_t *qsel = (volatile uint16_t *)(uintptr_t)(d.common + VC_Q_SELECT);
+    volatile uint16_t *qsize = (volatile uint16_t *)(uintptr_t)(d.common + VC_Q_SIZE);
+    volatile uint16_t *qmsix = (volatile uint16_t *)(uintptr_t)(d.common + VC_Q_MSIX);
+    *qsel = virtio_num_queues(&d);
+    uint16_t absent_size = *qsize;
+    *qsel = 0;
+    *qmsix = (uint16_t)d.msix_size;
+    uint16_t bad_vec = *qmsix;
+    *qmsix = 1;
+    uint16_t good_vec = *qmsix;
+    *(volatile uint32_t *)(uintptr_t)(d.common + VC_DFSELECT) = 2;
+    uint32_t df2 = *(volatile uint32_t *)(uintptr_t)(d.common + VC_DF);
+    ok(absent_size == 0 && bad_vec == VIRTIO_NO_VECTOR && good_vec == 1 && df2 == 0,
+       "queue %u (absent) has size %u; vector %u reads back 0x%x, vector 1 reads 1 (%u); feature window 2 reads 0x%x",
+       virtio_num_queues(&d), absent_size, d.msix_size, bad_vec, good_vec, df2);
+
     virtio_driver_ok(&d);
     uint8_t st = virtio_status(&d);
     ok(st == (VIRTIO_ACKNOWLEDGE | VIRTIO_DRIVER | VIRTIO_FEATURES_OK | VIRTIO_DRIVER_OK), "DRIVER_OK (status 0x%x)",
