@@ -45,6 +45,7 @@ struct loop {
     int wake_fd;                /* eventfd: loop_call and loop_quit */
     pthread_mutex_t calls_lock;
     GArray *calls;              /* struct pending_call */
+    GArray *after;              /* struct pending_call: loop_after_batch */
     bool quit;
 };
 
@@ -85,6 +86,7 @@ struct loop *loop_new(GError **err)
     l->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
     l->dying = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
     l->calls = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
+    l->after = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
     pthread_mutex_init(&l->calls_lock, NULL);
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake_fd < 0 || loop_add_fd(l, l->wake_fd, POLLIN, wake_fn, l) < 0) {
@@ -118,6 +120,7 @@ void loop_free(struct loop *l)
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     g_array_free(l->calls, TRUE);
+    g_array_free(l->after, TRUE);
     pthread_mutex_destroy(&l->calls_lock);
     g_free(l);
 }
@@ -213,10 +216,40 @@ static void wake_fn(void *opaque, int fd, uint32_t revents)
     run_calls(l);
 }
 
+void loop_after_batch(struct loop *l, loop_call_fn fn, void *opaque)
+{
+    struct pending_call c = { fn, opaque };
+    g_array_append_val(l->after, c);
+}
+
+void loop_after_batch_cancel(struct loop *l, loop_call_fn fn, void *opaque)
+{
+    for (guint i = l->after->len; i-- > 0;) {
+        struct pending_call *c = &g_array_index(l->after, struct pending_call, i);
+        if (c->fn == fn && c->opaque == opaque)
+            g_array_remove_index(l->after, i);
+    }
+}
+
+/* Runs the after-batch hooks, and those they add (bounded like run_calls). */
+static void run_after(struct loop *l)
+{
+    for (unsigned round = 0; round < 64 && l->after->len; round++) {
+        GArray *after = l->after;
+        l->after = g_array_new(FALSE, FALSE, sizeof(struct pending_call));
+        for (guint i = 0; i < after->len; i++) {
+            struct pending_call *c = &g_array_index(after, struct pending_call, i);
+            c->fn(c->opaque);
+        }
+        g_array_free(after, TRUE);
+    }
+}
+
 void loop_run_calls(struct loop *l)
 {
     for (unsigned round = 0; round < 64 && run_calls(l); round++)
         ;
+    run_after(l);
 }
 
 static void dispatch_op(struct loop *l, struct loop_op *op, int res)
@@ -282,6 +315,7 @@ int loop_run_once(struct loop *l)
         io_uring_cqe_seen(&l->ring, cqe);
         dispatch(l, data, res, flags);
     }
+    run_after(l);
     return 0;
 }
 

@@ -29,8 +29,8 @@ void loop_call(struct loop *l, loop_call_fn fn, void *opaque);
 
 /* Runs the calls queued with loop_call so far, and those they queue in
  * turn (at most 64 rounds, so a call that keeps re-queueing itself cannot
- * hang the caller), on the caller's thread, which must be the loop's while
- * loop_run is not running. For teardown: a stopped VM's devices may still
+ * hang the caller), then the after-batch hooks, on the caller's thread,
+ * which must be the loop's while loop_run is not running. For teardown: a stopped VM's devices may still
  * have deferred work queued that must run before they are freed. */
 void loop_run_calls(struct loop *l);
 
@@ -71,6 +71,14 @@ bool loop_supports_op(struct loop *l, int opcode);
 void loop_flush(struct loop *l);
 /* Submitted operations whose fn has not run yet. */
 unsigned loop_io_pending(struct loop *l);
+
+/* Runs fn(opaque) once the completions and wake-ups ready now have all been
+ * dispatched, before the loop waits again: for work that batches over them
+ * (one interrupt for many completed requests). The caller avoids queueing
+ * the same hook twice; _cancel drops queued ones (an owner going away).
+ * Loop thread only. */
+void loop_after_batch(struct loop *l, loop_call_fn fn, void *opaque);
+void loop_after_batch_cancel(struct loop *l, loop_call_fn fn, void *opaque);
 
 /* Waits for at least one completion or wake-up and dispatches what is ready;
  * may be called from a callback (e.g. to drain I/O before a snapshot).

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmm/log.h"
+#include "vmm/loop.h"
 #include "vmm/state.h"
 
 #define BLK_STATE_VERSION 1
@@ -48,6 +49,17 @@ static void complete(struct virtio_blk *blk, unsigned qi, const struct virtq_cha
     virtq_push(vq, c, (uint32_t)c->in_len);
 }
 
+static void flush_notify(void *opaque)
+{
+    struct virtio_blk *blk = opaque;
+    blk->notify_scheduled = false;
+    for (unsigned i = 0; i < blk->vdev.num_queues; i++)
+        if (blk->notify_pending[i]) {
+            blk->notify_pending[i] = false;
+            virtio_notify_queue(&blk->vdev, i);
+        }
+}
+
 static void req_done(void *opaque, int res)
 {
     struct virtio_blk_req *r = opaque;
@@ -57,7 +69,11 @@ static void req_done(void *opaque, int res)
      * driver session (or none), so the completion goes nowhere. */
     if (r->epoch == blk->epoch[r->qi] && (st & VIRTIO_STATUS_DRIVER_OK) && !(st & VIRTIO_STATUS_NEEDS_RESET)) {
         complete(blk, r->qi, r->chain, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
-        virtio_notify_queue(&blk->vdev, r->qi);
+        blk->notify_pending[r->qi] = true;
+        if (!blk->notify_scheduled) {
+            blk->notify_scheduled = true;
+            loop_after_batch(blk->vdev.loop, flush_notify, blk);
+        }
     }
     g_free(r->chain);
     g_free(r);
@@ -308,6 +324,7 @@ struct virtio_blk *virtio_blk_new(struct guest_memory *gm, struct loop *loop,
     blk->bb = bb;
     blk->capacity = block_size(bb) / VIRTIO_BLK_SECTOR;
     blk->epoch = g_new0(uint32_t, nq);
+    blk->notify_pending = g_new0(bool, nq);
     if (p->serial)
         memcpy(blk->serial, p->serial, strlen(p->serial));
     build_config(blk, nq);
@@ -331,7 +348,10 @@ void virtio_blk_free(struct virtio_blk *blk)
     /* Completions still run (and find the device live or reset) before
      * anything they use is freed. */
     block_close(blk->bb);
+    if (blk->notify_scheduled)
+        loop_after_batch_cancel(blk->vdev.loop, flush_notify, blk);
     virtio_device_destroy(&blk->vdev);
     g_free(blk->epoch);
+    g_free(blk->notify_pending);
     g_free(blk);
 }

@@ -12,8 +12,10 @@
  * the request with IOERR or UNSUPP.
  *
  * Requests run asynchronously: each popped chain is copied and handed to
- * the backend; its completion (on the loop thread) writes the status, puts
- * the chain on the used ring and interrupts the driver.
+ * the backend; its completion (on the loop thread) writes the status and
+ * puts the chain on the used ring; the driver is interrupted once per queue
+ * after the loop dispatched every completion that was ready
+ * (loop_after_batch), not once per request.
  *
  * Reset: host I/O cannot be recalled, so a device or queue reset does not
  * wait for it; the completions of requests from before the reset are
@@ -92,6 +94,8 @@ struct virtio_blk {
     uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
     char serial[VIRTIO_BLK_ID_BYTES];
     uint32_t *epoch;            /* per queue: bumped by resets, stale completions are dropped */
+    bool *notify_pending;       /* per queue: completions pushed since the last interrupt decision */
+    bool notify_scheduled;      /* the loop's after-batch hook is queued */
 };
 
 /* Opens the disk; NULL with *err (one line) when it cannot. */

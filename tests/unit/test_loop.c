@@ -664,6 +664,57 @@ static void test_io_free_in_flight(void **state)
     close(p[1]);
 }
 
+/* After-batch hooks run once everything ready has been dispatched: five
+ * calls queued together all run before the hook one of them added; a
+ * cancelled hook never runs; loop_run_calls runs them too. */
+struct after {
+    struct loop *loop;
+    unsigned calls, hook_saw, hooks, cancelled;
+};
+
+static void after_hook(void *opaque)
+{
+    struct after *a = opaque;
+    a->hooks++;
+    a->hook_saw = a->calls;
+    loop_quit(a->loop);
+}
+
+static void cancelled_hook(void *opaque)
+{
+    ((struct after *)opaque)->cancelled++;
+}
+
+static void call_then_hook(void *opaque)
+{
+    struct after *a = opaque;
+    if (a->calls++ == 0) {
+        loop_after_batch(a->loop, after_hook, a);
+        loop_after_batch(a->loop, cancelled_hook, a);
+    }
+    if (a->calls == 3)
+        loop_after_batch_cancel(a->loop, cancelled_hook, a);
+}
+
+static void test_after_batch(void **state)
+{
+    struct ctx *c = *state;
+    struct after a = { .loop = c->loop };
+    for (int i = 0; i < 5; i++)
+        loop_call(c->loop, call_then_hook, &a);
+    assert_int_equal(loop_run(c->loop), 0);
+    assert_int_equal(a.hooks, 1);
+    assert_int_equal(a.hook_saw, 5);
+    assert_int_equal(a.cancelled, 0);
+
+    a.calls = 0;
+    loop_call(c->loop, call_then_hook, &a);
+    loop_run_calls(c->loop);
+    assert_int_equal(a.hooks, 2);
+    assert_int_equal(a.hook_saw, 1);
+    assert_int_equal(a.cancelled, 1);       /* not cancelled this time: calls stopped at 1 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -683,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_io_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_nested_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_free_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
