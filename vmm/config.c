@@ -41,6 +41,7 @@ void config_clear(struct vm_config *c)
     g_free(c->initrd);
     g_free(c->cmdline);
     g_free(c->serial_path);
+    g_free(c->console_path);
     for (unsigned i = 0; i < c->nr_disks; i++) {
         g_free(c->disks[i].id);
         g_free(c->disks[i].path);
@@ -113,9 +114,17 @@ void config_print_help(void)
 "  --name NAME            name of the VM (process title, logs)\n"
 "\n"
 "Devices:\n"
-"  --serial stdio|pty|file=PATH|off\n"
+"  --serial stdio|pty|file=PATH|socket=PATH|off\n"
 "                         COM1 (16550A at 0x3f8, IRQ 4); default stdio; on a terminal\n"
-"                         it goes raw and Ctrl-A x quits vmm\n"
+"                         it goes raw and Ctrl-A x quits vmm; socket: a unix socket\n"
+"                         server at PATH, one client at a time (output is dropped\n"
+"                         while none is connected)\n"
+"  --console stdio|pty|file=PATH|socket=PATH|off\n"
+"                         a virtio-console device (virtio-pci): the guest's hvc0\n"
+"                         (Linux: console=hvc0), on the same backends as --serial;\n"
+"                         default off. Only one of --serial and --console may be on\n"
+"                         stdio. Output to stdio, a file or a socket client is never\n"
+"                         dropped: a slow reader holds the guest back\n"
 "  --rng                  a virtio-rng device (virtio-pci, in the first free slot of PCI\n"
 "                         bus 0): the guest's hwrng, fed from the host's getrandom(2)\n"
 "  --disk PATH | path=PATH,readonly=on|off,aio=io_uring|native|threads,\n"
@@ -341,26 +350,30 @@ out:
     return -1;
 }
 
-static int parse_serial(struct vm_config *c, const char *arg, GError **err)
+/* --serial and --console: where a character device goes. */
+static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mode, char **path, GError **err)
 {
-    g_clear_pointer(&c->serial_path, g_free);
+    g_clear_pointer(path, g_free);
     if (strcmp(arg, "stdio") == 0)
-        c->serial_mode = SERIAL_STDIO;
+        *mode = SERIAL_STDIO;
     else if (strcmp(arg, "pty") == 0)
-        c->serial_mode = SERIAL_PTY;
+        *mode = SERIAL_PTY;
     else if (strcmp(arg, "off") == 0 || strcmp(arg, "none") == 0)
-        c->serial_mode = SERIAL_OFF;
+        *mode = SERIAL_OFF;
     else if (g_str_has_prefix(arg, "file=") && arg[5]) {
-        c->serial_mode = SERIAL_FILE;
-        c->serial_path = g_strdup(arg + 5);
+        *mode = SERIAL_FILE;
+        *path = g_strdup(arg + 5);
+    } else if (g_str_has_prefix(arg, "socket=") && arg[7]) {
+        *mode = SERIAL_SOCKET;
+        *path = g_strdup(arg + 7);
     } else
-        return fail(err, "--serial: '%s' is not one of stdio, pty, file=PATH, off", arg);
+        return fail(err, "%s: '%s' is not one of stdio, pty, file=PATH, socket=PATH, off", opt, arg);
     return 0;
 }
 
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
-    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG,
+    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -373,6 +386,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "cpu-model", required_argument, NULL, OPT_CPU_MODEL },
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "serial", required_argument, NULL, OPT_SERIAL },
+        { "console", required_argument, NULL, OPT_CONSOLE },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "name", required_argument, NULL, OPT_NAME },
         { "rng", no_argument, NULL, OPT_RNG },
@@ -409,7 +423,11 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
                 return -1;
             break;
         case OPT_SERIAL:
-            if (parse_serial(c, optarg, err) < 0)
+            if (parse_chardev("--serial", optarg, &c->serial_mode, &c->serial_path, err) < 0)
+                return -1;
+            break;
+        case OPT_CONSOLE:
+            if (parse_chardev("--console", optarg, &c->console_mode, &c->console_path, err) < 0)
                 return -1;
             break;
         case OPT_LOG_LEVEL: {
@@ -497,6 +515,13 @@ int config_validate(const struct vm_config *c, GError **err)
         if (!d->readonly && access(d->path, W_OK) < 0)
             return fail(err, "--disk %s: %s; give readonly=on to use it read-only", d->path, g_strerror(errno));
     }
+    if (c->serial_mode == SERIAL_STDIO && c->console_mode == SERIAL_STDIO)
+        return fail(err, "--console stdio: --serial is on stdio too (its default); only one may be, give "
+                    "e.g. --serial off or --serial file=PATH");
+    if (c->serial_mode != SERIAL_OFF && c->console_mode != SERIAL_OFF && c->serial_path && c->console_path &&
+        strcmp(c->serial_path, c->console_path) == 0)
+        return fail(err, "--console %s: --serial uses the same path; give each its own",
+                    c->console_path);
     if (c->cmdline && strlen(c->cmdline) >= 0x10000)
         return fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
     return 0;

@@ -24,7 +24,8 @@ enum vmm_exit_status {
     VMM_EXIT_HOST = 10,         /* host problem: no /dev/kvm, out of memory, I/O error */
 };
 
-enum serial_mode { SERIAL_OFF, SERIAL_STDIO, SERIAL_PTY, SERIAL_FILE };
+/* Where a character device (--serial, --console) goes. */
+enum serial_mode { SERIAL_OFF, SERIAL_STDIO, SERIAL_PTY, SERIAL_FILE, SERIAL_SOCKET };
 enum reboot_action { REBOOT_RESTART, REBOOT_EXIT };
 enum cpu_model { CPU_MODEL_HOST, CPU_MODEL_BASELINE };
 /* Nested virtualization (SVM/VMX in the guest's CPUID): AUTO exposes it
@@ -61,7 +62,9 @@ struct vm_config {
     bool mem_shared;
 
     enum serial_mode serial_mode;
-    char *serial_path;          /* SERIAL_FILE */
+    char *serial_path;          /* SERIAL_FILE, SERIAL_SOCKET */
+    enum serial_mode console_mode;  /* virtio-console (hvc0); SERIAL_OFF: none */
+    char *console_path;
 
     bool rng;                   /* a virtio-rng PCI device */
     struct disk_config *disks;

@@ -59,6 +59,25 @@ static void on_console_quit(void *opaque)
         vm_request_stop(&r->vm, VM_STOP_SIGNAL, 0);
 }
 
+/* The host side of --serial or --console (what = "serial", "console"),
+ * kept across resets. *be stays NULL when the device is off. */
+static int open_chardev(struct runner *r, const char *what, enum serial_mode mode, const char *path,
+                        struct char_backend **be)
+{
+    g_autoptr(GError) err = NULL;
+    if (mode == SERIAL_OFF)
+        return 0;
+    *be = char_backend_open(mode, path, &err);
+    if (!*be) {
+        log_error("--%s: %s", what, err->message);
+        return -1;
+    }
+    char_backend_attach(*be, r->loop, on_console_quit, r);
+    if (char_backend_pty_path(*be))
+        fprintf(stderr, "vmm: %s: %s\n", what, char_backend_pty_path(*be));
+    return 0;
+}
+
 static int exit_status_for_error(const GError *e)
 {
     return e->domain == CONFIG_ERROR ? VMM_EXIT_CONFIG : VMM_EXIT_HOST;
@@ -67,11 +86,11 @@ static int exit_status_for_error(const GError *e)
 /* Runs boots of the guest until it powers off, or a reset is not to be
  * followed by another boot. Returns the process exit status. */
 static int run(struct runner *r, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
-               struct char_backend *serial_be)
+               struct char_backend *serial_be, struct char_backend *console_be)
 {
     for (;;) {
         g_autoptr(GError) err = NULL;
-        if (vm_create(&r->vm, cfg, kvm_fd, caps, r->loop, serial_be, &err) < 0) {
+        if (vm_create(&r->vm, cfg, kvm_fd, caps, r->loop, serial_be, console_be, &err) < 0) {
             log_error("%s", err->message);
             vm_destroy(&r->vm);
             return exit_status_for_error(err);
@@ -169,22 +188,17 @@ int main(int argc, char **argv)
     }
     loop_add_fd(r.loop, sfd, POLLIN, on_signal, &r);
 
-    struct char_backend *serial_be = NULL;
-    if (cfg.serial_mode != SERIAL_OFF) {
-        serial_be = char_backend_open(cfg.serial_mode, cfg.serial_path, &err);
-        if (!serial_be) {
-            log_error("--serial: %s", err->message);
-            return VMM_EXIT_CONFIG;
-        }
-        char_backend_attach(serial_be, r.loop, on_console_quit, &r);
-        if (char_backend_pty_path(serial_be))
-            fprintf(stderr, "vmm: serial: %s\n", char_backend_pty_path(serial_be));
+    struct char_backend *serial_be = NULL, *console_be = NULL;
+    if (open_chardev(&r, "serial", cfg.serial_mode, cfg.serial_path, &serial_be) < 0 ||
+        open_chardev(&r, "console", cfg.console_mode, cfg.console_path, &console_be) < 0) {
+        char_backend_close(serial_be);
+        return VMM_EXIT_CONFIG;
     }
 
-    int status = run(&r, &cfg, kvm_fd, &caps, serial_be);
+    int status = run(&r, &cfg, kvm_fd, &caps, serial_be, console_be);
 
-    if (serial_be)
-        char_backend_close(serial_be);
+    char_backend_close(console_be);
+    char_backend_close(serial_be);
     loop_free(r.loop);
     close(sfd);
     close(kvm_fd);

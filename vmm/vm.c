@@ -19,7 +19,9 @@
 #include "devices/pci/pci_testdev.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/char_backend.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/console.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "firmware/reset_vector.h"
@@ -177,6 +179,26 @@ static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **e
     return 0;
 }
 
+static void console_release(struct virtio_device *vdev)
+{
+    virtio_console_free(vdev->opaque);
+}
+
+static int add_virtio_console(struct vm *vm, GError **err)
+{
+    uint16_t cols = 0, rows = 0;
+    char_backend_winsize(vm->console_be, &cols, &rows);
+    struct virtio_console *con = virtio_console_new(&vm->mem, vm->loop, vm->console_be, cols, rows);
+    struct virtio_pci_params p = { .id = "virtio-console", .slot = -1, .release = console_release };
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &con->vdev, &p, err);
+    if (!vp) {
+        virtio_console_free(con);
+        return -1;
+    }
+    add_device(vm, virtio_pci_device(vp));
+    return 0;
+}
+
 static int create_pci(struct vm *vm, GError **err)
 {
     struct pci_host_config pc = {
@@ -198,6 +220,8 @@ static int create_pci(struct vm *vm, GError **err)
     if (vm->cfg->test_exit)
         add_device(vm, pci_testdev_create(vm->pci, vm->irq_routing));
     if (vm->cfg->rng && add_virtio_rng(vm, err) < 0)
+        return -1;
+    if (vm->console_be && add_virtio_console(vm, err) < 0)
         return -1;
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
         if (add_virtio_blk(vm, &vm->cfg->disks[i], err) < 0)
@@ -225,7 +249,8 @@ static int create_devices(struct vm *vm)
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
-              struct loop *loop, struct char_backend *serial_be, GError **err)
+              struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
+              GError **err)
 {
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
@@ -233,6 +258,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     vm->caps = *caps;
     vm->loop = loop;
     vm->serial_be = serial_be;
+    vm->console_be = console_be;
     vm->vm_fd = -1;
     vm->mem.memfd = -1;
     vm->stop_eventfd = -1;

@@ -53,6 +53,7 @@ struct vm {
     struct pci_host *pci;
     struct acpi_pm *acpi_pm;
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
+    struct char_backend *console_be;    /* virtio-console's; the same */
     GArray *devices;                    /* struct device */
 
     /* Set once by the first stop request (any thread); read by the loop. */
@@ -64,9 +65,11 @@ struct vm {
 };
 
 /* Creates the VM described by cfg (KVM VM, memory, irqchip, devices, vCPUs,
- * loaded kernel) without starting it. serial_be may be NULL. */
+ * loaded kernel) without starting it. serial_be (the 16550's) and
+ * console_be (virtio-console's, attached to `loop`) may be NULL. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
-              struct loop *loop, struct char_backend *serial_be, GError **err);
+              struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
+              GError **err);
 /* Starts the vCPUs and returns; the loop learns of stops via stop_eventfd. */
 int vm_start(struct vm *vm, GError **err);
 /* Asks the VM to stop (first request wins). Any thread. */

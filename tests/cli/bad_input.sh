@@ -170,6 +170,21 @@ check "unknown option" 2 '--frobnicate' -- --kernel "$good" --frobnicate
 check "option missing its value" 2 '--memory' -- --kernel "$good" --memory
 check "stray positional argument" 2 'stray' -- --kernel "$good" stray
 check "--serial bogus" 2 '--serial' -- --kernel "$good" --serial bogus
+
+# virtio-console: the backends, and stdio for only one of it and the 16550.
+check "--console bogus" 2 "--console: 'bogus'" -- --kernel "$good" --console bogus
+check "--console socket= empty" 2 '--console' -- --kernel "$good" --console socket=
+check "--console stdio with --serial's default stdio" 2 '--console stdio.*--serial' -- \
+    --kernel "$good" --console stdio
+check "--console stdio with --serial stdio" 2 '--console stdio.*--serial' -- \
+    --kernel "$good" --console stdio --serial stdio
+check "--console and --serial on one file" 2 "--console.*same path" -- \
+    --kernel "$good" --console file=out.log --serial file=out.log
+echo x > "$f/regular"
+check "--console socket on a regular file" 2 "--console.*$f/regular.*not a socket" -- \
+    --kernel "$good" --serial off --console socket="$f/regular"
+check "--console socket in a missing directory" 2 "--console.*$f/nodir/c.sock" -- \
+    --kernel "$good" --serial off --console socket="$f/nodir/c.sock"
 check "--reboot sometimes" 2 '--reboot' -- --kernel "$good" --reboot sometimes
 check "--cpu-model pentium" 2 '--cpu-model' -- --kernel "$good" --cpu-model pentium
 check "--log-level loud" 2 '--log-level' -- --kernel "$good" --log-level loud

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -332,6 +334,134 @@ static void test_pty_mode(void **state)
     char_backend_close(be);
 }
 
+static int sock_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(c >= 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return c;
+}
+
+static int done_calls;
+static void count_done(void *opaque)
+{
+    done_calls++;
+}
+
+/* Writes through the asynchronous path and runs the loop until it is done. */
+static void write_async(struct loop *l, struct char_backend *be, const char *s)
+{
+    struct iovec iov = { (void *)s, strlen(s) };
+    int before = done_calls;
+    if (char_backend_write_iov(be, &iov, 1, count_done, NULL) == 1)
+        while (done_calls == before)
+            assert_int_equal(loop_run_once(l), 0);
+}
+
+/* A unix socket server: output while nobody is connected is dropped; a
+ * client gets output and sends input; the next client waits until the
+ * first leaves, then is served; the path goes away at close. A regular
+ * file at the path is refused; a stale socket is replaced. */
+static void test_socket_mode(void **state)
+{
+    char dir[] = "/tmp/test_char_backend.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    g_autofree char *path = g_build_filename(dir, "console.sock", NULL);
+    GError *err = NULL;
+    assert_int_equal(g_file_set_contents(path, "x", 1, NULL), TRUE);
+    assert_null(char_backend_open(SERIAL_SOCKET, path, &err));
+    assert_non_null(strstr(err->message, "not a socket"));
+    g_clear_error(&err);
+    unlink(path);
+
+    struct loop *l = loop_new(NULL);
+    struct char_backend *be = char_backend_open(SERIAL_SOCKET, path, &err);
+    assert_non_null(be);
+    struct fake_fe fe = { .loop = l, .room = 64, .want = 3 };
+    struct char_frontend cfe = { fe_can_receive, fe_receive, &fe };
+    char_backend_set_frontend(be, &cfe);
+    char_backend_attach(be, l, NULL, NULL);
+    loop_run_calls(l);
+    assert_false(char_backend_connected(be));
+    struct iovec iov = { "lost", 4 };
+    assert_int_equal(char_backend_write_iov(be, &iov, 1, count_done, NULL), 0);
+
+    int c1 = sock_connect(path);
+    while (!char_backend_connected(be))
+        assert_int_equal(loop_run_once(l), 0);
+    write_async(l, be, "out1");
+    char buf[16] = { 0 };
+    assert_int_equal(read(c1, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "out1", 4);       /* "lost" never came */
+    assert_int_equal(write(c1, "in1", 3), 3);
+    loop_run(l);
+    assert_int_equal(fe.ngot, 3);
+    assert_memory_equal(fe.got, "in1", 3);
+
+    /* A second client waits in the backlog while the first is served. */
+    int c2 = sock_connect(path);
+    assert_int_equal(write(c2, "in2", 3), 3);
+    write_async(l, be, "out2");
+    assert_int_equal(read(c1, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "out2", 4);
+    assert_int_equal(fe.ngot, 3);
+    close(c1);
+    fe.want = 6;
+    loop_run(l);
+    assert_int_equal(fe.ngot, 6);
+    assert_memory_equal(fe.got + 3, "in2", 3);
+    write_async(l, be, "out3");
+    assert_int_equal(read(c2, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "out3", 4);
+    close(c2);
+    char_backend_close(be);
+    loop_free(l);
+    assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+
+    /* A socket left behind by a vmm that died is replaced. */
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(stale);
+    be = char_backend_open(SERIAL_SOCKET, path, &err);
+    assert_non_null(be);
+    char_backend_close(be);
+    rmdir(dir);
+}
+
+/* The asynchronous path on a pipe: writes come out in order, each done
+ * once; a cancelled one finishes without its callback. */
+static void test_write_iov_order_and_cancel(void **state)
+{
+    struct fixture *f = *state;
+    int before = done_calls;
+    struct iovec a[2] = { { "ab", 2 }, { "cd", 2 } }, b = { "ef", 2 }, c = { "gh", 2 };
+    int ra = char_backend_write_iov(f->be, a, 2, count_done, f);
+    int rb = char_backend_write_iov(f->be, &b, 1, count_done, NULL);
+    int rc = char_backend_write_iov(f->be, &c, 1, count_done, f);
+    assert_int_equal(ra, 1);
+    assert_int_equal(rb, 1);
+    assert_int_equal(rc, 1);
+    char_backend_write_cancel(f->be, f);
+    char buf[16] = { 0 };
+    size_t got = 0;
+    while (got < 6) {
+        ssize_t n = read(f->out_r, buf + got, sizeof(buf) - got);
+        if (n > 0)
+            got += (size_t)n;
+        else
+            assert_int_equal(loop_run_once(f->loop), 0);
+    }
+    assert_memory_equal(buf, "abcdefgh", 6);
+    while (done_calls == before)
+        assert_int_equal(loop_run_once(f->loop), 0);
+    loop_run_calls(f->loop);
+    assert_int_equal(done_calls, before + 1);   /* only b's */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +476,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_escapes_when_disabled, setup, teardown),
         cmocka_unit_test(test_file_mode),
         cmocka_unit_test(test_pty_mode),
+        cmocka_unit_test(test_socket_mode),
+        cmocka_unit_test_setup_teardown(test_write_iov_order_and_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,34 @@ static void test_serial(void **state)
     ERR("--serial", "--serial", "file=");
     ERR("--serial", "--serial", "tcp:localhost:4444");
     ERR("--serial", "--serial", "");
+    OK(&c, "--serial", "socket=/tmp/s.sock");
+    assert_int_equal(c.serial_mode, SERIAL_SOCKET);
+    assert_string_equal(c.serial_path, "/tmp/s.sock");
+    config_clear(&c);
+}
+
+static void test_console(void **state)
+{
+    struct vm_config c;
+    OK(&c, NULL);
+    assert_int_equal(c.console_mode, SERIAL_OFF);   /* default: no virtio-console */
+    config_clear(&c);
+    OK(&c, "--console", "socket=/tmp/c.sock");
+    assert_int_equal(c.console_mode, SERIAL_SOCKET);
+    assert_string_equal(c.console_path, "/tmp/c.sock");
+    config_clear(&c);
+    OK(&c, "--console", "file=/tmp/c.log", "--console", "pty");
+    assert_int_equal(c.console_mode, SERIAL_PTY);
+    assert_null(c.console_path);
+    config_clear(&c);
+    OK(&c, "--console", "stdio", "--serial", "file=/tmp/s.log");
+    assert_int_equal(c.console_mode, SERIAL_STDIO);
+    config_clear(&c);
+    OK(&c, "--console", "file=/tmp/c.log", "--serial", "file=/tmp/s.log");
+    config_clear(&c);
+
+    ERR("--console", "--console", "bogus");
+    ERR("--console", "--console", "socket=");
 }
 
 static void test_simple_options(void **state)
@@ -297,6 +325,31 @@ static void expect_invalid(const struct vm_config *c, const char *prefix, const 
     if (!g_str_has_prefix(err->message, prefix) || (also && !strstr(err->message, also)))
         fail_msg("validate: \"%s\" does not start with \"%s\"%s%s", err->message, prefix, also ? " or lacks " : "",
                  also ? also : "");
+}
+
+/* Only one of the 16550 and virtio-console may own stdio; they may not
+ * share a file or a socket path. */
+static void test_validate_console(void **state)
+{
+    struct files *f = *state;
+    struct vm_config c;
+    g_autoptr(GError) err = NULL;
+    valid_config(&c, f);
+    c.console_mode = SERIAL_STDIO;
+    expect_invalid(&c, "--console stdio", "--serial off");
+    c.serial_mode = SERIAL_OFF;
+    assert_int_equal(config_validate(&c, &err), 0);
+    c.serial_mode = SERIAL_SOCKET;
+    c.serial_path = g_strdup("/tmp/x.sock");
+    c.console_mode = SERIAL_SOCKET;
+    c.console_path = g_strdup("/tmp/x.sock");
+    expect_invalid(&c, "--console /tmp/x.sock", "same path");
+    c.console_mode = SERIAL_FILE;
+    expect_invalid(&c, "--console /tmp/x.sock", "same path");
+    g_free(c.console_path);
+    c.console_path = g_strdup("/tmp/y.sock");
+    assert_int_equal(config_validate(&c, &err), 0);
+    config_clear(&c);
 }
 
 static void test_validate_files(void **state)
@@ -440,11 +493,13 @@ int main(void)
         cmocka_unit_test(test_cpus),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_serial),
+        cmocka_unit_test(test_console),
         cmocka_unit_test(test_simple_options),
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_disks),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_console, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
