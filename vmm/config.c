@@ -46,8 +46,12 @@ void config_clear(struct vm_config *c)
         g_free(c->disks[i].id);
         g_free(c->disks[i].path);
         g_free(c->disks[i].serial);
+        g_free(c->disks[i].iothread);
     }
     g_free(c->disks);
+    for (unsigned i = 0; i < c->nr_iothreads; i++)
+        g_free(c->iothreads[i]);
+    g_free(c->iothreads);
     memset(c, 0, sizeof(*c));
 }
 
@@ -128,7 +132,7 @@ void config_print_help(void)
 "  --rng                  a virtio-rng device (virtio-pci, in the first free slot of PCI\n"
 "                         bus 0): the guest's hwrng, fed from the host's getrandom(2)\n"
 "  --disk PATH | path=PATH,readonly=on|off,aio=io_uring|native|threads,\n"
-"         cache=none|writeback,num_queues=N,serial=STR,id=ID\n"
+"         cache=none|writeback,num_queues=N,serial=STR,id=ID,iothread=NAME\n"
 "                         a virtio-blk disk (virtio-pci) on a raw image file or a block\n"
 "                         device; may be given up to 16 times. readonly=on: the guest\n"
 "                         sees a read-only disk and writes fail; aio: the I/O engine\n"
@@ -137,7 +141,12 @@ void config_print_help(void)
 "                         writeback: the host page cache); a guest flush is fdatasync\n"
 "                         either way; num_queues: request queues (1-64, default 1);\n"
 "                         serial: up to 20 bytes the guest reads as the disk's ID;\n"
-"                         id: a name for the disk (default disk0, disk1, ...)\n"
+"                         id: a name for the disk (default disk0, disk1, ...);\n"
+"                         iothread: run its queues and I/O on that --object iothread\n"
+"                         instead of the main loop\n"
+"  --object iothread,id=NAME\n"
+"                         an I/O thread: one more event loop (io_uring) on a thread of\n"
+"                         its own, for the devices given iothread=NAME; up to 16\n"
 "  --test-exit            QEMU isa-debug-exit compatible port 0xf4: the guest writes V,\n"
 "                         vmm exits with status (V << 1) | 1\n"
 "\n"
@@ -324,8 +333,16 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
             }
             g_free(d.id);
             d.id = g_strdup(o->value);
+        } else if (strcmp(o->key, "iothread") == 0) {
+            if (!*o->value) {
+                fail(err, "--disk: iothread= is empty");
+                goto out;
+            }
+            g_free(d.iothread);
+            d.iothread = g_strdup(o->value);
         } else {
-            fail(err, "--disk: unknown key '%s'; known: path, readonly, aio, cache, num_queues, serial, id", o->key);
+            fail(err, "--disk: unknown key '%s'; known: path, readonly, aio, cache, num_queues, serial, id, iothread",
+                 o->key);
             goto out;
         }
     }
@@ -347,7 +364,43 @@ out:
     g_free(d.path);
     g_free(d.serial);
     g_free(d.id);
+    g_free(d.iothread);
     return -1;
+}
+
+/* --object TYPE,key=value,...: only iothread,id=NAME so far. */
+static int parse_object(struct vm_config *c, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) pairs = opts_parse(arg, "type", err);
+    if (!pairs) {
+        g_prefix_error(err, "--object: ");
+        return -1;
+    }
+    const char *type = NULL, *id = NULL;
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        if (!o->value)
+            return fail(err, "--object: '%s' needs a value, e.g. --object iothread,id=io0", o->key);
+        if (strcmp(o->key, "type") == 0)
+            type = o->value;
+        else if (strcmp(o->key, "id") == 0)
+            id = o->value;
+        else
+            return fail(err, "--object: unknown key '%s'; known: id (e.g. --object iothread,id=io0)", o->key);
+    }
+    if (!type || strcmp(type, "iothread") != 0)
+        return fail(err, "--object: '%s' is not a known object type; known: iothread (e.g. --object iothread,id=io0)",
+                    type ? type : "");
+    if (!id || !*id)
+        return fail(err, "--object iothread: no id; give e.g. --object iothread,id=io0");
+    if (c->nr_iothreads >= VMM_MAX_IOTHREADS)
+        return fail(err, "--object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
+    for (unsigned i = 0; i < c->nr_iothreads; i++)
+        if (strcmp(c->iothreads[i], id) == 0)
+            return fail(err, "--object iothread: id '%s' is used twice", id);
+    c->iothreads = g_renew(char *, c->iothreads, c->nr_iothreads + 1);
+    c->iothreads[c->nr_iothreads++] = g_strdup(id);
+    return 0;
 }
 
 /* --serial and --console: where a character device goes. */
@@ -373,7 +426,7 @@ static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mod
 
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
-    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE,
+    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -387,6 +440,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "serial", required_argument, NULL, OPT_SERIAL },
         { "console", required_argument, NULL, OPT_CONSOLE },
+        { "object", required_argument, NULL, OPT_OBJECT },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "name", required_argument, NULL, OPT_NAME },
         { "rng", no_argument, NULL, OPT_RNG },
@@ -424,6 +478,10 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             break;
         case OPT_SERIAL:
             if (parse_chardev("--serial", optarg, &c->serial_mode, &c->serial_path, err) < 0)
+                return -1;
+            break;
+        case OPT_OBJECT:
+            if (parse_object(c, optarg, err) < 0)
                 return -1;
             break;
         case OPT_CONSOLE:
@@ -505,6 +563,12 @@ int config_validate(const struct vm_config *c, GError **err)
         return fail(err, "--memory: with hugepages=on the size must be a multiple of 2M");
     for (unsigned i = 0; i < c->nr_disks; i++) {
         const struct disk_config *d = &c->disks[i];
+        bool known = !d->iothread;
+        for (unsigned k = 0; !known && k < c->nr_iothreads; k++)
+            known = strcmp(c->iothreads[k], d->iothread) == 0;
+        if (!known)
+            return fail(err, "--disk %s: iothread '%s' does not exist; add --object iothread,id=%s", d->path,
+                        d->iothread, d->iothread);
         struct stat st;
         if (stat(d->path, &st) < 0)
             return fail(err, "--disk %s: %s", d->path, g_strerror(errno));

@@ -41,10 +41,12 @@ struct disk_config {
     enum block_cache cache;
     unsigned num_queues;
     char *serial;               /* NULL: none */
+    char *iothread;             /* iothread=: the I/O thread its queues run on; NULL: the main loop */
 };
 #define VMM_MAX_DISKS 16
 #define VMM_DISK_MAX_QUEUES 64
 #define VMM_DISK_SERIAL_MAX 20
+#define VMM_MAX_IOTHREADS 16
 
 struct vm_config {
     char *name;
@@ -67,6 +69,8 @@ struct vm_config {
     char *console_path;
 
     bool rng;                   /* a virtio-rng PCI device */
+    char **iothreads;           /* --object iothread,id=NAME: the ids, in order */
+    unsigned nr_iothreads;
     struct disk_config *disks;
     unsigned nr_disks;
 

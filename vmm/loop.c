@@ -47,6 +47,8 @@ struct loop {
     GArray *calls;              /* struct pending_call */
     GArray *after;              /* struct pending_call: loop_after_batch */
     bool quit;
+    bool running;               /* atomic: loop_run is running on `thread` */
+    pthread_t thread;
 };
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
@@ -321,14 +323,59 @@ int loop_run_once(struct loop *l)
 
 int loop_run(struct loop *l)
 {
+    l->thread = pthread_self();
+    __atomic_store_n(&l->running, true, __ATOMIC_RELEASE);
     /* Each quit is used up by the run it ends, so a quit from another thread
      * that lands before this run starts still ends it instead of being lost. */
+    int r = 0;
     while (!__atomic_exchange_n(&l->quit, false, __ATOMIC_ACQ_REL)) {
-        int r = loop_run_once(l);
+        r = loop_run_once(l);
         if (r < 0)
-            return r;
+            break;
     }
-    return 0;
+    __atomic_store_n(&l->running, false, __ATOMIC_RELEASE);
+    return r;
+}
+
+struct call_wait {
+    loop_call_fn fn;
+    void *opaque;
+    GMutex lock;
+    GCond cond;
+    bool done;
+};
+
+static void call_wait_fn(void *opaque)
+{
+    struct call_wait *w = opaque;
+    w->fn(w->opaque);
+    g_mutex_lock(&w->lock);
+    w->done = true;
+    g_cond_signal(&w->cond);
+    g_mutex_unlock(&w->lock);
+}
+
+bool loop_on_thread(struct loop *l)
+{
+    return !__atomic_load_n(&l->running, __ATOMIC_ACQUIRE) || pthread_equal(l->thread, pthread_self());
+}
+
+void loop_call_wait(struct loop *l, loop_call_fn fn, void *opaque)
+{
+    if (loop_on_thread(l)) {
+        fn(opaque);
+        return;
+    }
+    struct call_wait w = { .fn = fn, .opaque = opaque };
+    g_mutex_init(&w.lock);
+    g_cond_init(&w.cond);
+    loop_call(l, call_wait_fn, &w);
+    g_mutex_lock(&w.lock);
+    while (!w.done)
+        g_cond_wait(&w.cond, &w.lock);
+    g_mutex_unlock(&w.lock);
+    g_cond_clear(&w.cond);
+    g_mutex_clear(&w.lock);
 }
 
 /* ---- asynchronous I/O ---- */

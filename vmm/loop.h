@@ -27,6 +27,16 @@ int loop_remove_fd(struct loop *l, int fd);
 /* Runs fn(opaque) on the loop thread. Safe from any thread. */
 void loop_call(struct loop *l, loop_call_fn fn, void *opaque);
 
+/* Runs fn(opaque) on the loop's thread and returns once it has run: at
+ * once when the caller is that thread or no thread runs the loop now,
+ * else through loop_call, blocking the caller meanwhile. For work that must
+ * happen on the loop that owns a device (creating and destroying a device
+ * pinned to an I/O thread) from a thread that must wait for it. The loop's
+ * thread must not be waiting for the caller. */
+void loop_call_wait(struct loop *l, loop_call_fn fn, void *opaque);
+/* True on the thread running loop_run, or while no thread runs it. */
+bool loop_on_thread(struct loop *l);
+
 /* Runs the calls queued with loop_call so far, and those they queue in
  * turn (at most 64 rounds, so a call that keeps re-queueing itself cannot
  * hang the caller), then the after-batch hooks, on the caller's thread,

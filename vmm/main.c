@@ -11,6 +11,7 @@
 #include "arch/x86/boot.h"
 #include "devices/char_backend.h"
 #include "vmm/config.h"
+#include "vmm/iothread.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
@@ -188,10 +189,18 @@ int main(int argc, char **argv)
     }
     loop_add_fd(r.loop, sfd, POLLIN, on_signal, &r);
 
+    for (unsigned i = 0; i < cfg.nr_iothreads; i++)
+        if (!iothread_new(cfg.iothreads[i], &err)) {
+            log_error("--object iothread,id=%s: %s", cfg.iothreads[i], err->message);
+            iothread_free_all();
+            return VMM_EXIT_HOST;
+        }
+
     struct char_backend *serial_be = NULL, *console_be = NULL;
     if (open_chardev(&r, "serial", cfg.serial_mode, cfg.serial_path, &serial_be) < 0 ||
         open_chardev(&r, "console", cfg.console_mode, cfg.console_path, &console_be) < 0) {
         char_backend_close(serial_be);
+        iothread_free_all();
         return VMM_EXIT_CONFIG;
     }
 
@@ -199,6 +208,7 @@ int main(int argc, char **argv)
 
     char_backend_close(console_be);
     char_backend_close(serial_be);
+    iothread_free_all();
     loop_free(r.loop);
     close(sfd);
     close(kvm_fd);

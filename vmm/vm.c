@@ -25,7 +25,9 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "firmware/reset_vector.h"
+#include "vmm/iothread.h"
 #include "vmm/irq_routing.h"
+#include "vmm/loop.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -154,29 +156,128 @@ static void blk_release(struct virtio_device *vdev)
     virtio_blk_free(vdev->opaque);
 }
 
-static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **err)
+/* A device whose queues run on an I/O thread's loop: its save, load and
+ * destroy run there too (loop_call_wait), as its creation did. */
+struct pinned_device {
+    struct device inner;
+    struct loop *loop;
+    struct state_writer *w;
+    struct state_reader *r;
+    int ret;
+};
+
+static void pinned_save_fn(void *opaque)
 {
+    struct pinned_device *p = opaque;
+    p->ret = p->inner.ops->save ? p->inner.ops->save(p->inner.dev, p->w) : 0;
+}
+
+static int pinned_save(void *dev, struct state_writer *w)
+{
+    struct pinned_device *p = dev;
+    p->w = w;
+    loop_call_wait(p->loop, pinned_save_fn, p);
+    return p->ret;
+}
+
+static void pinned_load_fn(void *opaque)
+{
+    struct pinned_device *p = opaque;
+    p->ret = p->inner.ops->load ? p->inner.ops->load(p->inner.dev, p->r) : 0;
+}
+
+static int pinned_load(void *dev, struct state_reader *r)
+{
+    struct pinned_device *p = dev;
+    p->r = r;
+    loop_call_wait(p->loop, pinned_load_fn, p);
+    return p->ret;
+}
+
+static void pinned_destroy_fn(void *opaque)
+{
+    struct pinned_device *p = opaque;
+    if (p->inner.ops->destroy)
+        p->inner.ops->destroy(p->inner.dev);
+}
+
+static void pinned_destroy(void *dev)
+{
+    struct pinned_device *p = dev;
+    loop_call_wait(p->loop, pinned_destroy_fn, p);
+    g_free(p);
+}
+
+static const struct device_ops pinned_device_ops = {
+    .type = "virtio-pci",
+    .save = pinned_save,
+    .load = pinned_load,
+    .destroy = pinned_destroy,
+};
+
+static void add_device_on(struct vm *vm, struct device d, struct loop *loop)
+{
+    if (loop == vm->loop) {
+        add_device(vm, d);
+        return;
+    }
+    struct pinned_device *p = g_new0(struct pinned_device, 1);
+    p->inner = d;
+    p->loop = loop;
+    add_device(vm, (struct device){ .id = d.id, .ops = &pinned_device_ops, .dev = p });
+}
+
+struct blk_create {
+    struct vm *vm;
+    const struct disk_config *d;
+    struct loop *loop;
+    GError **err;
+    int ret;
+};
+
+/* On the loop the disk's queues run on. */
+static void add_virtio_blk_fn(void *opaque)
+{
+    struct blk_create *c = opaque;
+    struct vm *vm = c->vm;
+    const struct disk_config *d = c->d;
     struct virtio_blk_params bp = {
         .disk = { .path = d->path, .readonly = d->readonly, .aio = d->aio, .cache = d->cache },
         .num_queues = d->num_queues,
         .serial = d->serial,
     };
     GError *e = NULL;
-    struct virtio_blk *blk = virtio_blk_new(&vm->mem, vm->loop, &bp, &e);
+    c->ret = -1;
+    struct virtio_blk *blk = virtio_blk_new(&vm->mem, c->loop, &bp, &e);
     if (!blk) {
         /* What the user gave does not work here: a configuration error. */
-        g_set_error_literal(err, CONFIG_ERROR, 0, e->message);
+        g_set_error_literal(c->err, CONFIG_ERROR, 0, e->message);
         g_error_free(e);
-        return -1;
+        return;
     }
     struct virtio_pci_params p = { .id = d->id, .slot = -1, .release = blk_release };
-    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &blk->vdev, &p, err);
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &blk->vdev, &p, c->err);
     if (!vp) {
         virtio_blk_free(blk);
-        return -1;
+        return;
     }
-    add_device(vm, virtio_pci_device(vp));
-    return 0;
+    add_device_on(vm, virtio_pci_device(vp), c->loop);
+    c->ret = 0;
+}
+
+static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **err)
+{
+    struct blk_create c = { .vm = vm, .d = d, .loop = vm->loop, .err = err };
+    if (d->iothread) {
+        struct iothread *t = iothread_find(d->iothread);
+        if (!t) {
+            g_set_error(err, CONFIG_ERROR, 0, "--disk %s: iothread '%s' does not exist", d->path, d->iothread);
+            return -1;
+        }
+        c.loop = iothread_loop(t);
+    }
+    loop_call_wait(c.loop, add_virtio_blk_fn, &c);
+    return c.ret;
 }
 
 static void console_release(struct virtio_device *vdev)

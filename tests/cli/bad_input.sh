@@ -207,6 +207,13 @@ check "--disk serial too long" 2 '--disk serial' -- --kernel "$good" \
 check "--disk unknown key" 2 "--disk.*'format'" -- --kernel "$good" --disk path="$f/disk.img",format=raw
 check "--disk same id twice" 2 "--disk.*'d0'" -- --kernel "$good" \
     --disk path="$f/disk.img",id=d0 --disk path="$f/disk.img",id=d0
+check "--disk iothread that does not exist" 2 "--disk.*iothread 'io9'.*--object iothread,id=io9" -- \
+    --kernel "$good" --disk path="$f/disk.img",iothread=io9
+check "--object of an unknown type" 2 "--object: 'secret' is not a known object type" -- \
+    --kernel "$good" --object secret,id=s0
+check "--object iothread without id" 2 '--object iothread: no id' -- --kernel "$good" --object iothread
+check "--object iothread id twice" 2 "--object iothread: id 'a'" -- \
+    --kernel "$good" --object iothread,id=a --object iothread,id=a
 check "--disk not writable without readonly=on" 2 "$f/disk.img.*readonly=on" AS_OTHER -- \
     --kernel "$good" --disk "$f/disk.img"
 

@@ -346,6 +346,18 @@ static void test_validate_console(void **state)
     expect_invalid(&c, "--console /tmp/x.sock", "same path");
     c.console_mode = SERIAL_FILE;
     expect_invalid(&c, "--console /tmp/x.sock", "same path");
+    g_free(c.serial_path);
+    c.serial_path = NULL;
+    c.serial_mode = SERIAL_OFF;
+    c.disks = g_new0(struct disk_config, 1);
+    c.nr_disks = 1;
+    c.disks[0] = (struct disk_config){ .id = g_strdup("d"), .path = g_strdup(f->kernel), .readonly = true,
+                                       .iothread = g_strdup("io9") };
+    expect_invalid(&c, "--disk", "--object iothread,id=io9");
+    c.iothreads = g_new0(char *, 1);
+    c.iothreads[0] = g_strdup("io9");
+    c.nr_iothreads = 1;
+    assert_int_equal(config_validate(&c, &err), 0);
     g_free(c.console_path);
     c.console_path = g_strdup("/tmp/y.sock");
     assert_int_equal(config_validate(&c, &err), 0);
@@ -485,6 +497,37 @@ static void test_disks(void **state)
     expect_err("--disk: at most", many);
 }
 
+static void test_iothreads(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--disk", "a.img,iothread=io1", "--object", "iothread,id=io0", "--object", "iothread,id=io1");
+    assert_int_equal(c.nr_iothreads, 2);
+    assert_string_equal(c.iothreads[0], "io0");
+    assert_string_equal(c.iothreads[1], "io1");
+    assert_string_equal(c.disks[0].iothread, "io1");
+    config_clear(&c);
+    OK(&c, "--disk", "a.img");
+    assert_null(c.disks[0].iothread);
+    assert_int_equal(c.nr_iothreads, 0);
+    config_clear(&c);
+
+    ERR("--object: 'memory-backend-ram' is not", "--object", "memory-backend-ram,id=m0");
+    ERR("--object iothread: no id", "--object", "iothread");
+    ERR("--object iothread: no id", "--object", "iothread,id=");
+    ERR("--object: unknown key 'poll-max-ns'", "--object", "iothread,id=a,poll-max-ns=0");
+    ERR("--object iothread: id 'a' is used twice", "--object", "iothread,id=a", "--object", "iothread,id=a");
+    ERR("--disk: iothread= is empty", "--disk", "a.img,iothread=");
+    const char *many[2 * VMM_MAX_IOTHREADS + 3];
+    char ids[VMM_MAX_IOTHREADS + 1][32];
+    for (unsigned i = 0; i <= VMM_MAX_IOTHREADS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "iothread,id=t%u", i);
+        many[2 * i] = "--object";
+        many[2 * i + 1] = ids[i];
+    }
+    many[2 * VMM_MAX_IOTHREADS + 2] = NULL;
+    expect_err("--object iothread: at most", many);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_disks),
+        cmocka_unit_test(test_iothreads),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_console, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),
