@@ -271,7 +271,7 @@ static void mark_written(struct virtqueue *q, const struct virtq_chain *chain, u
     }
 }
 
-void virtq_push(struct virtqueue *q, const struct virtq_chain *chain, uint32_t len)
+void virtq_fill(struct virtqueue *q, const struct virtq_chain *chain, uint32_t len, uint16_t pos)
 {
     if (!q->ready)
         return;
@@ -279,15 +279,26 @@ void virtq_push(struct virtqueue *q, const struct virtq_chain *chain, uint32_t l
         len = (uint32_t)chain->in_len;
     mark_written(q, chain, len);
 
-    uint32_t slot = q->used_idx & (q->size - 1);
+    uint32_t slot = (uint16_t)(q->used_idx + pos) & (q->size - 1);
     uint8_t *elem = q->used + 4 + 8 * slot;
     store32(elem, chain->head);
     store32(elem + 4, len);
     guest_memory_mark_dirty(q->gm, q->used_gpa + 4 + 8 * slot, 8);
+}
 
-    q->used_idx++;
+void virtq_flush(struct virtqueue *q, uint16_t count)
+{
+    if (!q->ready || !count)
+        return;
+    q->used_idx += count;
     __atomic_store_n((uint16_t *)(q->used + 2), htole16(q->used_idx), __ATOMIC_RELEASE);
     guest_memory_mark_dirty(q->gm, q->used_gpa + 2, 2);
+}
+
+void virtq_push(struct virtqueue *q, const struct virtq_chain *chain, uint32_t len)
+{
+    virtq_fill(q, chain, len, 0);
+    virtq_flush(q, 1);
 }
 
 bool virtq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx)
@@ -338,6 +349,22 @@ bool virtq_enable_notify(struct virtqueue *q)
     }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return avail_idx(q) != q->last_avail_idx;
+}
+
+bool virtq_enable_notify_more(struct virtqueue *q)
+{
+    if (!q->ready)
+        return false;
+    uint16_t seen = avail_idx(q);
+    if (q->event_idx) {
+        store16(q->used + 4 + 8ULL * q->size, seen);
+        guest_memory_mark_dirty(q->gm, q->used_gpa + 4 + 8ULL * q->size, 2);
+    } else {
+        store16(q->used, 0);
+        guest_memory_mark_dirty(q->gm, q->used_gpa, 2);
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return avail_idx(q) != seen;
 }
 
 const char *virtq_strerror(int err)

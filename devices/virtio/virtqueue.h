@@ -109,7 +109,8 @@ void virtq_disable(struct virtqueue *q);
 int virtq_pop(struct virtqueue *q, struct virtq_chain *chain);
 
 /* Returns the last popped chain, unconsumed, to the ring (e.g. a device that
- * cannot take it now). Only valid right after a successful pop. */
+ * cannot take it now). Only valid right after a successful pop; called k
+ * times it returns the k chains popped last (none of them pushed). */
 void virtq_unpop(struct virtqueue *q);
 
 /* A copy of the chain with its own bufs array; g_free() it (one block). */
@@ -129,6 +130,15 @@ size_t virtq_chain_read(const struct virtq_chain *chain, size_t off, void *data,
  * publishes the new used idx. chain->bufs must still describe this chain. */
 void virtq_push(struct virtqueue *q, const struct virtq_chain *chain, uint32_t len);
 
+/* The same in two steps, for a device that hands several chains back at
+ * once (virtio-net's mergeable receive buffers, where the driver must see
+ * all of a packet's buffers together): virtq_fill writes the used element
+ * `pos` places after the published used idx without publishing it;
+ * virtq_flush publishes `count` filled elements. Chains popped and not
+ * filled may be returned with virtq_unpop (once per chain, newest first). */
+void virtq_fill(struct virtqueue *q, const struct virtq_chain *chain, uint32_t len, uint16_t pos);
+void virtq_flush(struct virtqueue *q, uint16_t count);
+
 /* Should the driver be interrupted for what was pushed since the last call?
  * EVENT_IDX: the used_event rule (2.7.7.2); otherwise avail->flags
  * NO_INTERRUPT. Updates the "last signalled" mark. */
@@ -139,6 +149,12 @@ bool virtq_should_notify(struct virtqueue *q);
  * returns true when new buffers arrived meanwhile (pop again). */
 void virtq_disable_notify(struct virtqueue *q);
 bool virtq_enable_notify(struct virtqueue *q);
+
+/* For a device that saw buffers but not enough of them (virtio-net's
+ * mergeable receive buffers): asks for a kick when the driver adds more than
+ * are available now (EVENT_IDX: avail_event = the current avail idx) and
+ * returns true when some were added meanwhile (look again). */
+bool virtq_enable_notify_more(struct virtqueue *q);
 
 /* What a virtq_pop error means, for the one log line. */
 const char *virtq_strerror(int err);
