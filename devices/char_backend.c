@@ -695,11 +695,31 @@ const char *char_backend_pty_path(const struct char_backend *be)
     return be->pty_path;
 }
 
+/* At close, what the guest wrote last still goes out: the write on the ring
+ * is waited for (it may not even be submitted yet), the ones behind it are
+ * written synchronously. Except to a socket, whose client may never read. */
+static void flush_writes(struct char_backend *be)
+{
+    loop_flush(be->loop);
+    while (be->wr_inflight && loop_run_once(be->loop) == 0)
+        ;
+    struct write_req *r;
+    while ((r = g_queue_pop_head(&be->writes))) {
+        for (unsigned i = r->first; i < r->n && be->kind != KIND_SOCKET; i++)
+            char_backend_write(be, r->iov[i].iov_base, r->iov[i].iov_len);
+        g_free(r);
+    }
+}
+
 void char_backend_close(struct char_backend *be)
 {
     if (!be)
         return;
     if (be->loop) {
+        if (be->wr_polling)
+            loop_remove_fd(be->loop, be->out_fd);
+        be->wr_polling = false;
+        flush_writes(be);
         stop_watching(be);
         if (be->listening)
             loop_remove_fd(be->loop, be->listen_fd);

@@ -462,6 +462,21 @@ static void test_write_iov_order_and_cancel(void **state)
     assert_int_equal(done_calls, before + 1);   /* only b's */
 }
 
+/* Closing writes out what was queued, even a write not yet submitted. */
+static void test_close_flushes(void **state)
+{
+    struct fixture *f = *state;
+    struct iovec a = { "first ", 6 }, b = { "second", 6 };
+    assert_int_equal(char_backend_write_iov(f->be, &a, 1, count_done, f), 1);
+    assert_int_equal(char_backend_write_iov(f->be, &b, 1, count_done, f), 1);
+    char_backend_write_cancel(f->be, f);
+    char_backend_close(f->be);
+    f->be = NULL;
+    char buf[16] = { 0 };
+    assert_int_equal(read(f->out_r, buf, sizeof(buf)), 12);
+    assert_memory_equal(buf, "first second", 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_pty_mode),
         cmocka_unit_test(test_socket_mode),
         cmocka_unit_test_setup_teardown(test_write_iov_order_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
