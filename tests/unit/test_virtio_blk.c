@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +74,8 @@ static int open_blk(struct fx *f, struct virtio_blk_params *p, GError **err)
     return 0;
 }
 
+static const char *path_template = "vmm-test-blk.XXXXXX";
+
 static int setup_with(void **state, struct virtio_blk_params p)
 {
     struct fx *f = g_new0(struct fx, 1);
@@ -82,7 +85,7 @@ static int setup_with(void **state, struct virtio_blk_params p)
     f->loop = loop_new(&err);
     assert_non_null(f->loop);
     /* Not /tmp's tmpfs on every host: O_DIRECT needs a real file system. */
-    strcpy(f->path, "vmm-test-blk.XXXXXX");
+    g_strlcpy(f->path, path_template, sizeof(f->path));
     f->fd = mkstemp(f->path);
     assert_true(f->fd >= 0);
     uint8_t *fill = g_malloc(DISK_BYTES);
@@ -134,6 +137,18 @@ static int setup_ro(void **s)
 {
     return setup_with(s, (struct virtio_blk_params){ .disk.readonly = true });
 }
+/* tmpfs: no FALLOC_FL_ZERO_RANGE, so write-zeroes falls back to writing. */
+static int setup_shm(void **s, enum block_aio aio)
+{
+    if (g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) && access("/dev/shm", W_OK) == 0)
+        path_template = "/dev/shm/vmm-test-blk.XXXXXX";
+    int r = setup_with(s, (struct virtio_blk_params){ .disk.aio = aio });
+    path_template = "vmm-test-blk.XXXXXX";
+    return r;
+}
+static int setup_shm_uring(void **s) { return setup_shm(s, BLOCK_AIO_IO_URING); }
+static int setup_shm_native(void **s) { return setup_shm(s, BLOCK_AIO_NATIVE); }
+static int setup_shm_threads(void **s) { return setup_shm(s, BLOCK_AIO_THREADS); }
 static int setup_mq(void **s)
 {
     return setup_with(s, (struct virtio_blk_params){ .num_queues = 4 });
@@ -473,6 +488,30 @@ static void test_discard_write_zeroes(void **state)
     assert_false(virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
+/* Where the file system has no ZERO_RANGE, write-zeroes writes zeroes (in
+ * chunks; here just short of the whole disk) and still leaves the size. */
+static void test_write_zeroes_fallback(void **state)
+{
+    struct fx *f = *state;
+    if (fallocate(f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, 512) == 0 || errno != EOPNOTSUPP)
+        skip();     /* this file system zeroes ranges itself: no fallback to test */
+    bring_up(f);
+    assert_int_equal(dwz(f, VIRTIO_BLK_T_WRITE_ZEROES, 1, SECTORS - 1, 0), VIRTIO_BLK_S_OK);
+    g_autofree uint8_t *buf = g_malloc(DISK_BYTES);
+    file_read(f, 0, buf, DISK_BYTES);
+    assert_int_equal(buf[0], 1);
+    assert_int_equal(buf[511], 1);
+    assert_true(all_zero(buf + 512, DISK_BYTES - 512));
+    /* With unmap: a punched hole, on tmpfs too. */
+    assert_int_equal(wr(f, 10, DATA, 512), VIRTIO_BLK_S_OK);
+    assert_int_equal(dwz(f, VIRTIO_BLK_T_WRITE_ZEROES, 10, 1, VIRTIO_BLK_WZ_FLAG_UNMAP), VIRTIO_BLK_S_OK);
+    file_read(f, 10 * 512, buf, 512);
+    assert_true(all_zero(buf, 512));
+    struct stat st;
+    assert_int_equal(fstat(f->fd, &st), 0);
+    assert_int_equal(st.st_size, DISK_BYTES);
+}
+
 /* Not negotiated: DISCARD/WRITE_ZEROES are UNSUPP. */
 static void test_discard_not_negotiated(void **state)
 {
@@ -733,6 +772,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup_direct_threads, teardown),
         cmocka_unit_test_setup_teardown(test_get_id, setup_uring, teardown),
+        cmocka_unit_test_setup_teardown(test_write_zeroes_fallback, setup_shm_uring, teardown),
+        cmocka_unit_test_setup_teardown(test_write_zeroes_fallback, setup_shm_native, teardown),
+        cmocka_unit_test_setup_teardown(test_write_zeroes_fallback, setup_shm_threads, teardown),
         cmocka_unit_test_setup_teardown(test_discard_not_negotiated, setup_uring, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_short_header, setup_uring, teardown),
