@@ -29,9 +29,14 @@ check() {
     fi
 }
 # Waits up to 30 s for N lines matching ERE in FILE.
+# A file the backgrounded vmm's redirection has not created yet counts as 0
+# lines (it ended the wait at once, and the signal could beat vmm's handler).
 wait_lines() {
-    local i=0
-    while [ "$(grep -cE -- "$2" "$3")" -lt "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    local i=0 c
+    while c=$(grep -cE -- "$2" "$3" 2>/dev/null); [ "${c:-0}" -lt "$1" ] && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
 }
 
 echo "1..10"
