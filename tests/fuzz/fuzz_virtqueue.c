@@ -1,9 +1,11 @@
 /* Fuzz target: arbitrary bytes as guest memory plus a ring setup, fed to
  * the split-virtqueue pop/push path, to virtio-rng on the virtio core, and to
  * virtio-blk's request path over a 64 KiB image file (io_uring through a
- * real loop). Whatever the bytes, nothing may crash, every popped buffer must
- * lie inside guest RAM, the image never grows, and every request the device
- * took completes; a violated invariant aborts so the fuzzer reports it.
+ * real loop), and to virtio-console's receive or transmit path over pipes.
+ * Whatever the bytes, nothing may crash, every popped buffer must lie inside
+ * guest RAM, the image never grows, every request the device took
+ * completes, and the console writes no more than the guest gave it; a
+ * violated invariant aborts so the fuzzer reports it.
  *
  * Input: a 16-byte header (struct fuzz_hdr), then guest memory from GPA 0.
  * Built as a libFuzzer target with clang (-Dfuzz=true), and as a plain
@@ -13,12 +15,15 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
 
+#include "devices/char_backend.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/console.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtqueue.h"
 #include "tests/fuzz/fuzz_virtqueue.h"
@@ -183,6 +188,91 @@ static void run_blk(const struct fuzz_hdr *h)
     loop_run_calls(blk_loop);
 }
 
+static struct loop *con_loop;
+
+static size_t drain(int fd)
+{
+    static uint8_t buf[65536];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        total += (size_t)n;
+    return total;
+}
+
+static int unread(int fd)
+{
+    int n = 0;
+    check(ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+static void run_console(const struct fuzz_hdr *h)
+{
+    if (!con_loop) {
+        con_loop = loop_new(NULL);
+        check(con_loop != NULL);
+    }
+    bool rx = h->seed & 1;
+    unsigned qi = rx ? VIRTIO_CONSOLE_RXQ : VIRTIO_CONSOLE_TXQ;
+    int in[2], out[2];
+    check(pipe2(in, O_NONBLOCK | O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    struct char_backend *be = char_backend_open_fds(in[0], out[1], false);
+    char_backend_attach(be, con_loop, NULL, NULL);
+    struct virtio_console *con = virtio_console_new(&gm, con_loop, be, 80, 25);
+    struct virtio_device *v = &con->vdev;
+    uint64_t features = VIRTIO_BIT(VIRTIO_F_VERSION_1);
+    if (h->mode & FUZZ_EVENT_IDX)
+        features |= VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+    if (h->mode & FUZZ_INDIRECT)
+        features |= VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC);
+    virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    virtio_set_driver_features(v, 0, (uint32_t)features);
+    virtio_set_driver_features(v, 1, (uint32_t)(features >> 32));
+    virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    virtio_queue_set_size(v, qi, h->size);
+    virtio_queue_set_desc(v, qi, h->desc);
+    virtio_queue_set_avail(v, qi, h->avail);
+    virtio_queue_set_used(v, qi, h->used);
+    int enabled = virtio_queue_enable(v, qi);
+    if (rx) {
+        /* Host input of a length the seed picks. */
+        static uint8_t bytes[4096];
+        memset(bytes, 'i', sizeof(bytes));
+        check(write(in[1], bytes, 1 + h->seed % sizeof(bytes)) > 0);
+    }
+    virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
+    loop_run_calls(con_loop);
+    virtio_queue_run(v, qi);
+    check(enabled == 0 || (virtio_get_status(v) & VIRTIO_STATUS_NEEDS_RESET));
+    size_t written = 0;
+    if (rx) {
+        /* Input flows until it is all in the guest, the guest has no buffer
+         * left, or the device broke. */
+        while (unread(in[0]) > 0 && !con->rx_blocked && !(virtio_get_status(v) & VIRTIO_STATUS_NEEDS_RESET))
+            check(loop_run_once(con_loop) == 0);
+    } else {
+        /* Every chain taken is written (the reader drains the pipe). */
+        while (con->tx_chain) {
+            written += drain(out[0]);
+            check(loop_run_once(con_loop) == 0);
+        }
+        loop_run_calls(con_loop);
+    }
+    written += drain(out[0]);
+    /* Never more than the guest's RAM per chain it could have offered. */
+    check(written <= (size_t)FUZZ_RAM * (h->size ? h->size : 1));
+    virtio_set_status(v, 0);
+    loop_run_calls(con_loop);
+    check(virtio_get_status(v) == 0);
+    virtio_console_free(con);
+    loop_run_calls(con_loop);
+    char_backend_close(be);
+    close(in[1]);
+    close(out[0]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!gm.base) {
@@ -198,6 +288,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(gm.base + n, 0, FUZZ_RAM - n);
     if (h.mode & FUZZ_BLK)
         run_blk(&h);
+    else if (h.mode & FUZZ_CONSOLE)
+        run_console(&h);
     else if (h.mode & FUZZ_DEVICE)
         run_rng(&h);
     else

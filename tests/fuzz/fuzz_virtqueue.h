@@ -12,6 +12,8 @@
 #define FUZZ_INDIRECT  4
 #define FUZZ_BLK       8        /* through virtio-blk on a small image file (wins over FUZZ_DEVICE) */
 #define FUZZ_BLK_SECTORS 128    /* the image: 64 KiB */
+#define FUZZ_CONSOLE   16       /* through virtio-console on pipes (unless FUZZ_BLK): seed bit 0 set drives
+                                 * the receiveq with host input, clear the transmitq */
 
 struct fuzz_hdr {
     uint8_t mode;

@@ -45,6 +45,9 @@ static void put_desc(uint8_t *mem, uint64_t gpa, uint64_t addr, uint32_t len, ui
     memcpy(mem + gpa + 14, &next, 2);
 }
 
+/* Set while generating for virtio-console's transmitq: readable chains only. */
+static bool readable_only;
+
 /* One chain of 1..4 buffers in the table at `table`, slots from `first`. */
 static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room,
                           bool device)
@@ -52,7 +55,7 @@ static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned fi
     unsigned n = 1 + rnd(s) % 4;
     if (n > room)
         n = room;
-    unsigned n_out = device ? 0 : rnd(s) % (n + 1);
+    unsigned n_out = device ? 0 : readable_only ? n : rnd(s) % (n + 1);
     for (unsigned i = 0; i < n; i++) {
         uint16_t flags = (i >= n_out ? 2 : 0) | (i + 1 < n ? 1 : 0);
         uint64_t addr = 0x8000 + rnd(s) % 0x7000;
@@ -97,8 +100,9 @@ static size_t generate(uint64_t *s, uint8_t *in)
     memset(in, 0, INPUT_MAX);
     struct fuzz_hdr h = { 0 };
     uint8_t *mem = in + sizeof(h);
-    h.mode = rnd(s) & 15;
+    h.mode = rnd(s) & 31;
     bool blk = h.mode & FUZZ_BLK;
+    bool console = !blk && (h.mode & FUZZ_CONSOLE);
     bool device = !blk && (h.mode & FUZZ_DEVICE);
     h.size = (uint16_t)(1u << (rnd(s) % 9));
     h.desc = 0x1000;
@@ -109,8 +113,13 @@ static size_t generate(uint64_t *s, uint8_t *in)
         h.avail = rnd(s) & 0xfffe;
         h.used = rnd(s) & 0xfffc;
     }
-    h.last_avail = h.used_idx = device || blk ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
+    h.last_avail = h.used_idx = device || blk || console ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
     h.seed = (uint16_t)rnd(s);
+    /* The console's receiveq takes writable chains like rng's queue, its
+     * transmitq readable ones (seed bit 0 picks, as in the target). */
+    if (console)
+        device = h.seed & 1;
+    readable_only = console && !(h.seed & 1);
 
     unsigned slot = 0, chains = 0, want = 1 + rnd(s) % h.size;
     while (chains < want && slot < h.size) {
