@@ -1,12 +1,14 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/tap.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
 
@@ -49,6 +51,12 @@ void config_clear(struct vm_config *c)
         g_free(c->disks[i].iothread);
     }
     g_free(c->disks);
+    for (unsigned i = 0; i < c->nr_nets; i++) {
+        g_free(c->nets[i].id);
+        g_free(c->nets[i].tap);
+        tap_close(c->nets[i].backend);
+    }
+    g_free(c->nets);
     for (unsigned i = 0; i < c->nr_iothreads; i++)
         g_free(c->iothreads[i]);
     g_free(c->iothreads);
@@ -144,6 +152,15 @@ void config_print_help(void)
 "                         id: a name for the disk (default disk0, disk1, ...);\n"
 "                         iothread: run its queues and I/O on that --object iothread\n"
 "                         instead of the main loop\n"
+"  --net tap=NAME|fd=N[,mac=XX:XX:XX:XX:XX:XX,num_queues=N,id=ID]\n"
+"                         a virtio-net NIC (virtio-pci) on a Linux tap: tap=NAME opens\n"
+"                         (or creates: needs CAP_NET_ADMIN) the tap NAME, fd=N takes an\n"
+"                         inherited tap fd opened with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR;\n"
+"                         link up, checksum and TSO offloads as the guest negotiates;\n"
+"                         mac: default a locally administered one derived from --name\n"
+"                         and id; num_queues: queue pairs, each a queue of a\n"
+"                         multi-queue tap (1-16, default 1; tap= only); id: default\n"
+"                         net0, net1, ...; up to 8 NICs\n"
 "  --object iothread,id=NAME\n"
 "                         an I/O thread: one more event loop (io_uring) on a thread of\n"
 "                         its own, for the devices given iothread=NAME; up to 16\n"
@@ -404,6 +421,139 @@ static int parse_object(struct vm_config *c, const char *arg, GError **err)
 }
 
 /* --serial and --console: where a character device goes. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    if (strlen(s) != 17)
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        const char *p = s + 3 * i;
+        if (!g_ascii_isxdigit(p[0]) || !g_ascii_isxdigit(p[1]) || (i < 5 && p[2] != ':'))
+            return -1;
+        mac[i] = (uint8_t)(g_ascii_xdigit_value(p[0]) << 4 | g_ascii_xdigit_value(p[1]));
+    }
+    return 0;
+}
+
+static int parse_net(struct vm_config *c, const char *arg, GError **err)
+{
+    if (!*arg)
+        return fail(err, "--net: empty value; give e.g. --net tap=tap0 or --net fd=3");
+    if (c->nr_nets >= VMM_MAX_NICS)
+        return fail(err, "--net: at most %u NICs", VMM_MAX_NICS);
+    g_autoptr(GPtrArray) pairs = opts_parse(arg, NULL, err);
+    if (!pairs) {
+        g_prefix_error(err, "--net: ");
+        return -1;
+    }
+    struct net_config n = { .fd = -1, .num_queues = 1 };
+    int r = -1;
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        if (!o->value) {
+            fail(err, "--net: '%s' needs a value, e.g. %s=...", o->key, o->key);
+            goto out;
+        }
+        if (strcmp(o->key, "tap") == 0) {
+            if (!*o->value || strlen(o->value) >= 16 || strchr(o->value, '/') || strchr(o->value, ' ')) {
+                fail(err, "--net tap: '%s' is not an interface name (1 to 15 bytes, no '/' or spaces)", o->value);
+                goto out;
+            }
+            g_free(n.tap);
+            n.tap = g_strdup(o->value);
+        } else if (strcmp(o->key, "fd") == 0) {
+            char *end;
+            errno = 0;
+            long v = strtol(o->value, &end, 10);
+            if (!g_ascii_isdigit(o->value[0]) || *end || errno || v < 3 || v > INT_MAX) {
+                fail(err, "--net fd: '%s' is not a file descriptor number (3 or more)", o->value);
+                goto out;
+            }
+            n.fd = (int)v;
+        } else if (strcmp(o->key, "mac") == 0) {
+            if (parse_mac(o->value, n.mac) < 0) {
+                fail(err, "--net mac: '%s' is not a MAC address like 52:54:00:12:34:56", o->value);
+                goto out;
+            }
+            if (n.mac[0] & 1) {
+                fail(err, "--net mac: %s is a multicast address; the first byte must be even", o->value);
+                goto out;
+            }
+            n.mac_set = true;
+        } else if (strcmp(o->key, "num_queues") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(o->value, &end, 10);
+            if (!g_ascii_isdigit(o->value[0]) || *end || errno || v < 1 || v > TAP_MAX_QUEUES) {
+                fail(err, "--net num_queues: '%s' is not a number from 1 to %u", o->value, TAP_MAX_QUEUES);
+                goto out;
+            }
+            n.num_queues = (unsigned)v;
+        } else if (strcmp(o->key, "id") == 0) {
+            if (!*o->value) {
+                fail(err, "--net: id= is empty");
+                goto out;
+            }
+            g_free(n.id);
+            n.id = g_strdup(o->value);
+        } else {
+            fail(err, "--net: unknown key '%s'; known: tap, fd, mac, num_queues, id", o->key);
+            goto out;
+        }
+    }
+    if (n.tap && n.fd >= 0) {
+        fail(err, "--net: give tap= or fd=, not both");
+        goto out;
+    }
+    if (!n.tap && n.fd < 0) {
+        fail(err, "--net: no backend; give tap=NAME or fd=N");
+        goto out;
+    }
+    if (n.fd >= 0 && n.num_queues > 1) {
+        fail(err, "--net fd=%d: num_queues=%u needs tap= (one inherited fd is one queue)", n.fd, n.num_queues);
+        goto out;
+    }
+    if (!n.id)
+        n.id = g_strdup_printf("net%u", c->nr_nets);
+    for (unsigned i = 0; i < c->nr_nets; i++) {
+        if (strcmp(c->nets[i].id, n.id) == 0) {
+            fail(err, "--net: id '%s' is used by two NICs", n.id);
+            goto out;
+        }
+        if (n.tap && c->nets[i].tap && strcmp(c->nets[i].tap, n.tap) == 0) {
+            fail(err, "--net tap=%s: the tap is given twice", n.tap);
+            goto out;
+        }
+        if (n.fd >= 0 && c->nets[i].fd == n.fd) {
+            fail(err, "--net fd=%d: the fd is given twice", n.fd);
+            goto out;
+        }
+    }
+    c->nets = g_renew(struct net_config, c->nets, c->nr_nets + 1);
+    c->nets[c->nr_nets++] = n;
+    return 0;
+out:
+    g_free(n.tap);
+    g_free(n.id);
+    return r;
+}
+
+int config_open_nets(struct vm_config *c, GError **err)
+{
+    for (unsigned i = 0; i < c->nr_nets; i++) {
+        struct net_config *n = &c->nets[i];
+        if (n->backend)
+            continue;
+        GError *e = NULL;
+        n->backend = n->tap ? tap_open(n->tap, n->num_queues, &e) : tap_from_fd(n->fd, &e);
+        if (!n->backend) {
+            g_set_error(err, CONFIG_ERROR, 0, "--net %s: %s", n->id, e->message);
+            g_error_free(e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mode, char **path, GError **err)
 {
     g_clear_pointer(path, g_free);
@@ -426,7 +576,7 @@ static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mod
 
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
-    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT,
+    OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT, OPT_NET,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -445,6 +595,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "name", required_argument, NULL, OPT_NAME },
         { "rng", no_argument, NULL, OPT_RNG },
         { "disk", required_argument, NULL, OPT_DISK },
+        { "net", required_argument, NULL, OPT_NET },
         { "test-exit", no_argument, NULL, OPT_TEST_EXIT },
         { "reboot", required_argument, NULL, OPT_REBOOT },
         { "help", no_argument, NULL, 'h' },
@@ -498,6 +649,10 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_TEST_EXIT: c->test_exit = true; break;
         case OPT_DISK:
             if (parse_disk(c, optarg, err) < 0)
+                return -1;
+            break;
+        case OPT_NET:
+            if (parse_net(c, optarg, err) < 0)
                 return -1;
             break;
         case OPT_RNG: c->rng = true; break;
@@ -579,6 +734,10 @@ int config_validate(const struct vm_config *c, GError **err)
         if (!d->readonly && access(d->path, W_OK) < 0)
             return fail(err, "--disk %s: %s; give readonly=on to use it read-only", d->path, g_strerror(errno));
     }
+    for (unsigned i = 0; i < c->nr_nets; i++)
+        for (unsigned k = 0; k < c->nr_disks; k++)
+            if (strcmp(c->nets[i].id, c->disks[k].id) == 0)
+                return fail(err, "--net: id '%s' is also a disk's; give each device its own", c->nets[i].id);
     if (c->serial_mode == SERIAL_STDIO && c->console_mode == SERIAL_STDIO)
         return fail(err, "--console stdio: --serial is on stdio too (its default); only one may be, give "
                     "e.g. --serial off or --serial file=PATH");

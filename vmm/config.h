@@ -43,10 +43,25 @@ struct disk_config {
     char *serial;               /* NULL: none */
     char *iothread;             /* iothread=: the I/O thread its queues run on; NULL: the main loop */
 };
+/* One --net: a virtio-net PCI device on a tap. */
+struct net_config {
+    char *id;                   /* id=, or "netN" */
+    char *tap;                  /* tap=NAME; NULL with fd= */
+    int fd;                     /* fd=N: an inherited tap fd; -1 with tap= */
+    bool mac_set;
+    uint8_t mac[6];             /* mac=; else derived from --name and id at boot */
+    unsigned num_queues;        /* queue pairs (tap queues) */
+    struct tap *backend;        /* opened by main (config_open_nets) before the first boot;
+                                 * lives across resets */
+};
+#define VMM_MAX_NICS 8
+
 #define VMM_MAX_DISKS 16
 #define VMM_DISK_MAX_QUEUES 64
 #define VMM_DISK_SERIAL_MAX 20
 #define VMM_MAX_IOTHREADS 16
+
+struct tap;
 
 struct vm_config {
     char *name;
@@ -73,6 +88,8 @@ struct vm_config {
     unsigned nr_iothreads;
     struct disk_config *disks;
     unsigned nr_disks;
+    struct net_config *nets;
+    unsigned nr_nets;
 
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
@@ -88,6 +105,10 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err);
 int config_validate(const struct vm_config *c, GError **err);
 void config_init_defaults(struct vm_config *c);
 void config_clear(struct vm_config *c);
+/* Opens every --net's tap (each net's backend). -1 with *err (a
+ * CONFIG_ERROR line naming the NIC) when one cannot be opened; those
+ * already open are closed by config_clear. */
+int config_open_nets(struct vm_config *c, GError **err);
 void config_print_help(void);
 
 /* "512M", "2G", "1048576", "4k": binary suffixes K M G T (case-insensitive,

@@ -154,6 +154,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
+    /* Taps are host backends: opened once, kept across guest resets. */
+    if (config_open_nets(&cfg, &err) < 0) {
+        fprintf(stderr, "vmm: error: %s\n", err->message);
+        return VMM_EXIT_CONFIG;
+    }
     log_threshold = (enum log_level)cfg.log_level;
     if (cfg.name)
         prctl(PR_SET_NAME, cfg.name);

@@ -22,6 +22,7 @@
 #include "devices/char_backend.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "firmware/reset_vector.h"
@@ -280,6 +281,32 @@ static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **e
     return c.ret;
 }
 
+static void net_release(struct virtio_device *vdev)
+{
+    virtio_net_free(vdev->opaque);
+}
+
+/* The tap (cfg->backend) was opened by main and stays open across resets. */
+static int add_virtio_net(struct vm *vm, const struct net_config *n, GError **err)
+{
+    struct virtio_net_params np = { .tap = n->backend };
+    if (n->mac_set) {
+        memcpy(np.mac, n->mac, 6);
+    } else {
+        g_autofree char *seed = g_strdup_printf("%s/%s", vm->cfg->name ? vm->cfg->name : "", n->id);
+        virtio_net_mac_from_seed(seed, np.mac);
+    }
+    struct virtio_net *net = virtio_net_new(&vm->mem, vm->loop, &np);
+    struct virtio_pci_params p = { .id = n->id, .slot = -1, .release = net_release };
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &net->vdev, &p, err);
+    if (!vp) {
+        virtio_net_free(net);
+        return -1;
+    }
+    add_device(vm, virtio_pci_device(vp));
+    return 0;
+}
+
 static void console_release(struct virtio_device *vdev)
 {
     virtio_console_free(vdev->opaque);
@@ -326,6 +353,9 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
         if (add_virtio_blk(vm, &vm->cfg->disks[i], err) < 0)
+            return -1;
+    for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
+        if (add_virtio_net(vm, &vm->cfg->nets[i], err) < 0)
             return -1;
     return 0;
 }

@@ -171,6 +171,28 @@ check "option missing its value" 2 '--memory' -- --kernel "$good" --memory
 check "stray positional argument" 2 'stray' -- --kernel "$good" stray
 check "--serial bogus" 2 '--serial' -- --kernel "$good" --serial bogus
 
+# virtio-net: the backend (tap= or fd=, not both), its keys, and a tap that cannot be opened.
+check "--net ''" 2 '--net: empty' -- --kernel "$good" --net ''
+check "--net without a backend" 2 '--net: no backend' -- --kernel "$good" --net mac=52:54:00:12:34:56
+check "--net tap= and fd=" 2 '--net: give tap= or fd=' -- --kernel "$good" --net tap=t0,fd=5
+check "--net tap=a/b" 2 "--net tap: 'a/b'" -- --kernel "$good" --net tap=a/b
+check "--net tap name too long" 2 '--net tap:' -- --kernel "$good" --net tap=abcdefghijklmnop
+check "--net mac=zz" 2 "--net mac: 'zz'" -- --kernel "$good" --net tap=t0,mac=zz
+check "--net multicast mac" 2 '--net mac: .*multicast' -- --kernel "$good" --net tap=t0,mac=01:00:5e:00:00:01
+check "--net num_queues=0" 2 '--net num_queues' -- --kernel "$good" --net tap=t0,num_queues=0
+check "--net num_queues=17" 2 '--net num_queues' -- --kernel "$good" --net tap=t0,num_queues=17
+check "--net fd=2" 2 "--net fd: '2'" -- --kernel "$good" --net fd=2
+check "--net fd= with num_queues=2" 2 '--net fd=9: num_queues' -- --kernel "$good" --net fd=9,num_queues=2
+check "--net unknown key" 2 "--net: unknown key 'vhost'" -- --kernel "$good" --net tap=t0,vhost=on
+check "--net the same tap twice" 2 '--net tap=t0: the tap is given twice' -- --kernel "$good" --net tap=t0 --net tap=t0
+check "--net id used twice" 2 "--net: id 'n' is used by two" -- --kernel "$good" --net tap=t0,id=n --net tap=t1,id=n
+check "--net fd not open" 2 '--net net0: fd=9 is not an open file descriptor' -- --kernel "$good" --net fd=9
+exec 7<"$f/initrd"
+check "--net fd not a tap" 2 '--net net0: fd=7 is not a tap' -- --kernel "$good" --net fd=7
+exec 7<&-
+check "--net tap without permission" 2 '--net net0: tap vmmclinope: .*(/dev/net/tun|CAP_NET_ADMIN)' AS_OTHER -- \
+    --kernel "$good" --net tap=vmmclinope
+
 # virtio-console: the backends, and stdio for only one of it and the 16550.
 check "--console bogus" 2 "--console: 'bogus'" -- --kernel "$good" --console bogus
 check "--console socket= empty" 2 '--console' -- --kernel "$good" --console socket=

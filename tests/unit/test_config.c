@@ -497,6 +497,55 @@ static void test_disks(void **state)
     expect_err("--disk: at most", many);
 }
 
+static void test_nets(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--net", "tap=tap0", "--net", "tap=tap1,mac=52:54:00:aB:cd:EF,num_queues=4,id=lan", "--net", "fd=3");
+    assert_int_equal(c.nr_nets, 3);
+    assert_string_equal(c.nets[0].tap, "tap0");
+    assert_string_equal(c.nets[0].id, "net0");
+    assert_int_equal(c.nets[0].fd, -1);
+    assert_false(c.nets[0].mac_set);
+    assert_int_equal(c.nets[0].num_queues, 1);
+    assert_null(c.nets[0].backend);         /* opened by main, not by parsing */
+    assert_string_equal(c.nets[1].id, "lan");
+    assert_true(c.nets[1].mac_set);
+    assert_memory_equal(c.nets[1].mac, ((uint8_t[]){ 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef }), 6);
+    assert_int_equal(c.nets[1].num_queues, 4);
+    assert_null(c.nets[2].tap);
+    assert_int_equal(c.nets[2].fd, 3);
+    assert_string_equal(c.nets[2].id, "net2");
+    config_clear(&c);
+
+    ERR("--net: empty", "--net", "");
+    ERR("--net: no backend", "--net", "id=x");
+    ERR("--net: give tap= or fd=", "--net", "tap=a,fd=4");
+    ERR("--net tap:", "--net", "tap=");
+    ERR("--net tap:", "--net", "tap=0123456789abcdef");
+    ERR("--net fd:", "--net", "fd=-1");
+    ERR("--net fd:", "--net", "fd=4x");
+    ERR("--net mac:", "--net", "tap=a,mac=52:54:00:12:34");
+    ERR("--net mac:", "--net", "tap=a,mac=52-54-00-12-34-56");
+    ERR("--net mac:", "--net", "tap=a,mac=52:54:00:12:34:5g");
+    ERR("--net mac: 03:00:00:00:00:01 is a multicast", "--net", "tap=a,mac=03:00:00:00:00:01");
+    ERR("--net num_queues", "--net", "tap=a,num_queues=0");
+    ERR("--net num_queues", "--net", "tap=a,num_queues=17");
+    ERR("--net fd=4: num_queues=2 needs tap=", "--net", "fd=4,num_queues=2");
+    ERR("--net: unknown key 'model'", "--net", "tap=a,model=e1000");
+    ERR("--net: id 'x' is used by two", "--net", "tap=a,id=x", "--net", "tap=b,id=x");
+    ERR("--net tap=a: the tap is given twice", "--net", "tap=a", "--net", "tap=a");
+    ERR("--net fd=4: the fd is given twice", "--net", "fd=4", "--net", "fd=4");
+    const char *many[2 * VMM_MAX_NICS + 3];
+    char names[VMM_MAX_NICS + 1][16];
+    for (unsigned i = 0; i <= VMM_MAX_NICS; i++) {
+        snprintf(names[i], sizeof(names[i]), "tap=t%u", i);
+        many[2 * i] = "--net";
+        many[2 * i + 1] = names[i];
+    }
+    many[2 * VMM_MAX_NICS + 2] = NULL;
+    expect_err("--net: at most", many);
+}
+
 static void test_iothreads(void **state)
 {
     struct vm_config c;
@@ -542,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_iothreads),
+        cmocka_unit_test(test_nets),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_console, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),
