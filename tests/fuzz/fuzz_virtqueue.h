@@ -14,6 +14,9 @@
 #define FUZZ_BLK_SECTORS 128    /* the image: 64 KiB */
 #define FUZZ_CONSOLE   16       /* through virtio-console on pipes (unless FUZZ_BLK): seed bit 0 set drives
                                  * the receiveq with host input, clear the transmitq */
+#define FUZZ_NET       32       /* through virtio-net on a socket pair (unless FUZZ_BLK or FUZZ_CONSOLE):
+                                 * seed % 3 picks the receiveq (frames from the host), the transmitq or
+                                 * the control queue; seed bit 2 negotiates MRG_RXBUF */
 
 struct fuzz_hdr {
     uint8_t mode;

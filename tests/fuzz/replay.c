@@ -100,9 +100,10 @@ static size_t generate(uint64_t *s, uint8_t *in)
     memset(in, 0, INPUT_MAX);
     struct fuzz_hdr h = { 0 };
     uint8_t *mem = in + sizeof(h);
-    h.mode = rnd(s) & 31;
+    h.mode = rnd(s) & 63;
     bool blk = h.mode & FUZZ_BLK;
     bool console = !blk && (h.mode & FUZZ_CONSOLE);
+    bool net = !blk && !console && (h.mode & FUZZ_NET);
     bool device = !blk && (h.mode & FUZZ_DEVICE);
     h.size = (uint16_t)(1u << (rnd(s) % 9));
     h.desc = 0x1000;
@@ -113,13 +114,19 @@ static size_t generate(uint64_t *s, uint8_t *in)
         h.avail = rnd(s) & 0xfffe;
         h.used = rnd(s) & 0xfffc;
     }
-    h.last_avail = h.used_idx = device || blk || console ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
+    h.last_avail = h.used_idx = device || blk || console || net ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
     h.seed = (uint16_t)rnd(s);
     /* The console's receiveq takes writable chains like rng's queue, its
      * transmitq readable ones (seed bit 0 picks, as in the target). */
     if (console)
         device = h.seed & 1;
     readable_only = console && !(h.seed & 1);
+    /* virtio-net: writable chains for the receiveq, readable ones for the
+     * transmitq (seed % 3 picks, as in the target), mixed for control. */
+    if (net) {
+        device = h.seed % 3 == 0;
+        readable_only = h.seed % 3 == 1;
+    }
 
     unsigned slot = 0, chains = 0, want = 1 + rnd(s) % h.size;
     while (chains < want && slot < h.size) {
