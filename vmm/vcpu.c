@@ -216,12 +216,23 @@ static void report_own_state(struct vcpu *v)
     }
     if (ioctl(v->fd, KVM_GET_MSRS, &msrs) != 1)
         msrs.e[0].data = 0;
-    log_state("vCPU %u: rip=0x%llx rsp=0x%llx rflags=0x%llx cpl=%u cr0=0x%llx lstar=0x%llx mp_state=%s "
+    /* On AMD, KVM's view of the global interrupt flag: with GIF clear it
+     * injects no interrupt and no NMI, and a halted vCPU sleeps on. */
+    char gif[24] = "";
+    if (v->vm->caps.nested_state) {
+        const uint32_t size = 64 * 1024;   /* header + the largest vendor data */
+        g_autofree struct kvm_nested_state *ns = g_malloc0(size);
+        ns->size = size;
+        if (ioctl(v->fd, KVM_GET_NESTED_STATE, ns) == 0 && ns->format == KVM_STATE_NESTED_FORMAT_SVM)
+            snprintf(gif, sizeof(gif), " gif=%u guest_mode=%u", !!(ns->flags & KVM_STATE_NESTED_GIF_SET),
+                     !!(ns->flags & KVM_STATE_NESTED_GUEST_MODE));
+    }
+    log_state("vCPU %u: rip=0x%llx rsp=0x%llx rflags=0x%llx cpl=%u cr0=0x%llx lstar=0x%llx mp_state=%s%s "
               "nmi(pending=%u injected=%u masked=%u) irq(injected=%u nr=%u shadow=%u) exception(injected=%u "
               "nr=%u)",
               v->index, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
               (unsigned long long)regs.rflags, sregs.cs.selector & 3u, (unsigned long long)sregs.cr0,
-              (unsigned long long)msrs.e[0].data, mp_state_name(mp.mp_state), ev.nmi.pending, ev.nmi.injected,
+              (unsigned long long)msrs.e[0].data, mp_state_name(mp.mp_state), gif, ev.nmi.pending, ev.nmi.injected,
               ev.nmi.masked, ev.interrupt.injected, ev.interrupt.nr, ev.interrupt.shadow, ev.exception.injected,
               ev.exception.nr);
 }
