@@ -46,6 +46,11 @@ static void on_signal(void *opaque, int fd, uint32_t revents)
             vm_report_state(&r->vm);
         return;
     }
+    if (si.ssi_signo == SIGWINCH) {
+        if (r->vm_live)
+            vm_console_resized(&r->vm);
+        return;
+    }
     log_info("got signal %u, stopping the guest", si.ssi_signo);
     if (r->vm_live)
         vm_request_stop(&r->vm, VM_STOP_SIGNAL, (int)si.ssi_signo);
@@ -183,6 +188,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);  /* the vCPU state report */
+    sigaddset(&sigs, SIGWINCH); /* the terminal's new size for virtio-console */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);    /* inherited by every thread */
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 

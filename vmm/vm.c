@@ -324,7 +324,15 @@ static int add_virtio_console(struct vm *vm, GError **err)
         return -1;
     }
     add_device(vm, virtio_pci_device(vp));
+    vm->console = con;
     return 0;
+}
+
+void vm_console_resized(struct vm *vm)
+{
+    uint16_t cols, rows;
+    if (vm->console && char_backend_winsize(vm->console_be, &cols, &rows))
+        virtio_console_resize(vm->console, cols, rows);
 }
 
 static int create_pci(struct vm *vm, GError **err)

@@ -15,6 +15,7 @@
 #include "vmm/memory.h"
 
 struct loop;
+struct virtio_console;
 struct vcpu;
 struct ioapic;
 struct irq_routing;
@@ -54,6 +55,7 @@ struct vm {
     struct acpi_pm *acpi_pm;
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
     struct char_backend *console_be;    /* virtio-console's; the same */
+    struct virtio_console *console;     /* its device, or NULL */
     GArray *devices;                    /* struct device */
 
     /* Set once by the first stop request (any thread); read by the loop. */
@@ -70,6 +72,9 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
               struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
               GError **err);
+/* The terminal behind virtio-console may have a new size (SIGWINCH): the
+ * device takes it and tells the guest. Main loop thread. */
+void vm_console_resized(struct vm *vm);
 /* Starts the vCPUs and returns; the loop learns of stops via stop_eventfd. */
 int vm_start(struct vm *vm, GError **err);
 /* Asks the VM to stop (first request wins). Any thread. */

@@ -94,12 +94,19 @@ static bool rx_pop(struct virtio_console *con, struct virtq_chain *c)
 static size_t rx_can_receive(void *opaque)
 {
     struct virtio_console *con = opaque;
+    struct virtqueue *vq = virtio_vq(&con->vdev, VIRTIO_CONSOLE_RXQ);
     struct virtq_chain c;
-    if (!rx_pop(con, &c)) {
+    bool got = rx_pop(con, &c);
+    /* Out of buffers: ask for a kick when the driver adds one (with
+     * EVENT_IDX, avail_event must say where we stopped, or the driver may
+     * never kick again), then look once more for one added meanwhile. */
+    if (!got && device_live(con, VIRTIO_CONSOLE_RXQ) && virtq_enable_notify(vq))
+        got = rx_pop(con, &c);
+    if (!got) {
         con->rx_blocked = true;
         return 0;
     }
-    virtq_unpop(virtio_vq(&con->vdev, VIRTIO_CONSOLE_RXQ));
+    virtq_unpop(vq);
     return (size_t)c.in_len;
 }
 
@@ -222,6 +229,21 @@ struct virtio_console *virtio_console_new(struct guest_memory *gm, struct loop *
     struct char_frontend fe = { rx_can_receive, rx_receive, con };
     char_backend_set_frontend(be, &fe);
     return con;
+}
+
+void virtio_console_resize(struct virtio_console *con, uint16_t cols, uint16_t rows)
+{
+    if (!(con->vdev.device_features & VIRTIO_BIT(VIRTIO_CONSOLE_F_SIZE)) || !cols || !rows)
+        return;
+    uint8_t size[4];
+    put_le16(size, cols);
+    put_le16(size + 2, rows);
+    g_mutex_lock(&con->vdev.lock);
+    bool changed = memcmp(con->config + VIRTIO_CONSOLE_CFG_COLS, size, sizeof(size)) != 0;
+    memcpy(con->config + VIRTIO_CONSOLE_CFG_COLS, size, sizeof(size));
+    g_mutex_unlock(&con->vdev.lock);
+    if (changed)
+        virtio_config_changed(&con->vdev);
 }
 
 void virtio_console_free(struct virtio_console *con)

@@ -1,8 +1,7 @@
 /* virtio-console (VIRTIO 1.2, 5.3) with one port, the guest's hvc0: queue
  * 0 is its receiveq, queue 1 its transmitq; no MULTIPORT, no EMERG_WRITE.
  * VIRTIO_CONSOLE_F_SIZE is offered when the backend is a terminal, with the
- * terminal's size when the device is created (later resizes are not
- * followed).
+ * terminal's size; virtio_console_resize passes on a new one.
  *
  * The port is a struct char_backend, attached to the same loop as the
  * device (its input callbacks and the device's queues run on one thread).
@@ -53,6 +52,9 @@ struct virtio_console {
  * frontend. cols/rows: 0 when the backend is no terminal (no F_SIZE). */
 struct virtio_console *virtio_console_new(struct guest_memory *gm, struct loop *loop, struct char_backend *be,
                                           uint16_t cols, uint16_t rows);
+/* The terminal has a new size: with F_SIZE offered, the config space takes
+ * it and the driver gets a config change notification. Any thread. */
+void virtio_console_resize(struct virtio_console *con, uint16_t cols, uint16_t rows);
 /* Detaches from the backend and frees. Loop thread. */
 void virtio_console_free(struct virtio_console *con);
 

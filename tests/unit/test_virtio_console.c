@@ -112,11 +112,11 @@ static uint64_t offered(struct virtio_device *vdev)
     return virtio_get_device_features(vdev, 0) | (uint64_t)virtio_get_device_features(vdev, 1) << 32;
 }
 
-static void bring_up(struct fx *f)
+static void bring_up_with(struct fx *f, bool event_idx)
 {
     struct virtio_device *v = f->vdev;
     virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    uint64_t feat = offered(v) & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+    uint64_t feat = offered(v) & ~(event_idx ? 0 : VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
     virtio_set_driver_features(v, 0, (uint32_t)feat);
     virtio_set_driver_features(v, 1, (uint32_t)(feat >> 32));
     virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
@@ -132,6 +132,11 @@ static void bring_up(struct fx *f)
     }
     virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
     loop_run_calls(f->loop);
+}
+
+static void bring_up(struct fx *f)
+{
+    bring_up_with(f, false);
 }
 
 struct seg {
@@ -253,6 +258,40 @@ static void test_config_size(void **state)
     assert_int_equal(cols, 132);
 }
 
+/* A resize reaches config space with a new generation and a config
+ * interrupt; without F_SIZE (no terminal) it is ignored. */
+static void test_resize(void **state)
+{
+    struct fx *f = *state;
+    bring_up(f);
+    uint32_t gen = virtio_config_generation(f->vdev);
+    unsigned irqs = f->irqs;
+    virtio_console_resize(f->con, 200, 50);
+    uint16_t cols = 0, rows = 0;
+    virtio_config_read(f->vdev, VIRTIO_CONSOLE_CFG_COLS, &cols, 2);
+    virtio_config_read(f->vdev, VIRTIO_CONSOLE_CFG_ROWS, &rows, 2);
+    assert_int_equal(cols, 200);
+    assert_int_equal(rows, 50);
+    assert_int_not_equal(virtio_config_generation(f->vdev), gen);
+    assert_int_equal(f->irqs, irqs + 1);
+    assert_true(virtio_read_isr(f->vdev) & VIRTIO_ISR_CONFIG);
+    /* The same size again: nothing to tell. */
+    virtio_console_resize(f->con, 200, 50);
+    assert_int_equal(f->irqs, irqs + 1);
+}
+
+static void test_resize_without_size(void **state)
+{
+    struct fx *f = *state;
+    bring_up(f);
+    uint32_t gen = virtio_config_generation(f->vdev);
+    virtio_console_resize(f->con, 200, 50);
+    uint16_t cols = 1;
+    virtio_config_read(f->vdev, VIRTIO_CONSOLE_CFG_COLS, &cols, 2);
+    assert_int_equal(cols, 0);
+    assert_int_equal(virtio_config_generation(f->vdev), gen);
+}
+
 /* Chains of one and several buffers come out in order, each used with
  * length 0 (nothing written into them), with an interrupt. */
 static void test_tx(void **state)
@@ -357,6 +396,51 @@ static void test_rx(void **state)
     assert_int_equal(used_len(f, RXQ, 3), 3);
     assert_memory_equal(hva(f, DATA + 0x40), "xyz", 3);
     assert_false(broken(f));
+}
+
+/* With EVENT_IDX, running out of receive buffers publishes avail_event
+ * where the device stopped, so the driver's next buffer is kicked (a stale
+ * avail_event would leave input stuck in the host for good). */
+static void test_rx_event_idx(void **state)
+{
+    struct fx *f = *state;
+    bring_up_with(f, true);
+    assert_true(virtio_has_feature(f->vdev, VIRTIO_F_EVENT_IDX));
+    uint16_t *avail_event = (uint16_t *)hva(f, USED(RXQ) + 4 + 8 * QSZ);
+    assert_int_equal(write(f->in_w, "abcdefghijklmnop", 16), 16);
+    for (unsigned round = 1; round <= 3; round++) {
+        post(f, RXQ, (struct seg[]){ { DATA + 0x10 * round, 4, true } }, 1);
+        virtio_queue_notify(f->vdev, RXQ);
+        wait_used(f, RXQ, (uint16_t)round);
+        /* The rest waits: no buffer, and the driver is told to kick for
+         * the next one it adds. */
+        while (!f->con->rx_blocked)
+            assert_int_equal(loop_run_once(f->loop), 0);
+        assert_int_equal(*avail_event, round);
+        assert_memory_equal(hva(f, DATA + 0x10 * round), "abcdefghijkl" + 4 * (round - 1), 4);
+    }
+    assert_int_equal(in_unread(f), 4);
+}
+
+/* Input that ends (the writer closed) before the guest posts buffers after
+ * DRIVER_OK, with EVENT_IDX, as Linux does. */
+static void test_rx_then_eof(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(write(f->in_w, "hello-from-L1\n", 14), 14);
+    close(f->in_w);
+    f->in_w = -1;
+    loop_run_calls(f->loop);
+    bring_up_with(f, true);
+    loop_run_calls(f->loop);
+    for (int i = 0; i < 4; i++) {
+        post(f, RXQ, (struct seg[]){ { DATA + 0x100 * i, 256, true } }, 1);
+        if (i == 0)
+            virtio_queue_notify(f->vdev, RXQ);
+    }
+    wait_used(f, RXQ, 1);
+    assert_int_equal(used_len(f, RXQ, 0), 14);
+    assert_memory_equal(hva(f, DATA), "hello-from-L1\n", 14);
 }
 
 /* Before DRIVER_OK nothing is read either. */
@@ -521,11 +605,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_size, setup_size, teardown),
+        cmocka_unit_test_setup_teardown(test_resize, setup_size, teardown),
+        cmocka_unit_test_setup_teardown(test_resize_without_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_backpressure_nonblock, setup_nonblock, teardown),
         cmocka_unit_test_setup_teardown(test_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_waits_for_driver, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rx_event_idx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rx_then_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tx_writable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_rx_readable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tx_loop_and_range, setup, teardown),
