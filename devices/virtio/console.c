@@ -19,8 +19,6 @@ static bool device_live(struct virtio_console *con, unsigned qi)
 
 /* ---- transmitq: guest → host ---- */
 
-static int tx_handle(struct virtio_device *vdev, unsigned qi);
-
 static void tx_done(void *opaque)
 {
     struct virtio_console *con = opaque;
