@@ -7,6 +7,11 @@
 # shellcheck disable=SC1091,SC2317 # ./cases calls the lab_* functions
 cd "$(dirname "$0")" || exit 1
 cat initrd.gz nested.gz > ninitrd.gz
+# A heartbeat on the console while cases run, so that the host can tell a
+# hung L1 (silence) from a long, quiet case without waiting out the longest
+# case timeout.
+(while sleep 20; do echo "@@alive"; done) &
+alive=$!
 
 subst() {
     printf '%s' "$1" | sed -e "s|@BZ@|$PWD/bzImage|g" -e "s|@PVH@|$PWD/vmlinux|g" \
@@ -118,3 +123,4 @@ lab_cmd() {
     report "$name" "$?"
 }
 . ./cases
+kill "$alive" 2>/dev/null
