@@ -11,6 +11,36 @@
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
+/* Maps `size` bytes at a 2 MiB-aligned address. Guest physical addresses
+ * of RAM are 2 MiB-aligned, and KVM maps a guest page with a 2 MiB entry
+ * only where the host address is aligned the same way and backed by a huge
+ * page; mmap gives no such alignment (before Linux 6.7), and a misaligned
+ * base left every guest page a 4 KiB stage-2 fault (measured in the lab:
+ * 29k faults per Linux boot against QEMU's 430, about a second). So: reserve
+ * size + 2 MiB of address space, map RAM over its aligned part, give back
+ * the rest. Returns MAP_FAILED with errno set on failure. */
+static void *map_aligned(uint64_t size, int mflags, int fd)
+{
+    const uintptr_t align = 2u << 20;
+    uint8_t *resv = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (resv == MAP_FAILED)
+        return MAP_FAILED;
+    uint8_t *start = (uint8_t *)(((uintptr_t)resv + align - 1) & ~(align - 1));
+    void *p = mmap(start, size, PROT_READ | PROT_WRITE, mflags | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        munmap(resv, size + align);
+        errno = e;
+        return MAP_FAILED;
+    }
+    if (start > resv)
+        munmap(resv, (size_t)(start - resv));
+    uint8_t *end = start + size, *resv_end = resv + size + align;
+    if (resv_end > end)
+        munmap(end, (size_t)(resv_end - end));
+    return p;
+}
+
 int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, bool shared,
                         GError **err)
 {
@@ -48,7 +78,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
     }
     int mflags = (shared ? MAP_SHARED : MAP_PRIVATE) | (hugepages ? 0 : MAP_NORESERVE) |
                  (fd < 0 ? MAP_ANONYMOUS : 0);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
+    void *p = map_aligned(size, mflags, fd);
     if (p == MAP_FAILED) {
         int e = errno;
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),

@@ -59,6 +59,7 @@ static void test_layout_small(void **state)
     assert_ptr_equal(gm->regions[0].hva, gm->base);
     assert_int_equal(guest_memory_low_end(gm), 256 * MIB);
     assert_int_equal(gm->memfd, -1);      /* private RAM is anonymous (THP), no memfd */
+    assert_int_equal((uintptr_t)gm->base & ((2u << 20) - 1), 0);   /* huge-page aligned, for THP and KVM */
     assert_ptr_equal(guest_memory_ptr(gm, 0, 1), gm->base);
     assert_ptr_equal(guest_memory_ptr(gm, 256 * MIB - 1, 1), gm->base + 256 * MIB - 1);
     assert_null(guest_memory_ptr(gm, 256 * MIB, 1));
@@ -81,6 +82,7 @@ static void test_layout_above_4g(void **state)
     /* shared=on: the memfd and the mapping are the same pages, high region
      * at its fd_offset. */
     assert_true(gm->memfd >= 0);
+    assert_int_equal((uintptr_t)gm->base & ((2u << 20) - 1), 0);
     const char msg[] = "through the memfd";
     assert_int_equal(pwrite(gm->memfd, msg, sizeof(msg), (off_t)(gm->regions[1].fd_offset + 3 * PAGE)), sizeof(msg));
     assert_memory_equal(guest_memory_ptr(gm, LAYOUT_4GIB + 3 * PAGE, sizeof(msg)), msg, sizeof(msg));
