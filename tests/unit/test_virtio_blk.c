@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/unit/fake_driver.h"
 #include "devices/virtio/blk.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
@@ -27,9 +28,6 @@
 #define MIB (1ULL << 20)
 #define RAM (16 * MIB)
 #define QSZ 64
-#define DESC(q) (0x1000 + 0x3000ULL * (q))
-#define AVAIL(q) (DESC(q) + 0x1000)
-#define USED(q) (DESC(q) + 0x2000)
 #define HDR 0x100000ULL         /* request headers, 64 bytes apart */
 #define STATUS 0x110000ULL      /* status bytes, one per request */
 #define DATA 0x200000ULL        /* data buffers */
@@ -44,8 +42,7 @@ struct fx {
     char path[64];
     int fd;                     /* the image, for checking */
     unsigned nq;
-    uint16_t avail_idx[4];
-    uint16_t next_desc[4];
+    struct fake_driver drv;
     unsigned nreq;
     enum block_aio aio;
 };
@@ -82,6 +79,7 @@ static int setup_with(void **state, struct virtio_blk_params p)
     g_autoptr(GError) err = NULL;
     if (guest_memory_create(&f->gm, RAM, false, false, &err) < 0)
         fail_msg("%s", err->message);
+    f->drv = (struct fake_driver){ .ram = f->gm.base, .qsz = QSZ };
     f->loop = loop_new(&err);
     assert_non_null(f->loop);
     /* Not /tmp's tmpfs on every host: O_DIRECT needs a real file system. */
@@ -171,69 +169,24 @@ static void bring_up(struct fx *f)
     virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     assert_true(virtio_get_status(v) & VIRTIO_STATUS_FEATURES_OK);
     for (unsigned q = 0; q < f->nq; q++) {
-        memset(hva(f, DESC(q)), 0, 0x3000);
+        memset(hva(f, FAKE_DESC(q)), 0, 0x3000);
         virtio_queue_set_size(v, q, QSZ);
-        virtio_queue_set_desc(v, q, DESC(q));
-        virtio_queue_set_avail(v, q, AVAIL(q));
-        virtio_queue_set_used(v, q, USED(q));
+        virtio_queue_set_desc(v, q, FAKE_DESC(q));
+        virtio_queue_set_avail(v, q, FAKE_AVAIL(q));
+        virtio_queue_set_used(v, q, FAKE_USED(q));
         assert_int_equal(virtio_queue_enable(v, q), 0);
-        f->avail_idx[q] = 0;
-        f->next_desc[q] = 0;
+        f->drv.avail_idx[q] = 0;
+        f->drv.next_desc[q] = 0;
     }
     virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
     loop_run_calls(f->loop);
-}
-
-struct seg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-static void put_desc(struct fx *f, unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
-{
-    uint8_t *d = hva(f, DESC(q) + 16ULL * i);
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
-}
-
-/* Puts a chain on queue q's avail ring (not kicked). */
-static void post(struct fx *f, unsigned q, const struct seg *s, unsigned n)
-{
-    uint16_t head = f->next_desc[q];
-    for (unsigned i = 0; i < n; i++) {
-        uint16_t idx = (uint16_t)((head + i) % QSZ);
-        uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-        put_desc(f, q, idx, s[i].gpa, s[i].len, flags, (uint16_t)((idx + 1) % QSZ));
-    }
-    f->next_desc[q] = (uint16_t)((head + n) % QSZ);
-    memcpy(hva(f, AVAIL(q) + 4 + 2 * (f->avail_idx[q] % QSZ)), &head, 2);
-    f->avail_idx[q]++;
-    memcpy(hva(f, AVAIL(q) + 2), &f->avail_idx[q], 2);
-}
-
-static uint16_t used_idx(struct fx *f, unsigned q)
-{
-    uint16_t v;
-    memcpy(&v, hva(f, USED(q) + 2), 2);
-    return v;
-}
-
-static uint32_t used_len(struct fx *f, unsigned q, unsigned slot)
-{
-    uint32_t v;
-    memcpy(&v, hva(f, USED(q) + 8 + 8 * (slot % QSZ)), 4);
-    return v;
 }
 
 /* Kicks queue q and runs the loop until `want` chains are used. */
 static void kick_wait(struct fx *f, unsigned q, uint16_t want)
 {
     virtio_queue_notify(f->vdev, q);
-    while (used_idx(f, q) != want && !(virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET))
+    while (fake_used_idx(&f->drv, q) != want && !(virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET))
         assert_int_equal(loop_run_once(f->loop), 0);
 }
 
@@ -256,10 +209,10 @@ static uint8_t request_q(struct fx *f, unsigned q, uint32_t type, uint64_t secto
     struct seg s[3] = { { header(f, type, sector), 16, false }, { data, len, data_write }, { st, 1, true } };
     f->nreq++;
     if (len)
-        post(f, q, s, 3);
+        fake_post(&f->drv, q, s, 3);
     else
-        post(f, q, (struct seg[]){ s[0], s[2] }, 2);
-    kick_wait(f, q, f->avail_idx[q]);
+        fake_post(&f->drv, q, (struct seg[]){ s[0], s[2] }, 2);
+    kick_wait(f, q, f->drv.avail_idx[q]);
     return *hva(f, st);
 }
 
@@ -353,10 +306,10 @@ static void test_write_read_flush(void **state)
     uint64_t st1 = STATUS + 100;
     struct seg w[4] = { { header(f, VIRTIO_BLK_T_OUT, 5), 16, false }, { DATA, 4096, false },
                         { DATA + 4096, 4096, false }, { st1, 1, true } };
-    post(f, 0, w, 4);
+    fake_post(&f->drv, 0, w, 4);
     kick_wait(f, 0, 1);
     assert_int_equal(*hva(f, st1), VIRTIO_BLK_S_OK);
-    assert_int_equal(used_len(f, 0, 0), 1);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), 1);
     uint8_t back[8192];
     file_read(f, 5 * 512, back, sizeof(back));
     assert_memory_equal(back, src, 8192);
@@ -372,10 +325,10 @@ static void test_write_read_flush(void **state)
     uint64_t st2 = STATUS + 101;
     struct seg r[5] = { { header(f, VIRTIO_BLK_T_IN, 5), 16, false }, { r0, 512, true }, { r1, 3584, true },
                         { r2, 4096, true }, { st2, 1, true } };
-    post(f, 0, r, 5);
+    fake_post(&f->drv, 0, r, 5);
     kick_wait(f, 0, 2);
     assert_int_equal(*hva(f, st2), VIRTIO_BLK_S_OK);
-    assert_int_equal(used_len(f, 0, 1), 8192 + 1);
+    assert_int_equal(fake_used_len(&f->drv, 0, 1), 8192 + 1);
     assert_memory_equal(hva(f, r0), src, 512);
     assert_memory_equal(hva(f, r1), src + 512, 3584);
     assert_memory_equal(hva(f, r2), src + 4096, 4096);
@@ -523,9 +476,9 @@ static void test_discard_not_negotiated(void **state)
     virtio_set_driver_features(v, 1, (uint32_t)(feat >> 32));
     virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     virtio_queue_set_size(v, 0, QSZ);
-    virtio_queue_set_desc(v, 0, DESC(0));
-    virtio_queue_set_avail(v, 0, AVAIL(0));
-    virtio_queue_set_used(v, 0, USED(0));
+    virtio_queue_set_desc(v, 0, FAKE_DESC(0));
+    virtio_queue_set_avail(v, 0, FAKE_AVAIL(0));
+    virtio_queue_set_used(v, 0, FAKE_USED(0));
     assert_int_equal(virtio_queue_enable(v, 0), 0);
     virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
     assert_int_equal(dwz(f, VIRTIO_BLK_T_DISCARD, 0, 1, 0), VIRTIO_BLK_S_UNSUPP);
@@ -593,10 +546,10 @@ static void test_hostile_answered(void **state)
 static void broken_by(struct fx *f, const struct seg *s, unsigned n)
 {
     bring_up(f);
-    post(f, 0, s, n);
+    fake_post(&f->drv, 0, s, n);
     kick_wait(f, 0, 1);
     assert_true(virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET);
-    assert_int_equal(used_idx(f, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
     /* Once reset and set up again it works. */
     virtio_set_status(f->vdev, 0);
     loop_run_calls(f->loop);
@@ -650,15 +603,15 @@ static void test_multiqueue(void **state)
                          VIRTIO_BLK_S_OK);
     }
     for (unsigned q = 0; q < 4; q++) {
-        assert_int_equal(used_idx(f, q), 1);
+        assert_int_equal(fake_used_idx(&f->drv, q), 1);
         uint8_t b;
         file_read(f, (100 + q) * 512, &b, 1);
         assert_int_equal(b, 0x10 + q);
     }
     assert_int_equal(request_q(f, 3, VIRTIO_BLK_T_IN, 100, DATA + 0x10000, 512, true), VIRTIO_BLK_S_OK);
     assert_int_equal(*hva(f, DATA + 0x10000), 0x10);
-    assert_int_equal(used_idx(f, 3), 2);
-    assert_int_equal(used_idx(f, 0), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 3), 2);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
 }
 
 /* A device reset with a request in flight: the late completion goes to no
@@ -669,7 +622,7 @@ static void test_reset_in_flight(void **state)
     bring_up(f);
     uint64_t st = STATUS + 7;
     *hva(f, st) = 0xee;
-    post(f, 0, (struct seg[]){ { header(f, VIRTIO_BLK_T_IN, 3), 16, false }, { DATA, 4096, true },
+    fake_post(&f->drv, 0, (struct seg[]){ { header(f, VIRTIO_BLK_T_IN, 3), 16, false }, { DATA, 4096, true },
                                { st, 1, true } }, 3);
     virtio_queue_run(f->vdev, 0);       /* popped and submitted; not completed */
     assert_int_equal(block_inflight(f->blk->bb), 1);
@@ -679,10 +632,10 @@ static void test_reset_in_flight(void **state)
     bring_up(f);
     while (block_inflight(f->blk->bb))
         assert_int_equal(loop_run_once(f->loop), 0);
-    assert_int_equal(used_idx(f, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
     assert_int_equal(*hva(f, st), 0xee);
     assert_int_equal(rd(f, 9, DATA, 512), VIRTIO_BLK_S_OK);
-    assert_int_equal(used_idx(f, 0), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
     assert_int_equal(*hva(f, DATA), 10);
 }
 
@@ -693,7 +646,7 @@ static void test_save_drains(void **state)
     struct fx *f = *state;
     bring_up(f);
     uint64_t st = STATUS + 9;
-    post(f, 0, (struct seg[]){ { header(f, VIRTIO_BLK_T_OUT, 3), 16, false }, { DATA, 4096, false },
+    fake_post(&f->drv, 0, (struct seg[]){ { header(f, VIRTIO_BLK_T_OUT, 3), 16, false }, { DATA, 4096, false },
                                { st, 1, true } }, 3);
     memset(hva(f, DATA), 0x77, 4096);
     virtio_queue_run(f->vdev, 0);
@@ -701,7 +654,7 @@ static void test_save_drains(void **state)
     struct state_writer *w = state_writer_new();
     assert_int_equal(virtio_device_save(f->vdev, w), 0);
     assert_int_equal(block_inflight(f->blk->bb), 0);
-    assert_int_equal(used_idx(f, 0), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
     assert_int_equal(*hva(f, st), VIRTIO_BLK_S_OK);
     g_autoptr(GBytes) bytes = state_writer_finish(w);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "devices/char_backend.h"
+#include "tests/unit/fake_driver.h"
 #include "devices/virtio/console.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
@@ -30,9 +31,6 @@
 #define QSZ 16
 #define RXQ VIRTIO_CONSOLE_RXQ
 #define TXQ VIRTIO_CONSOLE_TXQ
-#define DESC(q) (0x1000 + 0x3000ULL * (q))
-#define AVAIL(q) (DESC(q) + 0x1000)
-#define USED(q) (DESC(q) + 0x2000)
 #define DATA 0x100000ULL
 #define PIPE_BYTES 4096
 
@@ -44,7 +42,7 @@ struct fx {
     struct virtio_device *vdev;
     int in_w, in_r;             /* host input: the test writes in_w */
     int out_r;                  /* host output: the test reads out_r */
-    uint16_t avail_idx[2], next_desc[2];
+    struct fake_driver drv;
     unsigned irqs;
 };
 
@@ -66,6 +64,7 @@ static int setup_with(void **state, bool out_nonblock, uint16_t cols, uint16_t r
     signal(SIGPIPE, SIG_IGN);
     if (guest_memory_create(&f->gm, RAM, false, false, &err) < 0)
         fail_msg("%s", err->message);
+    f->drv = (struct fake_driver){ .ram = f->gm.base, .qsz = QSZ };
     f->loop = loop_new(&err);
     assert_non_null(f->loop);
     int in[2], out[2];
@@ -122,13 +121,13 @@ static void bring_up_with(struct fx *f, bool event_idx)
     virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     assert_true(virtio_get_status(v) & VIRTIO_STATUS_FEATURES_OK);
     for (unsigned q = 0; q < 2; q++) {
-        memset(hva(f, DESC(q)), 0, 0x3000);
+        memset(hva(f, FAKE_DESC(q)), 0, 0x3000);
         virtio_queue_set_size(v, q, QSZ);
-        virtio_queue_set_desc(v, q, DESC(q));
-        virtio_queue_set_avail(v, q, AVAIL(q));
-        virtio_queue_set_used(v, q, USED(q));
+        virtio_queue_set_desc(v, q, FAKE_DESC(q));
+        virtio_queue_set_avail(v, q, FAKE_AVAIL(q));
+        virtio_queue_set_used(v, q, FAKE_USED(q));
         assert_int_equal(virtio_queue_enable(v, q), 0);
-        f->avail_idx[q] = f->next_desc[q] = 0;
+        f->drv.avail_idx[q] = f->drv.next_desc[q] = 0;
     }
     virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
     loop_run_calls(f->loop);
@@ -139,51 +138,6 @@ static void bring_up(struct fx *f)
     bring_up_with(f, false);
 }
 
-struct seg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-static void put_desc(struct fx *f, unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
-{
-    uint8_t *d = hva(f, DESC(q) + 16ULL * i);
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
-}
-
-/* Puts a chain on queue q's avail ring (not kicked). */
-static void post(struct fx *f, unsigned q, const struct seg *s, unsigned n)
-{
-    uint16_t head = f->next_desc[q];
-    for (unsigned i = 0; i < n; i++) {
-        uint16_t idx = (uint16_t)((head + i) % QSZ);
-        uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-        put_desc(f, q, idx, s[i].gpa, s[i].len, flags, (uint16_t)((idx + 1) % QSZ));
-    }
-    f->next_desc[q] = (uint16_t)((head + n) % QSZ);
-    memcpy(hva(f, AVAIL(q) + 4 + 2 * (f->avail_idx[q] % QSZ)), &head, 2);
-    f->avail_idx[q]++;
-    memcpy(hva(f, AVAIL(q) + 2), &f->avail_idx[q], 2);
-}
-
-static uint16_t used_idx(struct fx *f, unsigned q)
-{
-    uint16_t v;
-    memcpy(&v, hva(f, USED(q) + 2), 2);
-    return v;
-}
-
-static uint32_t used_len(struct fx *f, unsigned q, unsigned slot)
-{
-    uint32_t v;
-    memcpy(&v, hva(f, USED(q) + 8 + 8 * (slot % QSZ)), 4);
-    return v;
-}
-
 static bool broken(struct fx *f)
 {
     return virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET;
@@ -192,7 +146,7 @@ static bool broken(struct fx *f)
 /* Runs the loop until queue q has used `want` chains or the device broke. */
 static void wait_used(struct fx *f, unsigned q, uint16_t want)
 {
-    while (used_idx(f, q) != want && !broken(f))
+    while (fake_used_idx(&f->drv, q) != want && !broken(f))
         assert_int_equal(loop_run_once(f->loop), 0);
 }
 
@@ -301,8 +255,8 @@ static void test_tx(void **state)
     memcpy(hva(f, DATA), "hello ", 6);
     memcpy(hva(f, DATA + 0x100), "virtio", 6);
     memcpy(hva(f, DATA + 0x200), "-console\n", 9);
-    post(f, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
-    post(f, TXQ, (struct seg[]){ { DATA + 0x100, 6, false }, { DATA + 0x200, 9, false } }, 2);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { DATA + 0x100, 6, false }, { DATA + 0x200, 9, false } }, 2);
     unsigned irqs = f->irqs;
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 2);
@@ -310,8 +264,8 @@ static void test_tx(void **state)
     uint8_t buf[32] = { 0 };
     read_out(f, buf, 21);
     assert_memory_equal(buf, "hello virtio-console\n", 21);
-    assert_int_equal(used_len(f, TXQ, 0), 0);
-    assert_int_equal(used_len(f, TXQ, 1), 0);
+    assert_int_equal(fake_used_len(&f->drv, TXQ, 0), 0);
+    assert_int_equal(fake_used_len(&f->drv, TXQ, 1), 0);
     assert_true(f->irqs > irqs);
     assert_int_equal(out_pending(f), 0);
 }
@@ -324,7 +278,7 @@ static void backpressure(struct fx *f)
     bring_up(f);
     for (unsigned i = 0; i < 3; i++) {
         memset(hva(f, DATA + i * 0x1000ULL), 'a' + (int)i, PIPE_BYTES);
-        post(f, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
+        fake_post(&f->drv, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
     }
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 1);
@@ -332,7 +286,7 @@ static void backpressure(struct fx *f)
     while (!f->con->tx_chain)
         assert_int_equal(loop_run_once(f->loop), 0);
     loop_run_calls(f->loop);
-    assert_int_equal(used_idx(f, TXQ), 1);
+    assert_int_equal(fake_used_idx(&f->drv, TXQ), 1);
     assert_int_equal(virtio_vq(f->vdev, TXQ)->last_avail_idx, 2);
     assert_int_equal(out_pending(f), PIPE_BYTES);
 
@@ -368,32 +322,32 @@ static void test_rx(void **state)
     assert_int_equal(in_unread(f), 10);
 
     memset(hva(f, DATA), 0, 64);
-    post(f, RXQ, (struct seg[]){ { DATA, 4, true } }, 1);
-    post(f, RXQ, (struct seg[]){ { DATA + 0x10, 2, true }, { DATA + 0x20, 2, true } }, 2);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA, 4, true } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x10, 2, true }, { DATA + 0x20, 2, true } }, 2);
     virtio_queue_notify(f->vdev, RXQ);
     wait_used(f, RXQ, 2);
-    assert_int_equal(used_len(f, RXQ, 0), 4);
-    assert_int_equal(used_len(f, RXQ, 1), 4);
+    assert_int_equal(fake_used_len(&f->drv, RXQ, 0), 4);
+    assert_int_equal(fake_used_len(&f->drv, RXQ, 1), 4);
     assert_memory_equal(hva(f, DATA), "0123", 4);
     assert_memory_equal(hva(f, DATA + 0x10), "45", 2);
     assert_memory_equal(hva(f, DATA + 0x20), "67", 2);
     loop_run_calls(f->loop);
     assert_int_equal(in_unread(f), 2);
 
-    post(f, RXQ, (struct seg[]){ { DATA + 0x30, 16, true } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x30, 16, true } }, 1);
     virtio_queue_notify(f->vdev, RXQ);
     wait_used(f, RXQ, 3);
-    assert_int_equal(used_len(f, RXQ, 2), 2);
+    assert_int_equal(fake_used_len(&f->drv, RXQ, 2), 2);
     assert_memory_equal(hva(f, DATA + 0x30), "89", 2);
     assert_int_equal(in_unread(f), 0);
 
     /* A buffer posted first, input later. */
-    post(f, RXQ, (struct seg[]){ { DATA + 0x40, 16, true } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x40, 16, true } }, 1);
     virtio_queue_notify(f->vdev, RXQ);
     loop_run_calls(f->loop);
     assert_int_equal(write(f->in_w, "xyz", 3), 3);
     wait_used(f, RXQ, 4);
-    assert_int_equal(used_len(f, RXQ, 3), 3);
+    assert_int_equal(fake_used_len(&f->drv, RXQ, 3), 3);
     assert_memory_equal(hva(f, DATA + 0x40), "xyz", 3);
     assert_false(broken(f));
 }
@@ -406,10 +360,10 @@ static void test_rx_event_idx(void **state)
     struct fx *f = *state;
     bring_up_with(f, true);
     assert_true(virtio_has_feature(f->vdev, VIRTIO_F_EVENT_IDX));
-    uint16_t *avail_event = (uint16_t *)hva(f, USED(RXQ) + 4 + 8 * QSZ);
+    uint16_t *avail_event = (uint16_t *)hva(f, FAKE_USED(RXQ) + 4 + 8 * QSZ);
     assert_int_equal(write(f->in_w, "abcdefghijklmnop", 16), 16);
     for (unsigned round = 1; round <= 3; round++) {
-        post(f, RXQ, (struct seg[]){ { DATA + 0x10 * round, 4, true } }, 1);
+        fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x10 * round, 4, true } }, 1);
         virtio_queue_notify(f->vdev, RXQ);
         wait_used(f, RXQ, (uint16_t)round);
         /* The rest waits: no buffer, and the driver is told to kick for
@@ -434,12 +388,12 @@ static void test_rx_then_eof(void **state)
     bring_up_with(f, true);
     loop_run_calls(f->loop);
     for (int i = 0; i < 4; i++) {
-        post(f, RXQ, (struct seg[]){ { DATA + 0x100 * i, 256, true } }, 1);
+        fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x100 * i, 256, true } }, 1);
         if (i == 0)
             virtio_queue_notify(f->vdev, RXQ);
     }
     wait_used(f, RXQ, 1);
-    assert_int_equal(used_len(f, RXQ, 0), 14);
+    assert_int_equal(fake_used_len(&f->drv, RXQ, 0), 14);
     assert_memory_equal(hva(f, DATA), "hello-from-L1\n", 14);
 }
 
@@ -451,7 +405,7 @@ static void test_rx_waits_for_driver(void **state)
     loop_run_calls(f->loop);
     assert_int_equal(in_unread(f), 5);
     bring_up(f);
-    post(f, RXQ, (struct seg[]){ { DATA, 16, true } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA, 16, true } }, 1);
     virtio_queue_notify(f->vdev, RXQ);
     wait_used(f, RXQ, 1);
     assert_memory_equal(hva(f, DATA), "early", 5);
@@ -464,11 +418,11 @@ static void test_hostile_tx_writable(void **state)
     struct fx *f = *state;
     bring_up(f);
     memcpy(hva(f, DATA), "bad", 3);
-    post(f, TXQ, (struct seg[]){ { DATA, 3, false }, { DATA + 0x10, 8, true } }, 2);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { DATA, 3, false }, { DATA + 0x10, 8, true } }, 2);
     virtio_queue_notify(f->vdev, TXQ);
     loop_run_calls(f->loop);
     assert_true(broken(f));
-    assert_int_equal(used_idx(f, TXQ), 0);
+    assert_int_equal(fake_used_idx(&f->drv, TXQ), 0);
     assert_int_equal(out_pending(f), 0);
 }
 
@@ -478,13 +432,13 @@ static void test_hostile_rx_readable(void **state)
 {
     struct fx *f = *state;
     bring_up(f);
-    post(f, RXQ, (struct seg[]){ { DATA, 8, false } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA, 8, false } }, 1);
     virtio_queue_notify(f->vdev, RXQ);
     loop_run_calls(f->loop);
     assert_int_equal(write(f->in_w, "in", 2), 2);
     while (!broken(f))
         assert_int_equal(loop_run_once(f->loop), 0);
-    assert_int_equal(used_idx(f, RXQ), 0);
+    assert_int_equal(fake_used_idx(&f->drv, RXQ), 0);
     assert_int_equal(in_unread(f), 2);
 }
 
@@ -493,11 +447,11 @@ static void test_hostile_tx_loop_and_range(void **state)
 {
     struct fx *f = *state;
     bring_up(f);
-    put_desc(f, TXQ, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
-    put_desc(f, TXQ, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
+    fake_put_desc(&f->drv, TXQ, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
+    fake_put_desc(&f->drv, TXQ, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
     uint16_t head = 0, idx = 1;
-    memcpy(hva(f, AVAIL(TXQ) + 4), &head, 2);
-    memcpy(hva(f, AVAIL(TXQ) + 2), &idx, 2);
+    memcpy(hva(f, FAKE_AVAIL(TXQ) + 4), &head, 2);
+    memcpy(hva(f, FAKE_AVAIL(TXQ) + 2), &idx, 2);
     virtio_queue_notify(f->vdev, TXQ);
     loop_run_calls(f->loop);
     assert_true(broken(f));
@@ -508,7 +462,7 @@ static void test_hostile_tx_loop_and_range(void **state)
     loop_run_calls(f->loop);
     assert_int_equal(virtio_get_status(f->vdev), 0);
     bring_up(f);
-    post(f, TXQ, (struct seg[]){ { RAM - 2, 4, false } }, 1);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { RAM - 2, 4, false } }, 1);
     virtio_queue_notify(f->vdev, TXQ);
     loop_run_calls(f->loop);
     assert_true(broken(f));
@@ -524,7 +478,7 @@ static void test_reset_with_write_in_flight(void **state)
     bring_up(f);
     for (unsigned i = 0; i < 2; i++) {
         memset(hva(f, DATA + i * 0x1000ULL), 'p' + (int)i, PIPE_BYTES);
-        post(f, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
+        fake_post(&f->drv, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
     }
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 1);
@@ -543,7 +497,7 @@ static void test_reset_with_write_in_flight(void **state)
 
     bring_up(f);
     memcpy(hva(f, DATA), "again\n", 6);
-    post(f, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 1);
     read_out(f, buf, 6);
@@ -558,7 +512,7 @@ static void test_save_load(void **state)
     bring_up(f);
     for (unsigned i = 0; i < 2; i++) {
         memset(hva(f, DATA + i * 0x1000ULL), 's' + (int)i, PIPE_BYTES);
-        post(f, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
+        fake_post(&f->drv, TXQ, (struct seg[]){ { DATA + i * 0x1000ULL, PIPE_BYTES, false } }, 1);
     }
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 1);
@@ -570,7 +524,7 @@ static void test_save_load(void **state)
     struct state_writer *w = state_writer_new();
     assert_int_equal(virtio_device_save(f->vdev, w), 0);
     assert_null(f->con->tx_chain);
-    assert_int_equal(used_idx(f, TXQ), 2);
+    assert_int_equal(fake_used_idx(&f->drv, TXQ), 2);
     g_autoptr(GBytes) bytes = state_writer_finish(w);
     read_out(f, buf + PIPE_BYTES, PIPE_BYTES);
     assert_int_equal(buf[PIPE_BYTES], 't');
@@ -587,13 +541,13 @@ static void test_save_load(void **state)
     state_reader_free(r);
     assert_true(virtio_get_status(f->vdev) & VIRTIO_STATUS_DRIVER_OK);
     memcpy(hva(f, DATA), "after\n", 6);
-    post(f, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
+    fake_post(&f->drv, TXQ, (struct seg[]){ { DATA, 6, false } }, 1);
     virtio_queue_notify(f->vdev, TXQ);
     wait_used(f, TXQ, 3);
     read_out(f, buf, 6);
     assert_memory_equal(buf, "after\n", 6);
 
-    post(f, RXQ, (struct seg[]){ { DATA + 0x100, 8, true } }, 1);
+    fake_post(&f->drv, RXQ, (struct seg[]){ { DATA + 0x100, 8, true } }, 1);
     virtio_queue_notify(f->vdev, RXQ);
     assert_int_equal(write(f->in_w, "in", 2), 2);
     wait_used(f, RXQ, 1);

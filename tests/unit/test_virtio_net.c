@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/unit/fake_driver.h"
 #include "devices/virtio/net.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
@@ -39,9 +40,6 @@
 #define RAM (16 * MIB)
 #define QSZ 64
 #define MAXQ 5
-#define DESC(q) (0x1000 + 0x3000ULL * (q))
-#define AVAIL(q) (DESC(q) + 0x1000)
-#define USED(q) (DESC(q) + 0x2000)
 #define BUF 0x200000ULL         /* buffers, 64 KiB apart per slot */
 #define SLOT(i) (BUF + 0x10000ULL * (i))
 
@@ -57,8 +55,7 @@ struct fx {
     int devfd[4];
     unsigned pairs;
     unsigned nq;
-    uint16_t avail_idx[MAXQ];
-    uint16_t next_desc[MAXQ];
+    struct fake_driver drv;
     unsigned interrupts;
 };
 
@@ -89,6 +86,7 @@ static int setup_pairs(void **state, unsigned pairs)
     g_autoptr(GError) err = NULL;
     if (guest_memory_create(&f->gm, RAM, false, false, &err) < 0)
         fail_msg("%s", err->message);
+    f->drv = (struct fake_driver){ .ram = f->gm.base, .qsz = QSZ };
     f->pairs = pairs;
     for (unsigned i = 0; i < pairs; i++) {
         int sv[2];
@@ -158,68 +156,17 @@ static void bring_up(struct fx *f, uint64_t feat)
     struct virtio_device *v = f->vdev;
     assert_true(negotiate(f, feat | VIRTIO_BIT(VIRTIO_F_VERSION_1)));
     for (unsigned q = 0; q < f->nq; q++) {
-        memset(hva(f, DESC(q)), 0, 0x3000);
+        memset(hva(f, FAKE_DESC(q)), 0, 0x3000);
         virtio_queue_set_size(v, q, QSZ);
-        virtio_queue_set_desc(v, q, DESC(q));
-        virtio_queue_set_avail(v, q, AVAIL(q));
-        virtio_queue_set_used(v, q, USED(q));
+        virtio_queue_set_desc(v, q, FAKE_DESC(q));
+        virtio_queue_set_avail(v, q, FAKE_AVAIL(q));
+        virtio_queue_set_used(v, q, FAKE_USED(q));
         assert_int_equal(virtio_queue_enable(v, q), 0);
-        f->avail_idx[q] = 0;
-        f->next_desc[q] = 0;
+        f->drv.avail_idx[q] = 0;
+        f->drv.next_desc[q] = 0;
     }
     virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
     assert_true(virtio_get_status(v) & VIRTIO_STATUS_DRIVER_OK);
-}
-
-struct seg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-static void put_desc(struct fx *f, unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
-{
-    uint8_t *d = hva(f, DESC(q) + 16ULL * i);
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
-}
-
-static void post(struct fx *f, unsigned q, const struct seg *s, unsigned n)
-{
-    uint16_t head = f->next_desc[q];
-    for (unsigned i = 0; i < n; i++) {
-        uint16_t idx = (uint16_t)((head + i) % QSZ);
-        uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-        put_desc(f, q, idx, s[i].gpa, s[i].len, flags, (uint16_t)((idx + 1) % QSZ));
-    }
-    f->next_desc[q] = (uint16_t)((head + n) % QSZ);
-    memcpy(hva(f, AVAIL(q) + 4 + 2 * (f->avail_idx[q] % QSZ)), &head, 2);
-    f->avail_idx[q]++;
-    memcpy(hva(f, AVAIL(q) + 2), &f->avail_idx[q], 2);
-}
-
-static uint16_t used_idx(struct fx *f, unsigned q)
-{
-    uint16_t v;
-    memcpy(&v, hva(f, USED(q) + 2), 2);
-    return v;
-}
-
-static uint32_t used_id(struct fx *f, unsigned q, unsigned slot)
-{
-    uint32_t v;
-    memcpy(&v, hva(f, USED(q) + 4 + 8 * (slot % QSZ)), 4);
-    return v;
-}
-
-static uint32_t used_len(struct fx *f, unsigned q, unsigned slot)
-{
-    uint32_t v;
-    memcpy(&v, hva(f, USED(q) + 8 + 8 * (slot % QSZ)), 4);
-    return v;
 }
 
 static bool broken(struct fx *f)
@@ -319,10 +266,10 @@ static void test_tx(void **state)
     bring_up(f, BASE_F);
     uint8_t *p = hva(f, SLOT(0));
     size_t n = make_frame(p, 1000, 3, 0, 0);
-    post(f, 1, (struct seg[]){ { SLOT(0), 5, false }, { SLOT(0) + 5, 300, false }, { SLOT(0) + 305, (uint32_t)(n - 305), false } }, 3);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), 5, false }, { SLOT(0) + 5, 300, false }, { SLOT(0) + 305, (uint32_t)(n - 305), false } }, 3);
     virtio_queue_notify(f->vdev, 1);
-    assert_int_equal(used_idx(f, 1), 1);
-    assert_int_equal(used_len(f, 1, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 1), 1);
+    assert_int_equal(fake_used_len(&f->drv, 1, 0), 0);
     uint8_t got[2048];
     assert_int_equal(wire_recv(f, 0, got, sizeof(got)), n);
     assert_memory_equal(got, p, n);
@@ -339,21 +286,21 @@ static void test_tx_offload_not_negotiated(void **state)
     bring_up(f, BASE_F);
     uint8_t got[2048];
     size_t n = make_frame(hva(f, SLOT(0)), 100, 1, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0);
-    post(f, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
     n = make_frame(hva(f, SLOT(1)), 100, 1, 0, VIRTIO_NET_HDR_GSO_TCPV4);
-    post(f, 1, (struct seg[]){ { SLOT(1), (uint32_t)n, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(1), (uint32_t)n, false } }, 1);
     n = make_frame(hva(f, SLOT(2)), 100, 1, 0, 0x55);
-    post(f, 1, (struct seg[]){ { SLOT(2), (uint32_t)n, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(2), (uint32_t)n, false } }, 1);
     virtio_queue_notify(f->vdev, 1);
-    assert_int_equal(used_idx(f, 1), 3);
+    assert_int_equal(fake_used_idx(&f->drv, 1), 3);
     assert_int_equal(wire_recv(f, 0, got, sizeof(got)), -1);
     assert_int_equal(f->net->stats.tx_dropped, 3);
 
     bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4));
     n = make_frame(hva(f, SLOT(0)), 100, 1, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4);
-    post(f, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
     virtio_queue_notify(f->vdev, 1);
-    assert_int_equal(used_idx(f, 1), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 1), 1);
     assert_int_equal(wire_recv(f, 0, got, sizeof(got)), n);
     assert_int_equal(got[1], VIRTIO_NET_HDR_GSO_TCPV4);
 }
@@ -362,7 +309,7 @@ static void test_tx_hostile_short(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F);
-    post(f, 1, (struct seg[]){ { SLOT(0), VIRTIO_NET_HDR_LEN - 1, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), VIRTIO_NET_HDR_LEN - 1, false } }, 1);
     virtio_queue_notify(f->vdev, 1);
     assert_true(broken(f));
     uint8_t got[64];
@@ -371,7 +318,7 @@ static void test_tx_hostile_short(void **state)
     bring_up(f, BASE_F);
     assert_false(broken(f));
     size_t n = make_frame(hva(f, SLOT(0)), 20, 1, 0, 0);
-    post(f, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), (uint32_t)n, false } }, 1);
     virtio_queue_notify(f->vdev, 1);
     assert_int_equal(wire_recv(f, 0, got, sizeof(got)), n);
 }
@@ -380,7 +327,7 @@ static void test_tx_hostile_writable(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F);
-    post(f, 1, (struct seg[]){ { SLOT(0), 100, false }, { SLOT(1), 100, true } }, 2);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), 100, false }, { SLOT(1), 100, true } }, 2);
     virtio_queue_notify(f->vdev, 1);
     assert_true(broken(f));
 }
@@ -394,11 +341,11 @@ static void test_rx_single(void **state)
     size_t n = make_frame(frame, 1000, 9, VIRTIO_NET_HDR_F_DATA_VALID, 0);
     frame[10] = 0x77;   /* whatever the tap leaves there, the device writes 1 */
     memset(hva(f, SLOT(0)), 0xee, 2048);
-    post(f, 0, (struct seg[]){ { SLOT(0), 10, true }, { SLOT(0) + 10, 1516, true } }, 2);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 10, true }, { SLOT(0) + 10, 1516, true } }, 2);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 1);
-    assert_int_equal(used_len(f, 0, 0), n);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), n);
     uint8_t *g = hva(f, SLOT(0));
     assert_int_equal(g[0], VIRTIO_NET_HDR_F_DATA_VALID);
     assert_int_equal(g[10] | g[11] << 8, 1);
@@ -414,14 +361,14 @@ static void test_rx_too_big(void **state)
     struct fx *f = *state;
     bring_up(f, BASE_F);
     uint8_t frame[4096];
-    post(f, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
     size_t big = make_frame(frame, 3000, 1, 0, 0);
     assert_int_equal(send(f->wire[0], frame, big, 0), big);
     size_t small = make_frame(frame, 60, 2, 0, 0);
     assert_int_equal(send(f->wire[0], frame, small, 0), small);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 1);
-    assert_int_equal(used_len(f, 0, 0), small);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), small);
     assert_memory_equal(hva(f, SLOT(0)) + VIRTIO_NET_HDR_LEN, frame + VIRTIO_NET_HDR_LEN, 60);
     assert_int_equal(f->net->stats.rx_dropped, 1);
     assert_false(broken(f));
@@ -437,12 +384,12 @@ static void test_rx_waits_for_buffers(void **state)
     size_t n = make_frame(frame, 100, 4, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
     assert_int_equal(f->net->pairs[0].pending, n);
-    post(f, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 1);
-    assert_int_equal(used_len(f, 0, 0), n);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), n);
     assert_memory_equal(hva(f, SLOT(0)) + VIRTIO_NET_HDR_LEN, frame + VIRTIO_NET_HDR_LEN, 100);
 }
 
@@ -453,16 +400,16 @@ static void test_rx_mergeable(void **state)
     struct fx *f = *state;
     bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
     for (unsigned i = 0; i < 4; i++)
-        post(f, 0, (struct seg[]){ { SLOT(i), 1500, true } }, 1);
+        fake_post(&f->drv, 0, (struct seg[]){ { SLOT(i), 1500, true } }, 1);
     static uint8_t frame[8192];
     size_t n = make_frame(frame, 4000 - VIRTIO_NET_HDR_LEN, 5, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 3);
-    assert_int_equal(used_len(f, 0, 0), 1500);
-    assert_int_equal(used_len(f, 0, 1), 1500);
-    assert_int_equal(used_len(f, 0, 2), 1000);
-    assert_int_equal(used_id(f, 0, 1), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 3);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), 1500);
+    assert_int_equal(fake_used_len(&f->drv, 0, 1), 1500);
+    assert_int_equal(fake_used_len(&f->drv, 0, 2), 1000);
+    assert_int_equal(fake_used_id(&f->drv, 0, 1), 1);
     uint8_t *g = hva(f, SLOT(0));
     assert_int_equal(g[10] | g[11] << 8, 3);
     assert_memory_equal(g + VIRTIO_NET_HDR_LEN, frame + VIRTIO_NET_HDR_LEN, 1500 - VIRTIO_NET_HDR_LEN);
@@ -472,8 +419,8 @@ static void test_rx_mergeable(void **state)
     n = make_frame(frame, 50, 6, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 4);
-    assert_int_equal(used_id(f, 0, 3), 3);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 4);
+    assert_int_equal(fake_used_id(&f->drv, 0, 3), 3);
     assert_int_equal(hva(f, SLOT(3))[10], 1);
 }
 
@@ -483,17 +430,17 @@ static void test_rx_mergeable_partial(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
-    post(f, 0, (struct seg[]){ { SLOT(0), 1500, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 1500, true } }, 1);
     static uint8_t frame[8192];
     size_t n = make_frame(frame, 2500, 8, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 0);
-    post(f, 0, (struct seg[]){ { SLOT(1), 1500, true } }, 1);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(1), 1500, true } }, 1);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 2);
-    assert_int_equal(used_id(f, 0, 0), 0);
-    assert_int_equal(used_len(f, 0, 1), n - 1500);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 2);
+    assert_int_equal(fake_used_id(&f->drv, 0, 0), 0);
+    assert_int_equal(fake_used_len(&f->drv, 0, 1), n - 1500);
     assert_int_equal(hva(f, SLOT(0))[10], 2);
     assert_memory_equal(hva(f, SLOT(1)), frame + 1500, n - 1500);
 }
@@ -502,20 +449,20 @@ static void test_rx_hostile_readable(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F);
-    post(f, 0, (struct seg[]){ { SLOT(0), 100, false }, { SLOT(1), 1526, true } }, 2);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 100, false }, { SLOT(1), 1526, true } }, 2);
     uint8_t frame[256];
     size_t n = make_frame(frame, 100, 4, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
     assert_true(broken(f));
-    assert_int_equal(used_idx(f, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
 }
 
 static void test_rx_hostile_tiny_mergeable(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
-    post(f, 0, (struct seg[]){ { SLOT(0), 4, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 4, true } }, 1);
     uint8_t frame[256];
     size_t n = make_frame(frame, 100, 4, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
@@ -529,7 +476,7 @@ static void test_rx_hostile_outside_ram(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F);
-    post(f, 0, (struct seg[]){ { RAM - 16, 1526, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { RAM - 16, 1526, true } }, 1);
     uint8_t frame[256];
     size_t n = make_frame(frame, 100, 4, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
@@ -547,10 +494,10 @@ static uint8_t ctrl(struct fx *f, uint8_t cls, uint8_t cmd, const void *data, ui
     memcpy(p + 2, data, len);
     uint8_t *ack = hva(f, SLOT(11));
     *ack = 0xee;
-    uint16_t before = used_idx(f, q);
-    post(f, q, (struct seg[]){ { SLOT(10), 2 + len, false }, { SLOT(11), 1, true } }, 2);
+    uint16_t before = fake_used_idx(&f->drv, q);
+    fake_post(&f->drv, q, (struct seg[]){ { SLOT(10), 2 + len, false }, { SLOT(11), 1, true } }, 2);
     virtio_queue_notify(f->vdev, q);
-    assert_int_equal(used_idx(f, q), before + 1);
+    assert_int_equal(fake_used_idx(&f->drv, q), before + 1);
     return *ack;
 }
 
@@ -595,7 +542,7 @@ static void test_ctrl_hostile(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F);
-    post(f, 2, (struct seg[]){ { SLOT(10), 2, false } }, 1);      /* no ack buffer */
+    fake_post(&f->drv, 2, (struct seg[]){ { SLOT(10), 2, false } }, 1);      /* no ack buffer */
     virtio_queue_notify(f->vdev, 2);
     assert_true(broken(f));
 }
@@ -609,10 +556,10 @@ static void test_mq(void **state)
     assert_int_equal(f->net->curr_pairs, 1);
     uint8_t frame[256], got[256];
     size_t n = make_frame(frame, 80, 2, 0, 0);
-    post(f, 2, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
+    fake_post(&f->drv, 2, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
     assert_int_equal(send(f->wire[1], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 2);
-    assert_int_equal(used_idx(f, 2), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 2), 0);
     uint16_t pairs = 3;
     assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2), VIRTIO_NET_ERR);
     pairs = 0;
@@ -621,10 +568,10 @@ static void test_mq(void **state)
     assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2), VIRTIO_NET_OK);
     assert_int_equal(f->net->curr_pairs, 2);
     virtio_queue_notify(f->vdev, 2);
-    assert_int_equal(used_idx(f, 2), 1);
-    assert_int_equal(used_len(f, 2, 0), n);
+    assert_int_equal(fake_used_idx(&f->drv, 2), 1);
+    assert_int_equal(fake_used_len(&f->drv, 2, 0), n);
     size_t m = make_frame(hva(f, SLOT(1)), 40, 7, 0, 0);
-    post(f, 3, (struct seg[]){ { SLOT(1), (uint32_t)m, false } }, 1);
+    fake_post(&f->drv, 3, (struct seg[]){ { SLOT(1), (uint32_t)m, false } }, 1);
     virtio_queue_notify(f->vdev, 3);
     assert_int_equal(wire_recv(f, 1, got, sizeof(got)), m);
     assert_int_equal(wire_recv(f, 0, got, sizeof(got)), -1);
@@ -657,7 +604,7 @@ static void test_save_load(void **state)
     assert_int_equal(f->net->promisc, 1);
     assert_true(virtio_get_status(f->vdev) & VIRTIO_STATUS_DRIVER_OK);
     size_t m = make_frame(hva(f, SLOT(1)), 40, 7, 0, 0);
-    post(f, 3, (struct seg[]){ { SLOT(1), (uint32_t)m, false } }, 1);
+    fake_post(&f->drv, 3, (struct seg[]){ { SLOT(1), (uint32_t)m, false } }, 1);
     virtio_queue_notify(f->vdev, 3);
     uint8_t got[256];
     assert_int_equal(wire_recv(f, 1, got, sizeof(got)), m);
@@ -677,14 +624,13 @@ static void test_save_load(void **state)
     g_bytes_unref(snap);
 }
 
-
 /* Runs the loop until queue q has `want` used elements (bounded by the
  * loop's own wake-ups: each iteration handles at least one event). */
 static void loop_until_used(struct fx *f, unsigned q, uint16_t want)
 {
-    for (int i = 0; i < 1000 && used_idx(f, q) != want; i++)
+    for (int i = 0; i < 1000 && fake_used_idx(&f->drv, q) != want; i++)
         assert_int_equal(loop_run_once(f->loop), 0);
-    assert_int_equal(used_idx(f, q), want);
+    assert_int_equal(fake_used_idx(&f->drv, q), want);
 }
 
 /* On a loop, receive is driven by the tap's readiness: a frame arriving
@@ -695,7 +641,7 @@ static void test_rx_readiness(void **state)
     struct fx *f = *state;
     bring_up(f, BASE_F);
     loop_run_calls(f->loop);                /* DRIVER_OK runs every queue once */
-    post(f, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 1526, true } }, 1);
     virtio_queue_notify(f->vdev, 0);
     loop_run_calls(f->loop);
     assert_true(f->net->pairs[0].polling);
@@ -703,7 +649,7 @@ static void test_rx_readiness(void **state)
     size_t n = make_frame(frame, 100, 1, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     loop_until_used(f, 0, 1);               /* no kick: the tap's readiness */
-    assert_int_equal(used_len(f, 0, 0), n);
+    assert_int_equal(fake_used_len(&f->drv, 0, 0), n);
 
     /* No buffers left: the next frame waits, the tap is not polled. */
     n = make_frame(frame, 120, 2, 0, 0);
@@ -712,12 +658,12 @@ static void test_rx_readiness(void **state)
         assert_int_equal(loop_run_once(f->loop), 0);
     assert_false(f->net->pairs[0].polling);
     assert_int_equal(f->net->pairs[0].pending, n);
-    assert_int_equal(used_idx(f, 0), 1);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 1);
     /* A buffer and a kick: delivered, and polling again. */
-    post(f, 0, (struct seg[]){ { SLOT(1), 1526, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(1), 1526, true } }, 1);
     virtio_queue_notify(f->vdev, 0);
     loop_until_used(f, 0, 2);
-    assert_int_equal(used_len(f, 0, 1), n);
+    assert_int_equal(fake_used_len(&f->drv, 0, 1), n);
     assert_memory_equal(hva(f, SLOT(1)) + VIRTIO_NET_HDR_LEN, frame + VIRTIO_NET_HDR_LEN, 120);
     assert_true(f->net->pairs[0].polling);
     /* A reset stops polling. */
@@ -737,7 +683,7 @@ static void test_rx_budget(void **state)
     loop_run_calls(f->loop);
     const unsigned runts = 10, total = QSZ - 4;
     for (unsigned i = 0; i < total; i++)
-        post(f, 0, (struct seg[]){ { SLOT(0) + 256ULL * i, 256, true } }, 1);
+        fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0) + 256ULL * i, 256, true } }, 1);
     uint8_t frame[128] = { 0 };
     for (unsigned i = 0; i < runts; i++)
         assert_int_equal(send(f->wire[0], frame, 5, 0), 5);
@@ -746,11 +692,11 @@ static void test_rx_budget(void **state)
         assert_int_equal(send(f->wire[0], frame, n, 0), n);
     }
     virtio_queue_run(f->vdev, 0);           /* one run, as one kick or wake-up does */
-    assert_int_equal(used_idx(f, 0), VIRTIO_NET_RX_BUDGET - runts);
+    assert_int_equal(fake_used_idx(&f->drv, 0), VIRTIO_NET_RX_BUDGET - runts);
     assert_int_equal(f->net->stats.rx_dropped, runts);
     loop_until_used(f, 0, (uint16_t)total);
     for (unsigned i = 0; i < total; i++)
-        assert_int_equal(hva(f, SLOT(0) + 256ULL * used_id(f, 0, i))[VIRTIO_NET_HDR_LEN], (uint8_t)i);
+        assert_int_equal(hva(f, SLOT(0) + 256ULL * fake_used_id(&f->drv, 0, i))[VIRTIO_NET_HDR_LEN], (uint8_t)i);
 }
 
 /* With EVENT_IDX, a merged frame that needs more buffers than there are
@@ -760,19 +706,19 @@ static void test_rx_mergeable_event_idx(void **state)
 {
     struct fx *f = *state;
     bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
-    post(f, 0, (struct seg[]){ { SLOT(0), 1500, true } }, 1);
-    post(f, 0, (struct seg[]){ { SLOT(1), 1500, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(0), 1500, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(1), 1500, true } }, 1);
     static uint8_t frame[8192];
     size_t n = make_frame(frame, 4000, 8, 0, 0);
     assert_int_equal(send(f->wire[0], frame, n, 0), n);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 0);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 0);
     uint16_t avail_event;
-    memcpy(&avail_event, hva(f, USED(0) + 4 + 8 * QSZ), 2);
+    memcpy(&avail_event, hva(f, FAKE_USED(0) + 4 + 8 * QSZ), 2);
     assert_int_equal(avail_event, 2);
-    post(f, 0, (struct seg[]){ { SLOT(2), 1500, true } }, 1);
+    fake_post(&f->drv, 0, (struct seg[]){ { SLOT(2), 1500, true } }, 1);
     virtio_queue_notify(f->vdev, 0);
-    assert_int_equal(used_idx(f, 0), 3);
+    assert_int_equal(fake_used_idx(&f->drv, 0), 3);
     assert_int_equal(hva(f, SLOT(0))[10], 3);
 }
 
@@ -816,6 +762,7 @@ static int setup_tap(void **state)
         return 0;
     }
     assert_int_equal(guest_memory_create(&f->gm, RAM, false, false, &err), 0);
+    f->drv = (struct fake_driver){ .ram = f->gm.base, .qsz = QSZ };
     make_net(f);
     int s = ctl_sock();
     struct ifreq ifr = { 0 };
@@ -894,7 +841,7 @@ static void test_real_tap(void **state)
     uint8_t *p = hva(f, SLOT(0));
     memset(p, 0, VIRTIO_NET_HDR_LEN);
     size_t n = eth_frame(p + VIRTIO_NET_HDR_LEN, 200, 0x5a);
-    post(f, 1, (struct seg[]){ { SLOT(0), (uint32_t)(VIRTIO_NET_HDR_LEN + n), false } }, 1);
+    fake_post(&f->drv, 1, (struct seg[]){ { SLOT(0), (uint32_t)(VIRTIO_NET_HDR_LEN + n), false } }, 1);
     virtio_queue_notify(f->vdev, 1);
     assert_int_equal(f->net->stats.tx_frames, 1);
     uint8_t got[2048];
@@ -911,17 +858,17 @@ static void test_real_tap(void **state)
     uint8_t out[512];
     size_t m = eth_frame(out, 300, 0x33);
     for (unsigned i = 0; i < 8; i++)
-        post(f, 0, (struct seg[]){ { SLOT(1 + i), 1526, true } }, 1);
+        fake_post(&f->drv, 0, (struct seg[]){ { SLOT(1 + i), 1526, true } }, 1);
     struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = t->ifindex, .sll_halen = 6 };
     memset(sll.sll_addr, 0xff, 6);
     assert_int_equal(sendto(t->pkt, out, m, 0, (struct sockaddr *)&sll, sizeof(sll)), (ssize_t)m);
     seen = false;
     for (int tries = 0; tries < 200 && !seen; tries++) {
-        uint16_t before = used_idx(f, 0);
+        uint16_t before = fake_used_idx(&f->drv, 0);
         virtio_queue_notify(f->vdev, 0);
-        for (uint16_t i = before; i < used_idx(f, 0); i++) {
-            uint8_t *g = hva(f, SLOT(1 + used_id(f, 0, i)));
-            seen |= used_len(f, 0, i) == VIRTIO_NET_HDR_LEN + m &&
+        for (uint16_t i = before; i < fake_used_idx(&f->drv, 0); i++) {
+            uint8_t *g = hva(f, SLOT(1 + fake_used_id(&f->drv, 0, i)));
+            seen |= fake_used_len(&f->drv, 0, i) == VIRTIO_NET_HDR_LEN + m &&
                     memcmp(g + VIRTIO_NET_HDR_LEN, out, m) == 0 && (g[10] | g[11] << 8) == 1;
         }
         if (!seen)
