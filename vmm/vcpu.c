@@ -29,12 +29,18 @@ void vcpu_init_signals(void)
     sigaction(VCPU_KICK_SIGNAL, &sa, NULL);     /* no SA_RESTART */
 }
 
-/* Says once when KVM shows the guest CPU features that the table vmm set
- * leaves out: the guest will see and may use them, and a migration target
- * must then have them too. A warning with --cpu-model baseline, which then
+/* Says once per process when KVM shows the guest CPU features that the
+ * table vmm set leaves out: the guest will see and may use them, and a
+ * migration target must then have them too. A warning with --cpu-model baseline, which then
  * cannot hide them on this host; information with host. */
 static void warn_forced_cpuid(int fd, struct kvm_cpuid2 *set, enum cpu_model model)
 {
+    /* The host's answer does not change when a guest reset rebuilds the VM:
+     * ask and say it once per process (VMs are built on the main thread). */
+    static bool checked;
+    if (checked)
+        return;
+    checked = true;
     const unsigned room = set->nent + 64;
     g_autofree struct kvm_cpuid2 *kept = g_malloc0(sizeof(*kept) + room * sizeof(kept->entries[0]));
     kept->nent = room;
