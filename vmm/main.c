@@ -15,18 +15,13 @@
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
+#include "vmm/machine.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-struct runner {
-    struct vm vm;
-    struct loop *loop;
-    bool vm_live;
-};
-
 static void on_stop_event(void *opaque, int fd, uint32_t revents)
 {
-    struct runner *r = opaque;
+    struct machine *r = opaque;
     (void)revents;
     uint64_t n;
     if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
@@ -36,7 +31,7 @@ static void on_stop_event(void *opaque, int fd, uint32_t revents)
 
 static void on_signal(void *opaque, int fd, uint32_t revents)
 {
-    struct runner *r = opaque;
+    struct machine *r = opaque;
     (void)revents;
     struct signalfd_siginfo si;
     if (read(fd, &si, sizeof(si)) != sizeof(si))
@@ -60,14 +55,14 @@ static void on_signal(void *opaque, int fd, uint32_t revents)
 
 static void on_console_quit(void *opaque)
 {
-    struct runner *r = opaque;
+    struct machine *r = opaque;
     if (r->vm_live)
         vm_request_stop(&r->vm, VM_STOP_SIGNAL, 0);
 }
 
 /* The host side of --serial or --console (what = "serial", "console"),
  * kept across resets. *be stays NULL when the device is off. */
-static int open_chardev(struct runner *r, const char *what, enum serial_mode mode, const char *path,
+static int open_chardev(struct machine *r, const char *what, enum serial_mode mode, const char *path,
                         struct char_backend **be)
 {
     g_autoptr(GError) err = NULL;
@@ -91,7 +86,7 @@ static int exit_status_for_error(const GError *e)
 
 /* Runs boots of the guest until it powers off, or a reset is not to be
  * followed by another boot. Returns the process exit status. */
-static int run(struct runner *r, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+static int run(struct machine *r, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
                struct char_backend *serial_be, struct char_backend *console_be)
 {
     for (;;) {
@@ -192,7 +187,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);    /* inherited by every thread */
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    static struct runner r;
+    static struct machine r;
+    r.cfg = &cfg;
     r.loop = loop_new(&err);
     if (!r.loop) {
         log_error("%s", err->message);

@@ -1,0 +1,81 @@
+/* The QMP control socket (QEMU's docs/interop/qmp-spec): greeting,
+ * capabilities negotiation, `execute`/`return`/`error`/`event`, `id` echoed.
+ *
+ * The server lives on the main loop for the whole process (across guest
+ * resets); commands are registered by the modules that carry them out
+ * (lifecycle, hotplug, migration...) and run on the main loop thread. */
+#ifndef VMM_QMP_H
+#define VMM_QMP_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+struct qmp_server;
+struct qmp_client;
+
+/* QMP error classes (the "class" member of an error reply). A command sets
+ * *err in QMP_ERROR with one of these codes and a one-line "desc". */
+enum qmp_error_class {
+    QMP_ERR_GENERIC,            /* "GenericError" */
+    QMP_ERR_COMMAND_NOT_FOUND,  /* "CommandNotFound" */
+    QMP_ERR_DEVICE_NOT_FOUND,   /* "DeviceNotFound" */
+    QMP_ERR_DEVICE_NOT_ACTIVE,  /* "DeviceNotActive" */
+    QMP_ERR_KVM_MISSING_CAP,    /* "KVMMissingCap" */
+};
+#define QMP_ERROR qmp_error_quark()
+GQuark qmp_error_quark(void);
+
+/* What a command handler gets besides its arguments. */
+struct qmp_cmd_ctx {
+    struct qmp_server *server;
+    struct qmp_client *client;  /* the connection that sent it */
+    void *opaque;               /* given at registration */
+};
+
+/* Runs one command. args is the "arguments" object (an empty object when the
+ * client sent none; never NULL). Returns the "return" value (a new node the
+ * server takes; NULL means {}), or NULL with *err set. Main loop thread. */
+typedef JsonNode *(*qmp_cmd_fn)(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err);
+
+enum qmp_cmd_flags {
+    QMP_CMD_PRE_CAPS = 1u << 0,     /* allowed before qmp_capabilities */
+};
+
+/* One endpoint from --qmp: unix:PATH[,server=on,wait=off] or fd=N (an
+ * inherited listening or connected socket). Parsed by config. */
+struct qmp_endpoint {
+    char *path;                 /* unix socket path, or NULL with fd >= 0 */
+    int fd;                     /* -1 with path */
+    bool wait;                  /* wait=on: do not start the guest before a client connects */
+};
+
+/* Creates the server with no endpoints yet. */
+struct qmp_server *qmp_server_new(struct loop *loop);
+/* Listens on (or adopts) one endpoint. 0, or -1 with *err naming it. */
+int qmp_server_add_endpoint(struct qmp_server *s, const struct qmp_endpoint *ep, GError **err);
+/* Closes every client and listener and unlinks the socket paths it made. */
+void qmp_server_free(struct qmp_server *s);
+
+/* Adds a command (replaces one of the same name). */
+void qmp_register(struct qmp_server *s, const char *name, qmp_cmd_fn fn, void *opaque, unsigned flags);
+
+/* Sends {"event": name, "data": data, "timestamp": {...}} to every client that
+ * has finished negotiation. data: an object node the server takes, or NULL
+ * (no "data" member). Main loop thread. */
+void qmp_emit_event(struct qmp_server *s, const char *name, JsonNode *data);
+
+/* Argument helpers for handlers: each returns true and stores the member,
+ * or (when it is missing and required, or has the wrong type) false with
+ * *err = GenericError "Parameter 'key' is missing" / "Invalid parameter
+ * type for 'key', expected: string". A missing optional member leaves *out
+ * untouched and returns true. */
+bool qmp_arg_str(JsonObject *args, const char *key, bool required, const char **out, GError **err);
+bool qmp_arg_int(JsonObject *args, const char *key, bool required, int64_t *out, GError **err);
+bool qmp_arg_bool(JsonObject *args, const char *key, bool required, bool *out, GError **err);
+/* Builds the QEMU-style {"seconds": s, "microseconds": us} now. */
+JsonNode *qmp_timestamp_now(void);
+
+#endif
