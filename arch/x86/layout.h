@@ -61,6 +61,11 @@
 #define PORT_ACPI_SLEEP_STS     0x601       /* FADT SLEEP_STATUS_REG (1 byte) */
 #define PORT_ACPI_RESET         0x602       /* FADT RESET_REG (1 byte) */
 #define PORT_ACPI_GED           0x604       /* GED event selector (4 bytes, read clears) */
+/* Hotplug controllers (issue 5), described in the DSDT and signalled by the GED */
+#define PORT_PCI_HOTPLUG        0x0ae0      /* PCI hotplug controller of bus 0 (0x20 bytes) */
+#define PORT_PCI_HOTPLUG_LEN    0x20
+#define PORT_CPU_HOTPLUG        0x0cd8      /* CPU hotplug controller (0x20 bytes) */
+#define PORT_CPU_HOTPLUG_LEN    0x20
 #define ACPI_RESET_VALUE        0x01
 #define ACPI_S5_SLP_TYP         5           /* SLP_TYP our \_S5 package advertises */
 
@@ -74,5 +79,7 @@
 
 /* GED event bits (read from PORT_ACPI_GED) */
 #define GED_EVENT_POWER_BUTTON  (1u << 0)
+#define GED_EVENT_PCI_HOTPLUG   (1u << 1)   /* the PCI hotplug controller has news */
+#define GED_EVENT_CPU_HOTPLUG   (1u << 2)   /* the CPU hotplug controller has news */
 
 #endif
