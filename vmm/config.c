@@ -169,7 +169,10 @@ void config_print_help(void)
 "\n"
 "Behaviour:\n"
 "  --reboot restart|exit  on a guest reset or triple fault, restart the guest (default)\n"
-"                         or exit with status 4 (reset) / 6 (triple fault)\n"
+"                         or exit with status 4 (reset) / 6 (triple fault); QMP\n"
+"                         system_reset counts as a reset\n"
+"  -S, --paused           create the vCPUs but run none until the QMP command cont\n"
+"                         (query-status says \"prelaunch\" until then)\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -178,7 +181,7 @@ void config_print_help(void)
 "Exit status:\n"
 "  0   the guest powered off (ACPI S5), or vmm got SIGTERM/SIGINT/Ctrl-A x\n"
 "  2   bad command line or configuration (one line on stderr says what)\n"
-"  4   the guest reset and --reboot exit was given\n"
+"  4   the guest reset (or QMP system_reset) and --reboot exit was given\n"
 "  6   the guest triple-faulted and --reboot exit was given\n"
 "  8   KVM could not run the guest (internal error; the guest RIP is printed)\n"
 "  10  host problem: no /dev/kvm, out of memory, I/O error\n"
@@ -598,6 +601,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "net", required_argument, NULL, OPT_NET },
         { "test-exit", no_argument, NULL, OPT_TEST_EXIT },
         { "reboot", required_argument, NULL, OPT_REBOOT },
+        { "paused", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -605,7 +609,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     optind = 0;     /* glibc: 0 also resets its state left by an earlier parse that stopped early */
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":hVS", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_KERNEL: g_free(c->kernel); c->kernel = g_strdup(optarg); break;
         case OPT_INITRD: g_free(c->initrd); c->initrd = g_strdup(optarg); break;
@@ -656,6 +660,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
                 return -1;
             break;
         case OPT_RNG: c->rng = true; break;
+        case 'S': c->paused = true; break;
         case OPT_REBOOT:
             if (strcmp(optarg, "restart") == 0)
                 c->reboot = REBOOT_RESTART;

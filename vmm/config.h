@@ -93,6 +93,7 @@ struct vm_config {
 
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
+    bool paused;                /* --paused / -S: vCPUs wait for QMP cont */
     int log_level;              /* enum log_level */
 };
 

@@ -1,17 +1,33 @@
 /* struct machine: what outlives one boot of the guest. The process owns one:
  * the configuration (changed by hotplug, so that a guest reset rebuilds the
  * same machine), the main loop, the control socket, and the current struct vm
- * (destroyed and re-created on a guest reset). Main loop thread only. */
+ * (destroyed and re-created on a guest reset). Main loop thread only.
+ *
+ * machine.c runs the boots (machine_run) and owns the run state that QMP
+ * shows (query-status) and changes (stop, cont, system_reset...). */
 #ifndef VMM_MACHINE_H
 #define VMM_MACHINE_H
 
+#include <json-glib/json-glib.h>
 #include <stdbool.h>
 
 #include "vmm/config.h"
+#include "vmm/kvm.h"
 #include "vmm/vm.h"
 
 struct loop;
 struct qmp_server;
+struct char_backend;
+
+
+/* QEMU's RunState names (qapi/run-state.json) for the states vmm has. */
+enum machine_run_state {
+    RUN_STATE_PRELAUNCH,        /* --paused: vCPUs created, not yet run (until cont) */
+    RUN_STATE_RUNNING,
+    RUN_STATE_PAUSED,           /* stop */
+    RUN_STATE_SHUTDOWN,         /* the guest powered off or the host ended it; vmm is exiting */
+    RUN_STATE_INTERNAL_ERROR,   /* KVM could not run the guest; vmm is exiting */
+};
 
 struct machine {
     struct vm_config *cfg;      /* hotplug records its changes here */
@@ -19,6 +35,54 @@ struct machine {
     struct qmp_server *qmp;     /* NULL without --qmp */
     struct vm vm;               /* valid while vm_live */
     bool vm_live;
+
+    enum machine_run_state state;
+    /* QMP events go out through this (set by machine_qmp_register); NULL:
+     * none. Takes data (an object node, or NULL). */
+    void (*emit_event)(struct machine *m, const char *name, JsonNode *data);
+    /* Why the host ended or reset the VM, for the SHUTDOWN / RESET event
+     * ("host-signal", "host-qmp-quit", "host-qmp-system-reset"...). */
+    const char *host_reason;
+
+    /* Host resources kept across boots (machine_open / machine_close). */
+    int kvm_fd;
+    struct kvm_caps caps;
+    int signal_fd;
+    struct char_backend *serial_be;
+    struct char_backend *console_be;
 };
+
+/* Everything before the first boot: KVM, signals, the main loop, I/O
+ * threads, --serial / --console. 0, or a vmm exit status (VMM_EXIT_*) after
+ * one line on stderr. The state starts as prelaunch with cfg->paused, else
+ * running. */
+int machine_open(struct machine *m, struct vm_config *cfg);
+/* Runs boots of the guest until it powers off, the host ends it, or a reset
+ * is not to be followed by another boot. Returns the process exit status. */
+int machine_run(struct machine *m);
+/* Undoes machine_open (not the config, not m->qmp). */
+void machine_close(struct machine *m);
+
+const char *machine_run_state_name(enum machine_run_state s);
+
+/* stop: the vCPUs leave KVM_RUN and stay out; when it returns no vCPU is in
+ * KVM_RUN. running → paused with a STOP event; otherwise nothing (QEMU's
+ * stop). Survives a reset that rebuilds the VM. */
+void machine_pause(struct machine *m);
+/* cont: prelaunch/paused → running with a RESUME event; running: nothing
+ * (as QEMU 7.2). -1 with *err in shutdown / internal-error. */
+int machine_resume(struct machine *m, GError **err);
+/* system_reset: the VM is rebuilt as on a guest reset (RESET event with
+ * guest false), or vmm exits 4 with --reboot exit. */
+void machine_reset(struct machine *m);
+/* system_powerdown: presses the ACPI power button (GED), POWERDOWN event. */
+void machine_powerdown(struct machine *m);
+/* Ends the VM from the host: SHUTDOWN {"guest": false, "reason": reason}
+ * (a static string) and exit status 0. */
+void machine_shutdown(struct machine *m, const char *reason);
+
+/* The lifecycle QMP commands: stop, cont, query-status, system_powerdown,
+ * system_reset, query-cpus-fast, query-block, query-pci (machine_qmp.c). */
+void machine_qmp_register(struct qmp_server *s, struct machine *m);
 
 #endif

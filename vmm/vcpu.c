@@ -243,11 +243,29 @@ static void report_own_state(struct vcpu *v)
               ev.exception.nr);
 }
 
+/* Parks the thread while its VM is paused (vm_pause). The last exit's I/O
+ * was finished inside KVM by the immediate_exit KVM_RUN that brought us here. */
+static void park(struct vcpu *v)
+{
+    struct vm *vm = v->vm;
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nr_parked++;
+    pthread_cond_broadcast(&vm->parked_cond);
+    while (vm->pause_wanted && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+        if (__atomic_exchange_n(&v->state_wanted, 0, __ATOMIC_ACQ_REL)) {
+            log_state("vCPU %u: paused", v->index);
+            report_own_state(v);
+        }
+    }
+    vm->nr_parked--;
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
     struct vm *vm = v->vm;
-    __atomic_store_n(&v->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     char name[16];
     snprintf(name, sizeof(name), "vcpu%u", v->index);
     pthread_setname_np(pthread_self(), name);
@@ -257,13 +275,28 @@ static void *vcpu_thread(void *arg)
     sigaddset(&set, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-    while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&vm->pause_lock);
+    __atomic_store_n(&v->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    vm->nr_threads_up++;
+    pthread_cond_broadcast(&vm->parked_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+
+    while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+        /* Pausing: one more KVM_RUN with immediate_exit, which finishes the
+         * I/O of the last exit (a port read's value into RAX, a string
+         * instruction's next step) and returns EINTR, or another exit to
+         * handle first (api.rst, immediate_exit). */
+        bool pausing = __atomic_load_n(&vm->pause_wanted, __ATOMIC_SEQ_CST);
+        if (pausing)
+            __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         int r = ioctl(v->fd, KVM_RUN, 0);
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) {
-                v->run->immediate_exit = 0;
+                __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
                 if (__atomic_exchange_n(&v->state_wanted, 0, __ATOMIC_ACQ_REL))
                     report_own_state(v);
+                if (pausing)
+                    park(v);
                 continue;
             }
             log_error("vCPU %u: KVM_RUN failed: %s", v->index, g_strerror(errno));
@@ -308,6 +341,10 @@ static void *vcpu_thread(void *arg)
             break;
         }
     }
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nr_exited++;
+    pthread_cond_broadcast(&vm->parked_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
     return NULL;
 }
 
@@ -331,8 +368,9 @@ int vcpu_start(struct vcpu *v, GError **err)
 
 void vcpu_kick(struct vcpu *v)
 {
-    /* immediate_exit covers the window between the stopping check and KVM_RUN. */
-    __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+    /* immediate_exit covers the window between the stopping (or
+     * pause_wanted) check and KVM_RUN. */
+    __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (v->thread_started)
         pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }

@@ -76,7 +76,15 @@ struct machine_ctl vm_machine_ctl(struct vm *vm)
     return (struct machine_ctl){ .request = machine_request_fn, .opaque = vm };
 }
 
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
+/* Wakes parked vCPU threads so they see `stopping` (set before). */
+static void wake_parked(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
 {
     pthread_mutex_lock(&vm->stop_lock);
     bool first = vm->stop_reason == VM_STOP_NONE;
@@ -87,14 +95,38 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
     pthread_mutex_unlock(&vm->stop_lock);
     if (first) {
         /* Stop every vCPU now: nothing a guest does after this must be seen. */
-        __atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             if (vm->vcpus[i])
                 vcpu_kick(vm->vcpus[i]);
+        wake_parked(vm);
         uint64_t one = 1;
         if (write(vm->stop_eventfd, &one, sizeof(one)) < 0)
             log_warn("cannot signal VM stop: %s", g_strerror(errno));
     }
+    return first;
+}
+
+void vm_pause(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    __atomic_store_n(&vm->pause_wanted, true, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vm->vcpus[i])
+            vcpu_kick(vm->vcpus[i]);
+    pthread_mutex_lock(&vm->pause_lock);
+    while (vm->pause_wanted && vm->nr_parked + vm->nr_exited < vm->nr_threads)
+        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    __atomic_store_n(&vm->pause_wanted, false, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
 }
 
 static void add_device(struct vm *vm, struct device d)
@@ -402,6 +434,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     vm->mem.memfd = -1;
     vm->stop_eventfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
+    pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_cond_init(&vm->pause_cond, NULL);
+    pthread_cond_init(&vm->parked_cond, NULL);
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
     vm->devices = g_array_new(FALSE, FALSE, sizeof(struct device));
@@ -474,21 +509,34 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     return 0;
 }
 
-int vm_start(struct vm *vm, GError **err)
+int vm_start(struct vm *vm, bool paused, GError **err)
 {
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+    vm->pause_wanted = paused;  /* no vCPU thread yet */
+    int ret = 0;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         if (vcpu_start(vm->vcpus[i], err) < 0) {
             vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, 0);
-            return -1;
+            ret = -1;
+            break;
         }
-    return 0;
+        pthread_mutex_lock(&vm->pause_lock);
+        vm->nr_threads++;
+        pthread_mutex_unlock(&vm->pause_lock);
+    }
+    /* query-cpus-fast reports the threads' ids from now on. */
+    pthread_mutex_lock(&vm->pause_lock);
+    while (vm->nr_threads_up < vm->nr_threads)
+        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
+    return ret;
 }
 
 void vm_stop_vcpus(struct vm *vm)
 {
-    __atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+    __atomic_store_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_kick(vm->vcpus[i]);
+    wake_parked(vm);
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         vcpu_destroy(vm->vcpus[i]);
         vm->vcpus[i] = NULL;
@@ -500,6 +548,10 @@ void vm_report_state(struct vm *vm)
 {
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_report_state(vm->vcpus[i]);
+    /* Parked vCPUs report from where they wait. */
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
 }
 
 void vm_destroy(struct vm *vm)
@@ -526,6 +578,9 @@ void vm_destroy(struct vm *vm)
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     pthread_mutex_destroy(&vm->stop_lock);
+    pthread_cond_destroy(&vm->parked_cond);
+    pthread_cond_destroy(&vm->pause_cond);
+    pthread_mutex_destroy(&vm->pause_lock);
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = -1;
 }

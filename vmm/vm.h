@@ -31,7 +31,8 @@ enum vm_stop_reason {
     VM_STOP_TRIPLE_FAULT,
     VM_STOP_DEBUG_EXIT,
     VM_STOP_INTERNAL_ERROR,
-    VM_STOP_SIGNAL,
+    VM_STOP_SIGNAL,             /* the host ends the VM (signal, console quit, QMP quit) */
+    VM_STOP_HOST_RESET,         /* QMP system_reset: rebuilt like a guest reset */
 };
 
 struct vm {
@@ -64,6 +65,17 @@ struct vm {
     int stop_arg;
     int stop_eventfd;
     volatile bool stopping;             /* vCPU threads leave KVM_RUN when set */
+
+    /* Pause (vm_pause/vm_resume): while pause_wanted, every vCPU thread
+     * parks on pause_cond outside KVM_RUN. Counters under pause_lock. */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;          /* parked vCPU threads wait here */
+    pthread_cond_t parked_cond;         /* vm_pause and vm_start wait here */
+    bool pause_wanted;
+    unsigned nr_threads;                /* vCPU threads started */
+    unsigned nr_threads_up;             /* ... that have recorded their thread id */
+    unsigned nr_parked;                 /* ... parked now */
+    unsigned nr_exited;                 /* ... that have ended */
 };
 
 /* Creates the VM described by cfg (KVM VM, memory, irqchip, devices, vCPUs,
@@ -75,10 +87,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
 /* The terminal behind virtio-console may have a new size (SIGWINCH): the
  * device takes it and tells the guest. Main loop thread. */
 void vm_console_resized(struct vm *vm);
-/* Starts the vCPUs and returns; the loop learns of stops via stop_eventfd. */
-int vm_start(struct vm *vm, GError **err);
-/* Asks the VM to stop (first request wins). Any thread. */
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg);
+/* Starts the vCPU threads and returns once each has recorded its thread id;
+ * the loop learns of stops via stop_eventfd. With `paused`, the threads park
+ * before their first KVM_RUN, until vm_resume. */
+int vm_start(struct vm *vm, bool paused, GError **err);
+/* Asks the VM to stop (first request wins: true for it). Any thread. */
+bool vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg);
+/* Makes every vCPU thread leave KVM_RUN (finishing the I/O of its last exit
+ * inside KVM first) and park. When it returns, no vCPU is in KVM_RUN or in a
+ * device handler, and none enters until vm_resume; threads that ended (a stop
+ * was requested) count as parked. Idempotent. Not from a vCPU thread. */
+void vm_pause(struct vm *vm);
+/* Lets parked vCPU threads run again. Idempotent. Any thread. */
+void vm_resume(struct vm *vm);
 /* Stops and joins all vCPU threads. Main thread. */
 void vm_stop_vcpus(struct vm *vm);
 /* The SIGUSR1 report: vcpu_report_state for every vCPU. Loop thread. */
