@@ -34,6 +34,7 @@ void config_init_defaults(struct vm_config *c)
     c->serial_mode = SERIAL_STDIO;
     c->reboot = REBOOT_RESTART;
     c->log_level = LOG_WARN;
+    strcpy(c->uuid, "00000000-0000-0000-0000-000000000000");
 }
 
 void config_clear(struct vm_config *c)
@@ -60,6 +61,9 @@ void config_clear(struct vm_config *c)
     for (unsigned i = 0; i < c->nr_iothreads; i++)
         g_free(c->iothreads[i]);
     g_free(c->iothreads);
+    for (unsigned i = 0; i < c->nr_qmp; i++)
+        g_free(c->qmp[i].path);
+    g_free(c->qmp);
     memset(c, 0, sizeof(*c));
 }
 
@@ -123,7 +127,8 @@ void config_print_help(void)
 "                         a bare number is MiB; hugepages=on backs RAM with 2M huge\n"
 "                         pages (size a multiple of 2M, pool in /proc/sys/vm/nr_hugepages);\n"
 "                         shared=on maps it shared so other processes may map it too\n"
-"  --name NAME            name of the VM (process title, logs)\n"
+"  --name NAME            name of the VM (process title, logs, QMP query-name)\n"
+"  --uuid UUID            the VM's UUID (QMP query-uuid; default all zero)\n"
 "\n"
 "Devices:\n"
 "  --serial stdio|pty|file=PATH|socket=PATH|off\n"
@@ -166,6 +171,15 @@ void config_print_help(void)
 "                         its own, for the devices given iothread=NAME; up to 16\n"
 "  --test-exit            QEMU isa-debug-exit compatible port 0xf4: the guest writes V,\n"
 "                         vmm exits with status (V << 1) | 1\n"
+"\n"
+"Control:\n"
+"  --qmp unix:PATH[,server=on][,wait=on|off] | fd=N[,wait=on|off]\n"
+"                         a QMP control socket (QEMU's protocol: socat, vmmctl, libvirt):\n"
+"                         listens on the unix socket PATH (removed at exit), or on an\n"
+"                         inherited listening socket fd N (a connected one is one client);\n"
+"                         several clients at once; may be given several times. wait=on:\n"
+"                         the guest starts only once a first client has connected\n"
+"                         (default off)\n"
 "\n"
 "Behaviour:\n"
 "  --reboot restart|exit  on a guest reset or triple fault, restart the guest (default)\n"
@@ -577,9 +591,125 @@ static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mod
     return 0;
 }
 
+int config_parse_uuid(const char *s, char out[37])
+{
+    static const int groups[] = { 8, 4, 4, 4, 12 };
+    const char *p = s;
+    for (unsigned g = 0; g < G_N_ELEMENTS(groups); g++) {
+        for (int i = 0; i < groups[g]; i++, p++)
+            if (!g_ascii_isxdigit(*p))
+                return -EINVAL;
+        if (g + 1 < G_N_ELEMENTS(groups) && *p++ != '-')
+            return -EINVAL;
+    }
+    if (*p)
+        return -EINVAL;
+    for (int i = 0; i < 36; i++)
+        out[i] = g_ascii_tolower(s[i]);
+    out[36] = 0;
+    return 0;
+}
+
+int config_parse_qmp(struct vm_config *c, const char *arg, GError **err)
+{
+    struct qmp_endpoint ep = { .fd = -1 };
+    const char *rest;
+    if (g_str_has_prefix(arg, "unix:")) {
+        /* The path runs to the first single ',' (",," is a comma in it). */
+        GString *path = g_string_new(NULL);
+        const char *s = arg + 5;
+        while (*s) {
+            if (*s == ',') {
+                if (s[1] == ',') {
+                    g_string_append_c(path, ',');
+                    s += 2;
+                    continue;
+                }
+                s++;
+                break;
+            }
+            g_string_append_c(path, *s++);
+        }
+        ep.path = g_string_free(path, FALSE);
+        rest = s;
+        if (!*ep.path) {
+            g_free(ep.path);
+            return fail(err, "--qmp unix:: no path; give e.g. --qmp unix:/run/vmm/vm0.sock");
+        }
+        if (strlen(ep.path) > 107) {
+            fail(err, "--qmp unix:%s: the path is %zu bytes, a unix socket path has at most 107; give a shorter one",
+                 ep.path, strlen(ep.path));
+            g_free(ep.path);
+            return -1;
+        }
+    } else if (g_str_has_prefix(arg, "fd=")) {
+        const char *v = arg + 3;
+        size_t n = strcspn(v, ",");
+        g_autofree char *num = g_strndup(v, n);
+        char *end;
+        errno = 0;
+        long fd = strtol(num, &end, 10);
+        if (!g_ascii_isdigit(num[0]) || *end || errno || fd > INT_MAX)
+            return fail(err, "--qmp fd=%s: not a file descriptor number; give e.g. --qmp fd=3", num);
+        ep.fd = (int)fd;
+        rest = v[n] ? v + n + 1 : v + n;
+    } else
+        return fail(err, "--qmp %s: give unix:PATH[,server=on,wait=off] or fd=N (a socket)", arg);
+
+    g_autoptr(GPtrArray) pairs = opts_parse(rest, NULL, err);
+    if (!pairs) {
+        g_prefix_error(err, "--qmp: ");
+        g_free(ep.path);
+        return -1;
+    }
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        bool b;
+        if (strcmp(o->key, "server") == 0) {
+            if (o->value && opts_parse_bool(o->value, &b) < 0) {
+                fail(err, "--qmp server=%s: give server=on", o->value);
+                goto out;
+            }
+            if (o->value && !b) {
+                fail(err, "--qmp server=off: vmm does not connect out, it listens; leave server= out or give server=on");
+                goto out;
+            }
+        } else if (strcmp(o->key, "wait") == 0) {
+            if (!o->value || opts_parse_bool(o->value, &b) < 0) {
+                fail(err, "--qmp wait=%s: give wait=on or wait=off", o->value ? o->value : "");
+                goto out;
+            }
+            ep.wait = b;
+        } else if (strcmp(o->key, "nowait") == 0 && !o->value) {
+            ep.wait = false;
+        } else {
+            fail(err, "--qmp: unknown key '%s'; known: server, wait (e.g. --qmp unix:/tmp/vm.sock,server=on,wait=off)",
+                 o->key);
+            goto out;
+        }
+    }
+    for (unsigned i = 0; i < c->nr_qmp; i++) {
+        if (ep.path && c->qmp[i].path && strcmp(ep.path, c->qmp[i].path) == 0) {
+            fail(err, "--qmp unix:%s: the path is given twice", ep.path);
+            goto out;
+        }
+        if (ep.fd >= 0 && ep.fd == c->qmp[i].fd) {
+            fail(err, "--qmp fd=%d: the fd is given twice", ep.fd);
+            goto out;
+        }
+    }
+    c->qmp = g_renew(struct qmp_endpoint, c->qmp, c->nr_qmp + 1);
+    c->qmp[c->nr_qmp++] = ep;
+    return 0;
+out:
+    g_free(ep.path);
+    return -1;
+}
+
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
     OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT, OPT_NET,
+    OPT_QMP, OPT_UUID,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -596,6 +726,8 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "object", required_argument, NULL, OPT_OBJECT },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "name", required_argument, NULL, OPT_NAME },
+        { "uuid", required_argument, NULL, OPT_UUID },
+        { "qmp", required_argument, NULL, OPT_QMP },
         { "rng", no_argument, NULL, OPT_RNG },
         { "disk", required_argument, NULL, OPT_DISK },
         { "net", required_argument, NULL, OPT_NET },
@@ -615,6 +747,14 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_INITRD: g_free(c->initrd); c->initrd = g_strdup(optarg); break;
         case OPT_CMDLINE: g_free(c->cmdline); c->cmdline = g_strdup(optarg); break;
         case OPT_NAME: g_free(c->name); c->name = g_strdup(optarg); break;
+        case OPT_UUID:
+            if (config_parse_uuid(optarg, c->uuid) < 0)
+                return fail(err, "--uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", optarg);
+            break;
+        case OPT_QMP:
+            if (config_parse_qmp(c, optarg, err) < 0)
+                return -1;
+            break;
         case OPT_CPUS:
             if (parse_cpus(c, optarg, err) < 0)
                 return -1;
@@ -750,6 +890,24 @@ int config_validate(const struct vm_config *c, GError **err)
         strcmp(c->serial_path, c->console_path) == 0)
         return fail(err, "--console %s: --serial uses the same path; give each its own",
                     c->console_path);
+    for (unsigned i = 0; i < c->nr_qmp; i++) {
+        const struct qmp_endpoint *q = &c->qmp[i];
+        struct stat st;
+        if (q->path) {
+            g_autofree char *dir = g_path_get_dirname(q->path);
+            if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return fail(err, "--qmp unix:%s: the directory %s does not exist; create it or give another path",
+                            q->path, dir);
+            if (lstat(q->path, &st) == 0 && !S_ISSOCK(st.st_mode))
+                return fail(err, "--qmp unix:%s: exists and is not a socket; give another path", q->path);
+        } else {
+            if (fstat(q->fd, &st) < 0)
+                return fail(err, "--qmp fd=%d: the fd is not open (%s); pass the socket to vmm as fd %d",
+                            q->fd, g_strerror(errno), q->fd);
+            if (!S_ISSOCK(st.st_mode))
+                return fail(err, "--qmp fd=%d: not a socket; give a listening (or connected) unix socket", q->fd);
+        }
+    }
     if (c->cmdline && strlen(c->cmdline) >= 0x10000)
         return fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
     return 0;

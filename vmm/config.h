@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "devices/block.h"
+#include "vmm/qmp.h"
 
 #define VMM_MAX_CPUS 255u   /* xAPIC IDs; x2APIC for more is future work */
 
@@ -65,6 +66,7 @@ struct tap;
 
 struct vm_config {
     char *name;
+    char uuid[37];              /* --uuid, canonical lower case; default all zero (QEMU's) */
     char *kernel;
     char *initrd;
     char *cmdline;
@@ -91,6 +93,9 @@ struct vm_config {
     struct net_config *nets;
     unsigned nr_nets;
 
+    struct qmp_endpoint *qmp;   /* --qmp, in order */
+    unsigned nr_qmp;
+
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
     bool paused;                /* --paused / -S: vCPUs wait for QMP cont */
@@ -111,6 +116,11 @@ void config_clear(struct vm_config *c);
  * already open are closed by config_clear. */
 int config_open_nets(struct vm_config *c, GError **err);
 void config_print_help(void);
+/* "978c6af3-b5f0-4591-a637-630869349030" (any case) into out in lower case.
+ * Returns 0 or -EINVAL. */
+int config_parse_uuid(const char *s, char out[37]);
+/* One --qmp value appended to c->qmp. -1 with *err naming --qmp. */
+int config_parse_qmp(struct vm_config *c, const char *arg, GError **err);
 
 /* "512M", "2G", "1048576", "4k": binary suffixes K M G T (case-insensitive,
  * optional trailing B/iB); a bare number is bytes unless default_unit says

@@ -4,6 +4,8 @@
 #include "vmm/config.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
+#include "vmm/qmp.h"
+#include "vmm/qmp_cmds.h"
 
 int main(int argc, char **argv)
 {
@@ -30,8 +32,17 @@ int main(int argc, char **argv)
 
     static struct machine m;
     int status = machine_open(&m, &cfg);
-    if (status == 0)
+    if (status == 0 && cfg.nr_qmp) {
+        /* The control socket, before the first boot; every module adds its
+         * commands here. */
+        m.qmp = qmp_server_new(m.loop);
+        qmp_cmds_qmp_register(m.qmp, &m);
+        status = qmp_cmds_listen(&m);
+    }
+    if (status == 0 && !m.host_reason)     /* no signal or quit while waiting for a client */
         status = machine_run(&m);
+    qmp_server_free(m.qmp);
+    m.qmp = NULL;
     machine_close(&m);
     config_clear(&cfg);
     return status;

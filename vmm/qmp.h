@@ -52,17 +52,44 @@ struct qmp_endpoint {
     bool wait;                  /* wait=on: do not start the guest before a client connects */
 };
 
-/* Creates the server with no endpoints yet. */
+/* The QEMU version vmm's QMP speaks for (greeting, query-version). */
+#define QMP_QEMU_MAJOR 7
+#define QMP_QEMU_MINOR 2
+#define QMP_QEMU_MICRO 0
+
+/* Creates the server with no endpoints yet, with the built-in commands
+ * qmp_capabilities, query-version and query-commands registered. */
 struct qmp_server *qmp_server_new(struct loop *loop);
 /* Listens on (or adopts) one endpoint. 0, or -1 with *err naming it. */
 int qmp_server_add_endpoint(struct qmp_server *s, const struct qmp_endpoint *ep, GError **err);
-/* Closes every client and listener and unlinks the socket paths it made. */
+/* Closes every client and listener and unlinks the socket paths it made
+ * (when the path still names that socket). Replies already queued get one
+ * last non-blocking write. NULL is fine. */
 void qmp_server_free(struct qmp_server *s);
+/* True while an endpoint with wait=on has not had its first connection yet:
+ * the guest is not started before (QEMU's server=on,wait=on). */
+bool qmp_server_waiting(const struct qmp_server *s);
+/* Adopts a connected socket as a client (greeted at once). NULL when it
+ * failed at once (fd closed). Used for fd=N connected sockets and tests. */
+struct qmp_client *qmp_server_add_client(struct qmp_server *s, int fd);
+/* Bounds: the bytes of one incomplete JSON value a client may send, and the
+ * bytes of output that may wait for a client to read; past either the client
+ * is dropped. Defaults 1 MiB and 4 MiB. */
+void qmp_server_set_limits(struct qmp_server *s, size_t in_limit, size_t out_limit);
+/* Feeds bytes as if client c had sent them (the fuzz target). -1 when c was
+ * dropped by them (c is freed then). */
+int qmp_server_feed(struct qmp_client *c, const void *data, size_t len);
+unsigned qmp_server_nr_clients(const struct qmp_server *s);
+bool qmp_client_negotiated(const struct qmp_client *c);
+/* Calls fn for every registered command name, in registration order. */
+void qmp_foreach_command(struct qmp_server *s, void (*fn)(const char *name, void *opaque), void *opaque);
+/* node as QEMU writes it ({"a": 1, "b": [2, 3]}, non-ASCII as \uXXXX). */
+char *qmp_to_json(JsonNode *node);
 
 /* Adds a command (replaces one of the same name). */
 void qmp_register(struct qmp_server *s, const char *name, qmp_cmd_fn fn, void *opaque, unsigned flags);
 
-/* Sends {"event": name, "data": data, "timestamp": {...}} to every client that
+/* Sends {"timestamp": {...}, "event": name, "data": data} to every client that
  * has finished negotiation. data: an object node the server takes, or NULL
  * (no "data" member). Main loop thread. */
 void qmp_emit_event(struct qmp_server *s, const char *name, JsonNode *data);
@@ -75,6 +102,9 @@ void qmp_emit_event(struct qmp_server *s, const char *name, JsonNode *data);
 bool qmp_arg_str(JsonObject *args, const char *key, bool required, const char **out, GError **err);
 bool qmp_arg_int(JsonObject *args, const char *key, bool required, int64_t *out, GError **err);
 bool qmp_arg_bool(JsonObject *args, const char *key, bool required, bool *out, GError **err);
+/* Refuses members of args not in known (NULL-terminated; NULL: none):
+ * GenericError "Parameter 'x' is unexpected", as QEMU's strict visitor. */
+bool qmp_args_check(JsonObject *args, const char *const *known, GError **err);
 /* Builds the QEMU-style {"seconds": s, "microseconds": us} now. */
 JsonNode *qmp_timestamp_now(void);
 

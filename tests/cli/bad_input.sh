@@ -239,6 +239,28 @@ check "--object iothread id twice" 2 "--object iothread: id 'a'" -- \
 check "--disk not writable without readonly=on" 2 "$f/disk.img.*readonly=on" AS_OTHER -- \
     --kernel "$good" --disk "$f/disk.img"
 
+# The QMP control socket and the VM's identity.
+long=$(printf 'x%.0s' $(seq 1 120))
+check "--qmp without unix:" 2 "--qmp /tmp/q.sock: give unix:PATH" -- --kernel "$good" --qmp /tmp/q.sock
+check "--qmp unix: without a path" 2 '--qmp unix:: no path' -- --kernel "$good" --qmp unix:
+check "--qmp path too long" 2 '--qmp unix:.*at most 107' -- --kernel "$good" --qmp "unix:/tmp/$long"
+check "--qmp in a missing directory" 2 "--qmp unix:$f/nodir/q.sock: the directory $f/nodir does not exist" -- \
+    --kernel "$good" --qmp "unix:$f/nodir/q.sock"
+check "--qmp on a regular file" 2 "--qmp unix:$f/text: exists and is not a socket" -- --kernel "$good" --qmp "unix:$f/text"
+check "--qmp unknown key" 2 "--qmp: unknown key 'mode'" -- --kernel "$good" --qmp unix:q.sock,mode=control
+check "--qmp server=off" 2 '--qmp server=off' -- --kernel "$good" --qmp unix:q.sock,server=off
+check "--qmp wait=maybe" 2 '--qmp wait=maybe' -- --kernel "$good" --qmp unix:q.sock,wait=maybe
+check "--qmp same path twice" 2 '--qmp unix:q.sock: the path is given twice' -- \
+    --kernel "$good" --qmp unix:q.sock --qmp unix:q.sock,wait=off
+check "--qmp fd=abc" 2 '--qmp fd=abc: not a file descriptor number' -- --kernel "$good" --qmp fd=abc
+check "--qmp fd not open" 2 '--qmp fd=77: the fd is not open' -- --kernel "$good" --qmp fd=77
+exec 7<"$f/text"
+check "--qmp fd not a socket" 2 '--qmp fd=7: not a socket' -- --kernel "$good" --qmp fd=7
+exec 7<&-
+check "--uuid not a UUID" 2 "--uuid: '1234' is not a UUID" -- --kernel "$good" --uuid 1234
+check "--uuid with a bad digit" 2 "--uuid: .* is not a UUID" -- --kernel "$good" \
+    --uuid 978c6af3-b5f0-4591-a637-63086934903g
+
 # The host: vmm finds KVM through VMM_KVM_DEVICE (default /dev/kvm).
 check "no KVM device" 10 '/nonexistent.*(kvm|KVM)' VMM_KVM_DEVICE=/nonexistent -- \
     --kernel "$good" --serial file=out.log
