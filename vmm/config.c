@@ -31,6 +31,7 @@ void config_init_defaults(struct vm_config *c)
     c->cpus_max = 1;
     c->cpu_model = CPU_MODEL_HOST;
     c->mem_size = MEM_DEFAULT;
+    c->mem_hotplug_block = VMEM_BLOCK_DEFAULT;
     c->serial_mode = SERIAL_STDIO;
     c->reboot = REBOOT_RESTART;
     c->log_level = LOG_WARN;
@@ -122,11 +123,16 @@ void config_print_help(void)
 "                         FMA, CMPXCHG16B, SSE3 and later, so the guest can move to older\n"
 "                         hosts and runs under KVM's instruction emulator; vmm warns\n"
 "                         when the host's KVM shows the guest features anyway\n"
-"  --memory SIZE | size=SIZE,hugepages=on|off,shared=on|off\n"
+"  --memory SIZE | size=SIZE,hugepages=on|off,shared=on|off[,hotplug_size=H\n"
+"           [,hotplug_block=B][,requested_size=R]]\n"
 "                         guest RAM (default 512M); SIZE takes K, M, G, T suffixes,\n"
 "                         a bare number is MiB; hugepages=on backs RAM with 2M huge\n"
 "                         pages (size a multiple of 2M, pool in /proc/sys/vm/nr_hugepages);\n"
-"                         shared=on maps it shared so other processes may map it too\n"
+"                         shared=on maps it shared so other processes may map it too;\n"
+"                         hotplug_size=H adds a virtio-mem device (id vmem0) managing H\n"
+"                         bytes above RAM in blocks of B (power of two, 2M..1G, default\n"
+"                         2M; H a multiple of B); the guest plugs up to R (default 0),\n"
+"                         changed at run time with QMP qom-set requested-size\n"
 "  --name NAME            name of the VM (process title, logs, QMP query-name)\n"
 "  --uuid UUID            the VM's UUID (QMP query-uuid; default all zero)\n"
 "\n"
@@ -283,12 +289,23 @@ static int parse_memory(struct vm_config *c, const char *arg, GError **err)
                 return fail(err, "--memory: size '%s' is too large", o->value);
             if (r < 0)
                 return fail(err, "--memory: '%s' is not a size; give e.g. 512M or 2G", o->value);
+        } else if (strcmp(o->key, "hotplug_size") == 0 || strcmp(o->key, "hotplug_block") == 0 ||
+                   strcmp(o->key, "requested_size") == 0) {
+            uint64_t *dst = strcmp(o->key, "hotplug_size") == 0    ? &c->mem_hotplug_size
+                          : strcmp(o->key, "hotplug_block") == 0 ? &c->mem_hotplug_block
+                                                                 : &c->mem_hotplug_requested;
+            int r = parse_size(o->value, MIB, dst);
+            if (r == -ERANGE)
+                return fail(err, "--memory: %s '%s' is too large", o->key, o->value);
+            if (r < 0)
+                return fail(err, "--memory: %s '%s' is not a size; give e.g. 1G or 128M", o->key, o->value);
         } else if (strcmp(o->key, "hugepages") == 0 || strcmp(o->key, "shared") == 0) {
             bool *dst = o->key[0] == 'h' ? &c->mem_hugepages : &c->mem_shared;
             if (opts_parse_bool(o->value, dst) < 0)
                 return fail(err, "--memory: %s=%s: expected on or off", o->key, o->value);
         } else {
-            return fail(err, "--memory: unknown key '%s'; known: size, hugepages, shared", o->key);
+            return fail(err, "--memory: unknown key '%s'; known: size, hugepages, shared, hotplug_size, "
+                        "hotplug_block, requested_size", o->key);
         }
     }
     return 0;
@@ -837,6 +854,19 @@ static int check_readable(const char *opt, const char *path, GError **err)
     return fail(err, "%s %s: %s", opt, path, g_strerror(errno));
 }
 
+char *config_check_requested_size(const struct vm_config *c, uint64_t size)
+{
+    if (!c->mem_hotplug_size)
+        return g_strdup("this VM has no hotplug memory (--memory hotplug_size=)");
+    if (size > c->mem_hotplug_size)
+        return g_strdup_printf("requested_size %" G_GUINT64_FORMAT " is above hotplug_size (%" G_GUINT64_FORMAT
+                               ")", size, c->mem_hotplug_size);
+    if (size % c->mem_hotplug_block)
+        return g_strdup_printf("requested_size %" G_GUINT64_FORMAT " is not a multiple of the block size (%"
+                               G_GUINT64_FORMAT ")", size, c->mem_hotplug_block);
+    return NULL;
+}
+
 int config_validate(const struct vm_config *c, GError **err)
 {
     if (!c->kernel)
@@ -861,6 +891,24 @@ int config_validate(const struct vm_config *c, GError **err)
         return fail(err, "--memory: size must be a multiple of 4K");
     if (c->mem_hugepages && c->mem_size % HUGEPAGE_SIZE)
         return fail(err, "--memory: with hugepages=on the size must be a multiple of 2M");
+    if (c->mem_hotplug_size || c->mem_hotplug_requested) {
+        uint64_t b = c->mem_hotplug_block, h = c->mem_hotplug_size;
+        if (b < VMEM_BLOCK_MIN || b > VMEM_BLOCK_MAX || (b & (b - 1)))
+            return fail(err, "--memory: hotplug_block %" G_GUINT64_FORMAT "K is not a power of two between 2M and 1G",
+                        (guint64)(b >> 10));
+        if (!h)
+            return fail(err, "--memory: requested_size needs hotplug_size");
+        if (h % b)
+            return fail(err, "--memory: hotplug_size %" G_GUINT64_FORMAT "M is not a multiple of hotplug_block "
+                        "(%" G_GUINT64_FORMAT "M)", (guint64)(h / MIB), (guint64)(b / MIB));
+        if (h > MEM_MAX - c->mem_size)
+            return fail(err, "--memory: size plus hotplug_size is more than vmm supports (1T)");
+        if (c->mem_hugepages)
+            return fail(err, "--memory: hotplug_size with hugepages=on is not supported; give hugepages=off");
+        g_autofree char *why = config_check_requested_size(c, c->mem_hotplug_requested);
+        if (why)
+            return fail(err, "--memory: %s", why);
+    }
     for (unsigned i = 0; i < c->nr_disks; i++) {
         const struct disk_config *d = &c->disks[i];
         bool known = !d->iothread;

@@ -79,6 +79,13 @@ struct vm_config {
     uint64_t mem_size;          /* bytes */
     bool mem_hugepages;
     bool mem_shared;
+    /* virtio-mem (hotplug_size=): a region of this many bytes above RAM whose
+     * blocks of mem_hotplug_block bytes the guest plugs on request; 0: none.
+     * mem_hotplug_requested is the size asked of the guest: changed at run time
+     * over QMP (qom-set requested-size) and kept across guest resets. */
+    uint64_t mem_hotplug_size;
+    uint64_t mem_hotplug_block;
+    uint64_t mem_hotplug_requested;
 
     enum serial_mode serial_mode;
     char *serial_path;          /* SERIAL_FILE, SERIAL_SOCKET */
@@ -126,5 +133,14 @@ int config_parse_qmp(struct vm_config *c, const char *arg, GError **err);
  * optional trailing B/iB); a bare number is bytes unless default_unit says
  * otherwise (QEMU's -m takes MiB). Returns 0 or -EINVAL / -ERANGE. */
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+
+/* virtio-mem limits: the block size is a power of two in [2M, 1G] (Linux
+ * plugs in units of at least a pageblock, 2 MiB on x86). */
+#define VMEM_BLOCK_DEFAULT (2ULL << 20)
+#define VMEM_BLOCK_MIN (2ULL << 20)
+#define VMEM_BLOCK_MAX (1ULL << 30)
+/* A requested size for the virtio-mem device: NULL when it is valid for
+ * cfg, else a one-line reason ("... is above hotplug_size ..."), g_free it. */
+char *config_check_requested_size(const struct vm_config *c, uint64_t size);
 
 #endif

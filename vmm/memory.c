@@ -1,6 +1,8 @@
 #include "vmm/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -19,14 +21,14 @@
  * 29k faults per Linux boot against QEMU's 430, about a second). So: reserve
  * size + 2 MiB of address space, map RAM over its aligned part, give back
  * the rest. Returns MAP_FAILED with errno set on failure. */
-static void *map_aligned(uint64_t size, int mflags, int fd)
+static void *map_aligned(uint64_t size, int mflags, int fd, uint64_t offset)
 {
     const uintptr_t align = 2u << 20;
     uint8_t *resv = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (resv == MAP_FAILED)
         return MAP_FAILED;
     uint8_t *start = (uint8_t *)(((uintptr_t)resv + align - 1) & ~(align - 1));
-    void *p = mmap(start, size, PROT_READ | PROT_WRITE, mflags | MAP_FIXED, fd, 0);
+    void *p = mmap(start, size, PROT_READ | PROT_WRITE, mflags | MAP_FIXED, fd, (off_t)offset);
     if (p == MAP_FAILED) {
         int e = errno;
         munmap(resv, size + align);
@@ -78,7 +80,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
     }
     int mflags = (shared ? MAP_SHARED : MAP_PRIVATE) | (hugepages ? 0 : MAP_NORESERVE) |
                  (fd < 0 ? MAP_ANONYMOUS : 0);
-    void *p = map_aligned(size, mflags, fd);
+    void *p = map_aligned(size, mflags, fd, 0);
     if (p == MAP_FAILED) {
         int e = errno;
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
@@ -128,8 +130,13 @@ int guest_memory_register(struct guest_memory *gm, int vm_fd)
 
 void guest_memory_destroy(struct guest_memory *gm)
 {
-    for (unsigned i = 0; i < gm->nr_regions; i++)
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
         g_free(gm->regions[i].dirty);
+        g_free(gm->regions[i].plugged);
+    }
+    const struct guest_region *hp = guest_memory_hotplug_region(gm);
+    if (hp)
+        munmap(hp->hva, hp->size);
     if (gm->base)
         munmap(gm->base, gm->ram_size);
     if (gm->memfd >= 0)
@@ -138,14 +145,134 @@ void guest_memory_destroy(struct guest_memory *gm)
     gm->memfd = -1;
 }
 
+uint64_t guest_memory_hotplug_base(uint64_t ram_size)
+{
+    uint64_t top = ram_size > LAYOUT_MEM_32BIT_GAP ? LAYOUT_4GIB + (ram_size - LAYOUT_MEM_32BIT_GAP) : LAYOUT_4GIB;
+    return (top + LAYOUT_HOTPLUG_ALIGN - 1) & ~(LAYOUT_HOTPLUG_ALIGN - 1);
+}
+
+int guest_memory_add_hotplug(struct guest_memory *gm, uint64_t gpa, uint64_t size, uint64_t block, GError **err)
+{
+    if (guest_memory_hotplug_region(gm) || gm->hugepages || gm->nr_regions >= GUEST_MAX_REGIONS || !size || block < GUEST_PAGE_SIZE ||
+        (block & (block - 1)) || size % block || gpa % block) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "bad hotplug region (%" G_GUINT64_FORMAT
+                    " bytes at 0x%" G_GINT64_MODIFIER "x, blocks of %" G_GUINT64_FORMAT ")", size, gpa, block);
+        return -1;
+    }
+    /* Address space only: MAP_NORESERVE, so an unplugged region costs no
+     * commit charge and the host's RSS follows what the guest has plugged. */
+    uint64_t fd_offset = 0;
+    int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, fd = -1;
+    if (gm->memfd >= 0) {
+        /* Shared RAM: the hotplug region is the memfd's tail, so whoever maps
+         * the memfd sees hotplugged memory too. */
+        fd = gm->memfd;
+        fd_offset = gm->ram_size;
+        mflags = MAP_SHARED | MAP_NORESERVE;
+        if (ftruncate(fd, (off_t)(fd_offset + size)) < 0) {
+            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "cannot grow guest RAM by the %" G_GUINT64_FORMAT " MiB hotplug region: %s", size >> 20,
+                        g_strerror(errno));
+            return -1;
+        }
+    }
+    void *p = map_aligned(size, mflags, fd, fd_offset);
+    if (p == MAP_FAILED) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot map the %" G_GUINT64_FORMAT " MiB hotplug region: %s", size >> 20, g_strerror(errno));
+        return -1;
+    }
+    madvise(p, size, MADV_HUGEPAGE);
+    uint64_t pages = size / GUEST_PAGE_SIZE, blocks = size / block;
+    unsigned i = gm->nr_regions++;
+    gm->regions[i] = (struct guest_region){
+        .gpa = gpa, .size = size, .hva = p, .fd_offset = fd_offset, .slot = i,
+        .dirty = g_new0(unsigned long, (pages + BITS_PER_LONG - 1) / BITS_PER_LONG),
+        .plugged = g_new0(unsigned long, (blocks + BITS_PER_LONG - 1) / BITS_PER_LONG),
+        .block_size = block,
+    };
+    return 0;
+}
+
+const struct guest_region *guest_memory_hotplug_region(const struct guest_memory *gm)
+{
+    /* The region that has a plugged bitmap: a zeroed struct has none. */
+    for (unsigned i = 0; i < gm->nr_regions; i++)
+        if (gm->regions[i].plugged)
+            return &gm->regions[i];
+    return NULL;
+}
+
+static bool block_plugged(const struct guest_region *r, uint64_t blk)
+{
+    return (__atomic_load_n(&r->plugged[blk / BITS_PER_LONG], __ATOMIC_ACQUIRE) >> (blk % BITS_PER_LONG)) & 1;
+}
+
+/* The blocks [*first, *first + *n) of the hotplug region that [gpa, gpa+len)
+ * covers exactly; false when it is not whole blocks of that region. */
+static bool hotplug_blocks(const struct guest_memory *gm, uint64_t gpa, uint64_t len, uint64_t *first, uint64_t *n)
+{
+    const struct guest_region *r = guest_memory_hotplug_region(gm);
+    if (!r || !len || gpa < r->gpa || gpa - r->gpa >= r->size || len > r->size - (gpa - r->gpa) ||
+        (gpa - r->gpa) % r->block_size || len % r->block_size)
+        return false;
+    *first = (gpa - r->gpa) / r->block_size;
+    *n = len / r->block_size;
+    return true;
+}
+
+int guest_memory_set_plugged(struct guest_memory *gm, uint64_t gpa, uint64_t len, bool plugged)
+{
+    uint64_t first, n;
+    if (!hotplug_blocks(gm, gpa, len, &first, &n))
+        return -EINVAL;
+    struct guest_region *r = (struct guest_region *)guest_memory_hotplug_region(gm);
+    for (uint64_t b = first; b < first + n; b++) {
+        unsigned long bit = 1UL << (b % BITS_PER_LONG);
+        if (plugged)
+            __atomic_fetch_or(&r->plugged[b / BITS_PER_LONG], bit, __ATOMIC_RELEASE);
+        else
+            __atomic_fetch_and(&r->plugged[b / BITS_PER_LONG], ~bit, __ATOMIC_RELEASE);
+    }
+    if (plugged)
+        return 0;
+    /* Refused to devices first (above), then given back to the host. */
+    uint64_t off = gpa - r->gpa;
+    if (gm->memfd >= 0 && fallocate(gm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                    (off_t)(r->fd_offset + off), (off_t)len) < 0)
+        return -errno;
+    if (madvise(r->hva + off, len, MADV_DONTNEED) < 0)
+        return -errno;
+    return 0;
+}
+
+uint64_t guest_memory_count_plugged(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+    uint64_t first, n, count = 0;
+    if (!hotplug_blocks(gm, gpa, len, &first, &n))
+        return 0;
+    const struct guest_region *r = guest_memory_hotplug_region(gm);
+    for (uint64_t b = first; b < first + n; b++)
+        count += block_plugged(r, b);
+    return count;
+}
+
 static const struct guest_region *find_region(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
 {
     if (len == 0 || gpa + len < gpa)
         return NULL;
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         const struct guest_region *r = &gm->regions[i];
-        if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa))
+        if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa)) {
+            if (r->plugged) {
+                /* A device may only reach hotplugged memory the guest plugged. */
+                uint64_t last = (gpa - r->gpa + len - 1) / r->block_size;
+                for (uint64_t b = (gpa - r->gpa) / r->block_size; b <= last; b++)
+                    if (!block_plugged(r, b))
+                        return NULL;
+            }
             return r;
+        }
     }
     return NULL;
 }

@@ -2,7 +2,9 @@
  *
  * RAM is one mapping: anonymous private memory with THP by default, a memfd
  * with shared=on or hugepages=on (hugetlbfs), split into at most two
- * regions around the 32-bit PCI hole. Every access is bounds
+ * regions around the 32-bit PCI hole, plus optionally the virtio-mem
+ * hotplug region above it all (a mapping of its own, one more KVM slot,
+ * never in e820), whose blocks are plugged and unplugged at run time. Every access is bounds
  * checked against the regions; every VMM write marks the pages it touched in
  * a dirty bitmap, because KVM's dirty log only sees writes made by the guest. */
 #ifndef VMM_MEMORY_H
@@ -13,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GUEST_MAX_REGIONS 2
+#define GUEST_MAX_REGIONS 3
 #define GUEST_PAGE_SIZE 4096ULL
 
 struct guest_region {
@@ -23,6 +25,11 @@ struct guest_region {
     uint64_t fd_offset;     /* offset of this region in the memfd (when there is one) */
     uint32_t slot;          /* KVM memory slot */
     unsigned long *dirty;   /* one bit per 4 KiB page, VMM writes only */
+    /* The hotplug region only (else NULL): one bit per block of block_size
+     * bytes, set while the block is plugged. Device accesses (every
+     * guest_memory_* call) touching an unplugged block are refused. */
+    unsigned long *plugged;
+    uint64_t block_size;
 };
 
 struct guest_memory {
@@ -41,8 +48,28 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
 int guest_memory_register(struct guest_memory *gm, int vm_fd);
 void guest_memory_destroy(struct guest_memory *gm);
 
-/* Host pointer for [gpa, gpa+len) if it lies entirely inside one region,
- * else NULL. Use for reads; writes through it must call guest_memory_mark_dirty. */
+/* Where the hotplug region of a VM with `ram_size` bytes of RAM starts: the
+ * first LAYOUT_HOTPLUG_ALIGN boundary at or above 4 GiB and the end of RAM
+ * (arch/x86/layout.h). */
+uint64_t guest_memory_hotplug_base(uint64_t ram_size);
+/* Adds the hotplug region: `size` bytes (a multiple of `block`, a power of
+ * two >= 4 KiB) at `gpa` (block-aligned, above all RAM), all unplugged. Backed
+ * by an anonymous MAP_NORESERVE mapping, or by the RAM memfd (grown) when RAM
+ * is shared; call before guest_memory_register. 0, or -1 with *err. */
+int guest_memory_add_hotplug(struct guest_memory *gm, uint64_t gpa, uint64_t size, uint64_t block, GError **err);
+/* The hotplug region, or NULL. */
+const struct guest_region *guest_memory_hotplug_region(const struct guest_memory *gm);
+/* Marks the blocks of [gpa, gpa+len) plugged or unplugged (whole blocks of
+ * the hotplug region only: -EINVAL otherwise). Unplugging gives the host
+ * pages back (MADV_DONTNEED, or a punched hole in the memfd), so the blocks
+ * read as zero when plugged again. 0 or -errno. */
+int guest_memory_set_plugged(struct guest_memory *gm, uint64_t gpa, uint64_t len, bool plugged);
+/* How many blocks of [gpa, gpa+len) (whole blocks of the hotplug region)
+ * are plugged. */
+uint64_t guest_memory_count_plugged(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
+/* Host pointer for [gpa, gpa+len) if it lies entirely inside one region
+ * (and, in the hotplug region, in plugged blocks), else NULL. Use for reads; writes through it must call guest_memory_mark_dirty. */
 void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
 /* Copy in/out. Return 0, or -EFAULT when any byte is outside RAM (nothing copied). */
 int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *buf, uint64_t len);

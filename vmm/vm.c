@@ -22,6 +22,7 @@
 #include "devices/char_backend.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
+#include "devices/virtio/mem.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
@@ -155,7 +156,8 @@ static int create_irqchip(struct vm *vm, GError **err)
     return 0;
 }
 
-/* The 64-bit PCI window: the first 1 GiB boundary above RAM and 4 GiB. */
+/* The 64-bit PCI window: the first 1 GiB boundary above RAM, the hotplug
+ * region and 4 GiB. */
 static uint64_t pci_mmio64_base(const struct guest_memory *gm)
 {
     uint64_t top = LAYOUT_4GIB;
@@ -367,6 +369,27 @@ void vm_console_resized(struct vm *vm)
         virtio_console_resize(vm->console, cols, rows);
 }
 
+static void mem_release(struct virtio_device *vdev)
+{
+    virtio_mem_free(vdev->opaque);
+}
+
+/* virtio-mem over the hotplug region, asking for what the configuration
+ * asks now (the control socket may have changed it before a guest reset). */
+static int add_virtio_mem(struct vm *vm, GError **err)
+{
+    struct virtio_mem *m = virtio_mem_new(&vm->mem, vm->loop, VMEM_DEVICE_ID, vm->cfg->mem_hotplug_requested);
+    struct virtio_pci_params p = { .id = VMEM_DEVICE_ID, .slot = -1, .release = mem_release };
+    struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &m->vdev, &p, err);
+    if (!vp) {
+        virtio_mem_free(m);
+        return -1;
+    }
+    add_device(vm, virtio_pci_device(vp));
+    vm->vmem = m;
+    return 0;
+}
+
 static int create_pci(struct vm *vm, GError **err)
 {
     struct pci_host_config pc = {
@@ -397,6 +420,8 @@ static int create_pci(struct vm *vm, GError **err)
     for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
         if (add_virtio_net(vm, &vm->cfg->nets[i], err) < 0)
             return -1;
+    if (vm->cfg->mem_hotplug_size && add_virtio_mem(vm, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -455,6 +480,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
         return kvm_fail(err, "KVM_SET_IDENTITY_MAP_ADDR");
 
     if (guest_memory_create(&vm->mem, cfg->mem_size, cfg->mem_hugepages, cfg->mem_shared, err) < 0)
+        return -1;
+    if (cfg->mem_hotplug_size &&
+        guest_memory_add_hotplug(&vm->mem, guest_memory_hotplug_base(cfg->mem_size), cfg->mem_hotplug_size,
+                                 cfg->mem_hotplug_block, err) < 0)
         return -1;
     int r = guest_memory_register(&vm->mem, vm->vm_fd);
     if (r < 0) {

@@ -16,6 +16,10 @@
 
 struct loop;
 struct virtio_console;
+struct virtio_mem;
+
+/* The virtio-mem device's id (QMP: /machine/peripheral/vmem0). */
+#define VMEM_DEVICE_ID "vmem0"
 struct vcpu;
 struct ioapic;
 struct irq_routing;
@@ -57,6 +61,7 @@ struct vm {
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
     struct char_backend *console_be;    /* virtio-console's; the same */
     struct virtio_console *console;     /* its device, or NULL */
+    struct virtio_mem *vmem;            /* --memory hotplug_size: the virtio-mem device, or NULL */
     GArray *devices;                    /* struct device */
 
     /* Set once by the first stop request (any thread); read by the loop. */

@@ -25,7 +25,8 @@ unsigned e820_build(const struct guest_memory *gm, struct e820_range *out)
             E820_TYPE_RESERVED);
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         const struct guest_region *r = &gm->regions[i];
-        if (r->gpa >= LAYOUT_4GIB)
+        /* Not the virtio-mem region: the guest learns of it from the device (5.15). */
+        if (r->gpa >= LAYOUT_4GIB && !r->plugged)
             n = add(out, n, r->gpa, r->gpa + r->size, E820_TYPE_RAM);
     }
     return n;

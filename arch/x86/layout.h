@@ -8,6 +8,11 @@
  *   0x0010_0000 .. low_end      RAM (kernel loaded at 1 MiB)
  *   0xC000_0000 .. 0xFFFF_FFFF  32-bit hole: PCI MMIO window, ECAM, IOAPIC, LAPIC
  *   0x1_0000_0000 ..            RAM above 4 GiB when the guest has more than fits below
+ *   hotplug base ..             the virtio-mem region (--memory hotplug_size=): at the first
+ *                                 1 GiB boundary at or above 4 GiB and the end of RAM, never in
+ *                                 e820 (the guest learns of it from the device); its own KVM slot
+ *   mmio64 base ..              the 64-bit PCI window: the first 1 GiB boundary above RAM and
+ *                                 the hotplug region (vm.c pci_mmio64_base), 64 GiB long
  */
 #ifndef ARCH_X86_LAYOUT_H
 #define ARCH_X86_LAYOUT_H
@@ -45,8 +50,14 @@
 #define LAYOUT_4GIB             0x100000000ULL
 /* The 64-bit PCI MMIO window (64-bit BARs) starts at the first 1 GiB
  * boundary above RAM and above 4 GiB; 64 GiB stays below a 40-bit
- * physical address space for any RAM size up to 1 TiB - 68 GiB. */
+ * physical address space for any RAM size (plus hotplug_size) up to
+ * 1 TiB - 70 GiB. */
 #define LAYOUT_PCI_MMIO64_ALIGN 0x40000000ULL
+/* The virtio-mem hotplug region starts 1 GiB-aligned: a multiple of Linux's
+ * x86 memory block size (128 MiB; up to 1 GiB on large machines), which
+ * Linux's virtio_mem adds and removes memory in, so no block is lost at the
+ * start. guest_memory_hotplug_base() computes it from the RAM size. */
+#define LAYOUT_HOTPLUG_ALIGN    0x40000000ULL
 #define LAYOUT_PCI_MMIO64_SIZE  0x1000000000ULL
 
 /* I/O ports */

@@ -156,6 +156,13 @@ check "--memory ''" 2 '--memory' -- --kernel "$good" --memory ''
 check "--memory hugepages=maybe" 2 'hugepages' -- --kernel "$good" --memory size=1G,hugepages=maybe
 check "--memory 3M" 2 '--memory' -- --kernel "$good" --memory 3M
 check "--memory =1G (empty key)" 2 '--memory' -- --kernel "$good" --memory =1G
+check "--memory hotplug_size not a block multiple" 2 '--memory.*hotplug_size.*multiple' -- --kernel "$good" --memory size=64M,hotplug_size=5M
+check "--memory hotplug_block not a power of two" 2 '--memory.*hotplug_block' -- --kernel "$good" --memory size=64M,hotplug_size=96M,hotplug_block=3M
+check "--memory hotplug_block too small" 2 '--memory.*hotplug_block' -- --kernel "$good" --memory size=64M,hotplug_size=64M,hotplug_block=1M
+check "--memory requested_size above hotplug_size" 2 '--memory.*requested_size.*above' -- --kernel "$good" --memory size=64M,hotplug_size=64M,requested_size=128M
+check "--memory requested_size without hotplug_size" 2 '--memory.*requested_size' -- --kernel "$good" --memory size=64M,requested_size=2M
+check "--memory hotplug_size with hugepages" 2 '--memory.*hugepages' -- --kernel "$good" --memory size=64M,hugepages=on,hotplug_size=64M
+check "--memory hotplug_size=junk" 2 '--memory.*hotplug_size' -- --kernel "$good" --memory size=64M,hotplug_size=lots
 
 # vCPUs.
 check "--cpus 0" 2 '--cpus' -- --kernel "$good" --cpus 0
