@@ -2,7 +2,10 @@
  * table (rsdp.dat, xsdt.dat, facp.dat, apic.dat, dsdt.dat, mcfg.dat), for `iasl -d`.
  * The PCI host bridge gets the 64-bit window a guest with less than 3 GiB sees.
  *
- *   acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] OUTDIR
+ *   acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] [--hotplug-slots MASK] OUTDIR
+ *
+ * MASK: the bus 0 slots described as hotpluggable (default 0xfffffffe, slots
+ * 1..31, what a VM whose PCI devices are all removable gets).
  *
  * The tables are found the way a guest finds them: RSDP → XSDT → entries →
  * FADT.X_DSDT, with every pointer checked against the buffer. */
@@ -74,11 +77,14 @@ int main(int argc, char **argv)
 {
     gint cpus = 1, max_cpus = 0;
     gboolean no_serial = FALSE, no_pci = FALSE;
+    g_autofree char *hp_slots = NULL;
     GOptionEntry entries[] = {
         { "cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs at boot", "N" },
         { "max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs possible (default: --cpus)", "M" },
         { "no-serial", 0, 0, G_OPTION_ARG_NONE, &no_serial, "leave COM1 out of the DSDT", NULL },
         { "no-pci", 0, 0, G_OPTION_ARG_NONE, &no_pci, "no MCFG, no PCI0 in the DSDT", NULL },
+        { "hotplug-slots", 0, 0, G_OPTION_ARG_STRING, &hp_slots, "bus 0 slots with an ACPI hotplug Device (mask)",
+          "MASK" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("OUTDIR");
@@ -90,8 +96,18 @@ int main(int argc, char **argv)
     }
     if (max_cpus == 0)
         max_cpus = cpus;
+    guint64 slots = 0xfffffffeu;
+    if (hp_slots) {
+        char *end;
+        errno = 0;
+        slots = g_ascii_strtoull(hp_slots, &end, 0);
+        if (errno || end == hp_slots || *end || slots > 0xffffffffu) {
+            fprintf(stderr, "acpi-dump: --hotplug-slots %s: not a 32-bit mask\n", hp_slots);
+            return 2;
+        }
+    }
     if (argc != 2 || cpus < 1 || max_cpus < cpus || max_cpus > 255) {
-        fprintf(stderr, "usage: acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] OUTDIR (1 <= N <= M <= 255)\n");
+        fprintf(stderr, "usage: acpi-dump [--cpus N] [--max-cpus M] [--no-serial] [--no-pci] [--hotplug-slots MASK] OUTDIR (1 <= N <= M <= 255)\n");
         return 2;
     }
     if (g_mkdir_with_parents(argv[1], 0755) < 0) {
@@ -101,7 +117,7 @@ int main(int argc, char **argv)
 
     struct acpi_config c = { .nr_cpus_boot = (unsigned)cpus, .nr_cpus_max = (unsigned)max_cpus,
                              .serial = !no_serial, .pci = !no_pci, .pci_mmio64_base = LAYOUT_4GIB,
-                             .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
+                             .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE, .pci_hotplug_slots = (uint32_t)slots };
     g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
     tables = t->data;
     tables_len = t->len;

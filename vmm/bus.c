@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <sched.h>
 #include <string.h>
 
 void bus_init(struct bus *b, const char *name)
@@ -80,22 +81,50 @@ static bool lookup(struct bus *b, uint64_t addr, struct bus_range *out)
     return found;
 }
 
+static unsigned enter(struct bus *b)
+{
+    unsigned idx = __atomic_load_n(&b->epoch, __ATOMIC_SEQ_CST) & 1;
+    __atomic_fetch_add(&b->active[idx], 1, __ATOMIC_SEQ_CST);
+    return idx;
+}
+
+static void leave(struct bus *b, unsigned idx)
+{
+    __atomic_fetch_sub(&b->active[idx], 1, __ATOMIC_RELEASE);
+}
+
 bool bus_read(struct bus *b, uint64_t addr, void *data, unsigned size)
 {
     struct bus_range r;
+    unsigned idx = enter(b);
     if (!lookup(b, addr, &r) || !r.ops->read) {
+        leave(b, idx);
         memset(data, 0xff, size);
         return false;
     }
     r.ops->read(r.opaque, addr - r.base, data, size);
+    leave(b, idx);
     return true;
 }
 
 bool bus_write(struct bus *b, uint64_t addr, const void *data, unsigned size)
 {
     struct bus_range r;
-    if (!lookup(b, addr, &r) || !r.ops->write)
-        return false;
-    r.ops->write(r.opaque, addr - r.base, data, size);
-    return true;
+    unsigned idx = enter(b);
+    bool found = lookup(b, addr, &r) && r.ops->write;
+    if (found)
+        r.ops->write(r.opaque, addr - r.base, data, size);
+    leave(b, idx);
+    return found;
+}
+
+/* A dispatch that read the old epoch before the flip but counted itself
+ * after the wait began is counted in the old counter and waited for; one
+ * that counted itself after the wait ended did its lookup after the
+ * unregister (which preceded the flip), so it cannot reach the old range. */
+void bus_synchronize(struct bus *b)
+{
+    unsigned old = __atomic_fetch_add(&b->epoch, 1, __ATOMIC_SEQ_CST) & 1;
+    while (__atomic_load_n(&b->active[old], __ATOMIC_ACQUIRE) != 0)
+        sched_yield();
 }

@@ -4,7 +4,14 @@
  * device callback runs without it, so a callback may itself register or
  * unregister ranges (a BAR moving) without deadlock. A device whose range is
  * unregistered must stay alive until no vCPU can still be inside its
- * callback: callers unregister with vCPUs paused, or defer the free. */
+ * callback: callers unregister with vCPUs paused, or call bus_synchronize
+ * after unregistering and free after it returned (hot-unplug does).
+ *
+ * bus_synchronize is an epoch scheme (like SRCU): each dispatch counts
+ * itself in the counter of the epoch it started in; synchronize starts a
+ * new epoch and waits until the old one's counter drains. Dispatches that
+ * start after the flip see the unregistered map, so it never waits for
+ * them. */
 #ifndef VMM_BUS_H
 #define VMM_BUS_H
 
@@ -32,6 +39,8 @@ struct bus {
     pthread_mutex_t lock;
     struct bus_range *ranges;   /* sorted by base, non-overlapping */
     unsigned nr, cap;
+    unsigned epoch;             /* atomic; its parity picks the counter below */
+    unsigned active[2];         /* atomic; dispatches in progress per epoch parity */
 };
 
 void bus_init(struct bus *b, const char *name);
@@ -44,5 +53,9 @@ int bus_unregister(struct bus *b, uint64_t base);
 /* Return false when nothing is registered at addr; reads then yield all ones. */
 bool bus_read(struct bus *b, uint64_t addr, void *data, unsigned size);
 bool bus_write(struct bus *b, uint64_t addr, const void *data, unsigned size);
+/* Returns once every dispatch that could have found a range unregistered
+ * before this call has left its callback. Never from inside a callback
+ * (it would wait for itself). */
+void bus_synchronize(struct bus *b);
 
 #endif

@@ -11,6 +11,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
+#include "devices/acpi_pcihp.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
@@ -250,22 +251,46 @@ static const struct device_ops pinned_device_ops = {
     .destroy = pinned_destroy,
 };
 
-static void add_device_on(struct vm *vm, struct device d, struct loop *loop)
+/* Returns the .dev of the entry added to vm->devices. */
+static void *add_device_on(struct vm *vm, struct device d, struct loop *loop)
 {
     if (loop == vm->loop) {
         add_device(vm, d);
-        return;
+        return d.dev;
     }
     struct pinned_device *p = g_new0(struct pinned_device, 1);
     p->inner = d;
     p->loop = loop;
     add_device(vm, (struct device){ .id = d.id, .ops = &pinned_device_ops, .dev = p });
+    return p;
+}
+
+/* A removable device (disk or NIC) in a bus 0 slot. */
+struct vm_pci_slot {
+    char *id;
+    struct virtio_pci *vp;
+    void *key;              /* its entry's .dev in vm->devices */
+};
+
+static int record_slot(struct vm *vm, struct virtio_pci *vp, void *key, const char *id, bool hotplug)
+{
+    unsigned slot = virtio_pci_function(vp)->devfn >> 3;
+    struct vm_pci_slot *s = &vm->pci_slots[slot];
+    g_free(s->id);
+    s->id = g_strdup(id);
+    s->vp = vp;
+    s->key = key;
+    if (vm->pcihp)
+        acpi_pcihp_plugged(vm->pcihp, slot, hotplug);
+    return (int)slot;
 }
 
 struct blk_create {
     struct vm *vm;
     const struct disk_config *d;
     struct loop *loop;
+    int slot;
+    bool hotplug;
     GError **err;
     int ret;
 };
@@ -290,19 +315,20 @@ static void add_virtio_blk_fn(void *opaque)
         g_error_free(e);
         return;
     }
-    struct virtio_pci_params p = { .id = d->id, .slot = -1, .release = blk_release };
+    struct virtio_pci_params p = { .id = d->id, .slot = c->slot, .hotplug = c->hotplug, .release = blk_release };
     struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &blk->vdev, &p, c->err);
     if (!vp) {
         virtio_blk_free(blk);
         return;
     }
-    add_device_on(vm, virtio_pci_device(vp), c->loop);
-    c->ret = 0;
+    void *key = add_device_on(vm, virtio_pci_device(vp), c->loop);
+    c->ret = record_slot(vm, vp, key, d->id, c->hotplug);
 }
 
-static int add_virtio_blk(struct vm *vm, const struct disk_config *d, GError **err)
+/* Returns the slot or -1. */
+static int add_virtio_blk(struct vm *vm, const struct disk_config *d, int slot, bool hotplug, GError **err)
 {
-    struct blk_create c = { .vm = vm, .d = d, .loop = vm->loop, .err = err };
+    struct blk_create c = { .vm = vm, .d = d, .loop = vm->loop, .slot = slot, .hotplug = hotplug, .err = err };
     if (d->iothread) {
         struct iothread *t = iothread_find(d->iothread);
         if (!t) {
@@ -320,8 +346,9 @@ static void net_release(struct virtio_device *vdev)
     virtio_net_free(vdev->opaque);
 }
 
-/* The tap (cfg->backend) was opened by main and stays open across resets. */
-static int add_virtio_net(struct vm *vm, const struct net_config *n, GError **err)
+/* The tap (cfg->backend) was opened by main and stays open across resets.
+ * Returns the slot or -1. */
+static int add_virtio_net(struct vm *vm, const struct net_config *n, int slot, bool hotplug, GError **err)
 {
     struct virtio_net_params np = { .tap = n->backend };
     if (n->mac_set) {
@@ -331,14 +358,14 @@ static int add_virtio_net(struct vm *vm, const struct net_config *n, GError **er
         virtio_net_mac_from_seed(seed, np.mac);
     }
     struct virtio_net *net = virtio_net_new(&vm->mem, vm->loop, &np);
-    struct virtio_pci_params p = { .id = n->id, .slot = -1, .release = net_release };
+    struct virtio_pci_params p = { .id = n->id, .slot = slot, .hotplug = hotplug, .release = net_release };
     struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &net->vdev, &p, err);
     if (!vp) {
         virtio_net_free(net);
         return -1;
     }
     add_device(vm, virtio_pci_device(vp));
-    return 0;
+    return record_slot(vm, vp, vp, n->id, hotplug);
 }
 
 static void console_release(struct virtio_device *vdev)
@@ -414,15 +441,147 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     if (vm->console_be && add_virtio_console(vm, err) < 0)
         return -1;
+    /* Everything from here on (disks, NICs) and every free slot can be
+     * hot-(un)plugged; the devices above stay for the VM's life. */
+    vm->pci_hotplug_slots = ACPI_PCIHP_ALL_SLOTS & ~pci_host_slots_used(vm->pci);
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
-        if (add_virtio_blk(vm, &vm->cfg->disks[i], err) < 0)
+        if (add_virtio_blk(vm, &vm->cfg->disks[i], -1, false, err) < 0)
             return -1;
     for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
-        if (add_virtio_net(vm, &vm->cfg->nets[i], err) < 0)
+        if (add_virtio_net(vm, &vm->cfg->nets[i], -1, false, err) < 0)
             return -1;
     if (vm->cfg->mem_hotplug_size && add_virtio_mem(vm, err) < 0)
         return -1;
     return 0;
+}
+
+/* ---- PCI hotplug ---- */
+
+static int check_hotplug_slot(struct vm *vm, int slot, GError **err)
+{
+    if (slot < 0)
+        return 0;
+    if (slot == 0 || slot >= PCI_MAX_SLOTS || !(vm->pci_hotplug_slots & (1u << slot))) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "PCI slot %d of bus 0 does not support hotplugging", slot);
+        return -1;
+    }
+    return 0;
+}
+
+/* With slot -1 the first free slot the DSDT describes (a free slot outside
+ * it could not be announced to the guest). */
+static int pick_slot(struct vm *vm, int slot, GError **err)
+{
+    if (slot >= 0)
+        return slot;
+    uint32_t free = vm->pci_hotplug_slots & ~pci_host_slots_used(vm->pci);
+    if (!free) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_NOSPC, "no free PCI slot on bus 0 for hotplugging");
+        return -1;
+    }
+    return __builtin_ctz(free);
+}
+
+int vm_hotplug_disk(struct vm *vm, const struct disk_config *d, int slot, GError **err)
+{
+    if (check_hotplug_slot(vm, slot, err) < 0 || (slot = pick_slot(vm, slot, err)) < 0)
+        return -1;
+    return add_virtio_blk(vm, d, slot, true, err);
+}
+
+int vm_hotplug_net(struct vm *vm, const struct net_config *n, int slot, GError **err)
+{
+    if (check_hotplug_slot(vm, slot, err) < 0 || (slot = pick_slot(vm, slot, err)) < 0)
+        return -1;
+    return add_virtio_net(vm, n, slot, true, err);
+}
+
+int vm_hotplug_slot_of(struct vm *vm, const char *id)
+{
+    for (unsigned s = 1; s < PCI_MAX_SLOTS; s++)
+        if (vm->pci_slots[s].vp && g_strcmp0(vm->pci_slots[s].id, id) == 0)
+            return (int)s;
+    return -1;
+}
+
+int vm_hotplug_request_unplug(struct vm *vm, const char *id)
+{
+    int slot = vm_hotplug_slot_of(vm, id);
+    if (slot < 0 || !vm->pcihp)
+        return -ENODEV;
+    return acpi_pcihp_request_unplug(vm->pcihp, (unsigned)slot);
+}
+
+void vm_set_unplugged_handler(struct vm *vm, void (*fn)(void *opaque, const char *id), void *opaque)
+{
+    vm->unplugged = fn;
+    vm->unplugged_opaque = opaque;
+}
+
+struct unplug {
+    struct vm *vm;
+    unsigned slot;
+    struct device dev;      /* taken out of vm->devices */
+    char *id;
+    unsigned rounds;
+};
+
+/* Second half, a few loop rounds later: work a vCPU queued for the device
+ * before it was unplugged (a kick, a reset: one level of loop_call, which
+ * may queue one more) has run by then; nothing can queue more. */
+static void unplug_destroy(void *opaque)
+{
+    struct unplug *u = opaque;
+    if (u->rounds-- > 0) {
+        loop_call(u->vm->loop, unplug_destroy, u);
+        return;
+    }
+    if (u->dev.ops && u->dev.ops->destroy)
+        u->dev.ops->destroy(u->dev.dev);
+    if (u->vm->unplugged)
+        u->vm->unplugged(u->vm->unplugged_opaque, u->id);
+    g_free(u->id);
+    g_free(u);
+}
+
+/* The guest ejected the slot. Main loop thread: no more config or BAR
+ * access can reach the function once it is off the host and the buses
+ * are synchronized; then it is taken out of vm->devices and destroyed. */
+static void unplug_on_loop(void *opaque)
+{
+    struct unplug *u = opaque;
+    struct vm *vm = u->vm;
+    struct vm_pci_slot *s = &vm->pci_slots[u->slot];
+    if (!s->vp) {
+        g_free(u);
+        return;
+    }
+    pci_host_remove_device(vm->pci, virtio_pci_function(s->vp));
+    bus_synchronize(&vm->pio);
+    bus_synchronize(&vm->mmio);
+    for (guint i = 0; i < vm->devices->len; i++) {
+        struct device *d = &g_array_index(vm->devices, struct device, i);
+        if (d->dev == s->key) {
+            u->dev = *d;
+            g_array_remove_index(vm->devices, i);
+            break;
+        }
+    }
+    u->id = s->id;
+    u->rounds = 3;
+    *s = (struct vm_pci_slot){ 0 };
+    log_info("PCI slot %u: the guest ejected %s", u->slot, u->id);
+    unplug_destroy(u);
+}
+
+/* vCPU thread (the guest's _EJ0): the work is the main loop's. */
+static void pcihp_eject(void *opaque, unsigned slot)
+{
+    struct vm *vm = opaque;
+    struct unplug *u = g_new0(struct unplug, 1);
+    u->vm = vm;
+    u->slot = slot;
+    loop_call(vm->loop, unplug_on_loop, u);
 }
 
 static int create_devices(struct vm *vm)
@@ -439,6 +598,9 @@ static int create_devices(struct vm *vm)
     add_device(vm, rtc_device(rtc_create(&vm->pio, rtc_irq)));
     vm->acpi_pm = acpi_pm_create(&vm->pio, ged, ctl);
     add_device(vm, acpi_pm_device(vm->acpi_pm));
+    struct acpi_pcihp_ops hp_ops = { pcihp_eject, vm };
+    vm->pcihp = acpi_pcihp_create(&vm->pio, PORT_PCI_HOTPLUG, vm->acpi_pm, &hp_ops);
+    add_device(vm, acpi_pcihp_device(vm->pcihp));
     if (cfg->test_exit)
         add_device(vm, debug_exit_device(debug_exit_create(&vm->pio, PORT_DEBUG_EXIT, ctl)));
     return 0;
@@ -465,6 +627,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
     vm->devices = g_array_new(FALSE, FALSE, sizeof(struct device));
+    vm->pci_slots = g_new0(struct vm_pci_slot, PCI_MAX_SLOTS);
 
     vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_eventfd < 0)
@@ -498,7 +661,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     struct acpi_config acfg = { .nr_cpus_boot = cfg->cpus_boot, .nr_cpus_max = cfg->cpus_max,
                                 .serial = vm->serial_be != NULL, .pci = true,
                                 .pci_mmio64_base = pci_mmio64_base(&vm->mem),
-                                .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
+                                .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
+                                .pci_hotplug_slots = vm->pci_hotplug_slots };
     uint64_t rsdp = 0;
     if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
         return -1;
@@ -597,6 +761,10 @@ void vm_destroy(struct vm *vm)
         }
         g_array_free(vm->devices, TRUE);
     }
+    if (vm->pci_slots)
+        for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+            g_free(vm->pci_slots[s].id);
+    g_free(vm->pci_slots);
     irq_routing_destroy(vm->irq_routing);
     g_free(vm->supported_cpuid);
     if (vm->vm_fd >= 0)

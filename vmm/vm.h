@@ -25,6 +25,7 @@ struct ioapic;
 struct irq_routing;
 struct pci_host;
 struct acpi_pm;
+struct acpi_pcihp;
 struct char_backend;
 
 /* Why the running VM stopped; handled on the main loop. */
@@ -58,6 +59,11 @@ struct vm {
     struct ioapic *ioapic;
     struct pci_host *pci;
     struct acpi_pm *acpi_pm;
+    struct acpi_pcihp *pcihp;           /* PCI hotplug controller of bus 0 */
+    uint32_t pci_hotplug_slots;         /* slots the DSDT describes as hotpluggable */
+    struct vm_pci_slot *pci_slots;      /* [PCI_MAX_SLOTS]: the removable devices (disks, NICs) */
+    void (*unplugged)(void *opaque, const char *id);    /* see vm_set_unplugged_handler */
+    void *unplugged_opaque;
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
     struct char_backend *console_be;    /* virtio-console's; the same */
     struct virtio_console *console;     /* its device, or NULL */
@@ -110,6 +116,24 @@ void vm_stop_vcpus(struct vm *vm);
 /* The SIGUSR1 report: vcpu_report_state for every vCPU. Loop thread. */
 void vm_report_state(struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* ---- PCI hotplug (bus 0, ACPI: devices/acpi_pcihp.h). Main loop thread,
+ * on a created VM (running or not). ---- */
+
+/* Plugs a virtio-blk / virtio-net PCI device into `slot` (1..31) or the
+ * first free slot (-1) and tells the guest (GED event, Device Check). The
+ * config is read during the call only. Returns the slot, or -1 with *err. */
+int vm_hotplug_disk(struct vm *vm, const struct disk_config *d, int slot, GError **err);
+int vm_hotplug_net(struct vm *vm, const struct net_config *n, int slot, GError **err);
+/* Asks the guest to release the disk or NIC `id` (Eject Request). -ENODEV
+ * when no removable device has that id. The device goes once the guest
+ * ejects it (_EJ0): it is unplugged, every range and fd it had is released
+ * and then the unplugged handler runs with its id. */
+int vm_hotplug_request_unplug(struct vm *vm, const char *id);
+/* The slot the disk or NIC `id` is in, or -1. */
+int vm_hotplug_slot_of(struct vm *vm, const char *id);
+/* Who hears of devices the guest ejected (main loop thread). Call after vm_create. */
+void vm_set_unplugged_handler(struct vm *vm, void (*fn)(void *opaque, const char *id), void *opaque);
+
 /* Interrupt line into the platform's interrupt controller. Any thread. */
 void vm_set_irq(void *vm, unsigned gsi, bool level);
 /* For devices that ask for machine-level actions. */

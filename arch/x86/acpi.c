@@ -9,6 +9,7 @@
 
 #include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
+#include "devices/acpi_pcihp.h"
 #include "vmm/memory.h"
 
 #define ACPI_OEM_ID         "VMMVMM"
@@ -245,7 +246,7 @@ static struct aml *build_pwrb(void)
 /* The Generic Event Device (ACPI 6.3 section 5.6.9): its interrupt runs _EVT,
  * which reads (and so clears) the event selector and notifies the device
  * each set bit stands for. */
-static struct aml *build_ged(void)
+static struct aml *build_ged(const struct acpi_config *c)
 {
     struct aml *d = aml_device("GED0");
     aml_append(d, aml_name_decl("_HID", aml_string("ACPI0013")));
@@ -263,6 +264,11 @@ static struct aml *build_ged(void)
     struct aml *pwr = aml_if(aml_and(aml_local(0), aml_int(GED_EVENT_POWER_BUTTON), NULL));
     aml_append(pwr, aml_notify(aml_name("\\_SB.PWRB"), aml_int(0x80)));
     aml_append(evt, pwr);
+    if (c->pci && (c->pci_hotplug_slots & ACPI_PCIHP_ALL_SLOTS)) {
+        struct aml *pcihp = aml_if(aml_and(aml_local(0), aml_int(GED_EVENT_PCI_HOTPLUG), NULL));
+        aml_append(pcihp, aml_call("\\_SB.PCI0.PCNT", NULL));
+        aml_append(evt, pcihp);
+    }
     aml_append(d, evt);
     return d;
 }
@@ -326,6 +332,7 @@ static struct aml *build_pci0(const struct acpi_config *c)
         aml_append(crs, aml_qword_memory(c->pci_mmio64_base, c->pci_mmio64_base + c->pci_mmio64_size - 1, true));
     aml_append(d, aml_name_decl("_CRS", crs));
     aml_append(d, build_pci_osc());
+    acpi_pcihp_build_aml(d, c->pci_hotplug_slots);
     return d;
 }
 
@@ -338,7 +345,7 @@ static GByteArray *build_dsdt(const struct acpi_config *c)
         aml_append(sb, build_com1());
     aml_append(sb, build_rtc());
     aml_append(sb, build_pwrb());
-    aml_append(sb, build_ged());
+    aml_append(sb, build_ged(c));
     if (c->pci)
         aml_append(sb, build_pci0(c));
     aml_append(top, sb);

@@ -19,6 +19,7 @@ struct acpi_config {
     bool pci;                   /* MCFG and the PCI0 host bridge in the DSDT */
     uint64_t pci_mmio64_base;   /* the 64-bit window in PCI0's _CRS (size 0: none) */
     uint64_t pci_mmio64_size;
+    uint32_t pci_hotplug_slots; /* bus 0 slots with an ACPI hotplug Device (devices/acpi_pcihp.h) */
 };
 
 /* Builds every table into a buffer that will live at guest address `base`.

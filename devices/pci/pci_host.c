@@ -238,6 +238,11 @@ static int assign_bars(struct pci_host *h, struct pci_device *d)
 
 int pci_host_add_device(struct pci_host *h, struct pci_device *d, int slot)
 {
+    return pci_host_plug_device(h, d, slot, true);
+}
+
+int pci_host_plug_device(struct pci_host *h, struct pci_device *d, int slot, bool assign)
+{
     if (!d || d->host || slot == 0 || slot >= PCI_MAX_SLOTS)
         return -EINVAL;
     pthread_mutex_lock(&h->lock);
@@ -250,7 +255,7 @@ int pci_host_add_device(struct pci_host *h, struct pci_device *d, int slot)
             }
     }
     if (slot > 0 && !h->slots[slot]) {
-        ret = assign_bars(h, d);
+        ret = assign ? assign_bars(h, d) : 0;
         if (ret == 0) {
             memcpy(d->cfg_reset, d->cfg, PCI_CFG_SIZE);
             d->host = h;
@@ -276,6 +281,17 @@ void pci_host_remove_device(struct pci_host *h, struct pci_device *d)
         d->host = NULL;
     }
     pthread_mutex_unlock(&h->lock);
+}
+
+uint32_t pci_host_slots_used(struct pci_host *h)
+{
+    uint32_t used = 0;
+    pthread_mutex_lock(&h->lock);
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+        if (h->slots[s])
+            used |= 1u << s;
+    pthread_mutex_unlock(&h->lock);
+    return used;
 }
 
 static void pci_host_reset(void *dev)

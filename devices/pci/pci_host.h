@@ -60,10 +60,15 @@ int pci_kvm_ioeventfd(void *opaque, bool pio, uint64_t addr, unsigned len, int f
  * assigns its BARs. Returns the devfn or -EBUSY, -ENOSPC (windows full),
  * -EINVAL. */
 int pci_host_add_device(struct pci_host *h, struct pci_device *d, int slot);
+/* The same; with assign false the BARs stay 0 (unassigned) for the guest to
+ * place, as after a hotplug, where no firmware runs. */
+int pci_host_plug_device(struct pci_host *h, struct pci_device *d, int slot, bool assign);
 /* Unplugs `d` (BARs unmapped, ioeventfds unbound). vCPUs must be paused
  * (see vmm/bus.h). */
 void pci_host_remove_device(struct pci_host *h, struct pci_device *d);
 struct device pci_host_device(struct pci_host *h);
+/* Bit s set: slot s holds a function (bit 0, the bridge, always). */
+uint32_t pci_host_slots_used(struct pci_host *h);
 
 /* For pci.c: the config lock, the ioeventfd ops (NULL: none), the bus a
  * BAR of this kind lives on, and whether

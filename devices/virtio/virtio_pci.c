@@ -536,7 +536,7 @@ struct virtio_pci *virtio_pci_create(struct pci_host *host, struct irq_routing *
     }
     virtio_set_transport(vdev, &(struct virtio_transport){ .interrupt = transport_interrupt, .opaque = vp });
     bind_kicks(vp);
-    r = pci_host_add_device(host, &vp->pci, p->slot);
+    r = pci_host_plug_device(host, &vp->pci, p->slot, !p->hotplug);
     if (r < 0) {
         const char *why = r == -EBUSY ? (p->slot < 0 ? "every slot of bus 0 is taken" : "the slot is taken")
                           : r == -ENOSPC ? "its BAR does not fit the PCI memory window"

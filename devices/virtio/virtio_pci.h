@@ -91,6 +91,7 @@ struct virtio_pci;
 struct virtio_pci_params {
     const char *id;     /* the struct device id, e.g. "virtio-rng" or the user's id=; copied */
     int slot;           /* 1..31, or -1: the first free device number on bus 0 */
+    bool hotplug;       /* plugged into a running VM: BARs left for the guest to assign */
     /* Frees the device model once the function is gone (the device's
      * destroy calls it); NULL: the caller frees vdev after virtio_pci_destroy. */
     void (*release)(struct virtio_device *vdev);

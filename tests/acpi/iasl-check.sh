@@ -41,14 +41,16 @@ expect() {     # expect FILE COUNT PATTERN: PATTERN (fixed string) occurs on COU
     [ "$n" -eq "$2" ] || fail "$1: expected $2 lines with '$3', found $n"
 }
 
-check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1]
-    boot=$1 max=$2 serial=$3 pci=${4:-1}
-    cfg="cpus=$boot max=$max serial=$serial pci=$pci"
+check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1] [HOTPLUG-MASK NR-SLOTS]
+    boot=$1 max=$2 serial=$3 pci=${4:-1} hpmask=${5:-} nslots=${6:-31}
+    [ "$pci" = 1 ] || nslots=0
+    cfg="cpus=$boot max=$max serial=$serial pci=$pci hotplug=${hpmask:-default}"
     cfg_failed=0
-    dir="$work/$boot-$max-$serial-$pci"
+    dir="$work/$boot-$max-$serial-$pci-$hpmask"
     args="--cpus $boot --max-cpus $max"
     [ "$serial" = 1 ] || args="$args --no-serial"
     [ "$pci" = 1 ] || args="$args --no-pci"
+    [ -z "$hpmask" ] || args="$args --hotplug-slots $hpmask"
     tables="xsdt facp apic dsdt"
     [ "$pci" = 0 ] || tables="$tables mcfg"
     dats=$(for t in $tables; do printf '%s.dat ' "$t"; done)
@@ -109,6 +111,18 @@ check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1]
     expect dsdt.dsl "$pci" '0x0000000100000000, // Range Minimum'
     expect dsdt.dsl "$pci" 'Method (_OSC, 4, NotSerialized)'
     expect dsdt.dsl "$pci" 'ToUUID ("33db4d5b-1ff7-401c-9657-7441c03dd766")'
+    hp=0
+    [ "$nslots" = 0 ] || hp=1
+    expect dsdt.dsl "$hp" 'OperationRegion (PCST, SystemIO, 0x0AE0, 0x20)'
+    expect dsdt.dsl "$hp" 'Field (PCST, DWordAcc, NoLock, WriteAsZeros)'
+    expect dsdt.dsl "$hp" 'Method (PCNT, 0, Serialized)'
+    expect dsdt.dsl "$hp" 'DVNT (PCIU, One)'
+    expect dsdt.dsl "$hp" 'DVNT (PCID, 0x03)'
+    expect dsdt.dsl "$hp" '\_SB.PCI0.PCNT ()'
+    expect dsdt.dsl "$nslots" 'Name (_SUN, '
+    expect dsdt.dsl "$nslots" 'Method (_EJ0, 1, NotSerialized)'
+    expect dsdt.dsl "$nslots" '\_SB.PCI0.B0EJ = 0x'
+    expect dsdt.dsl "$nslots" 'Notify (S'
     if [ "$pci" = 1 ]; then
         expect mcfg.dsl 1 'Base Address : 00000000E0000000'
         expect mcfg.dsl 1 'Segment Group Number : 0000'
@@ -124,4 +138,6 @@ check 4 8 0
 check 255 255 1
 check 1 255 1
 check 2 2 1 0
+check 1 1 1 1 0x1c 3
+check 1 1 1 1 0 0
 exit $failed

@@ -217,6 +217,82 @@ static void test_callback_registers_ranges(void **state)
     bus_destroy(&b);
 }
 
+/* bus_synchronize waits for a callback that started before the unregister
+ * and is still running, and not for dispatches that start afterwards. */
+struct blocker {
+    GMutex lock;
+    GCond cond;
+    bool inside, release;
+    struct bus *bus;
+    bool synced;
+};
+
+static void blocking_write(void *opaque, uint64_t offset, const void *data, unsigned size)
+{
+    struct blocker *b = opaque;
+    g_mutex_lock(&b->lock);
+    b->inside = true;
+    g_cond_broadcast(&b->cond);
+    while (!b->release)
+        g_cond_wait(&b->cond, &b->lock);
+    g_mutex_unlock(&b->lock);
+}
+
+static const struct bus_ops blocking_ops = { .write = blocking_write };
+
+static gpointer writer_thread(gpointer opaque)
+{
+    struct blocker *b = opaque;
+    uint8_t v = 1;
+    bus_write(b->bus, 0x100, &v, 1);
+    return NULL;
+}
+
+static gpointer sync_thread(gpointer opaque)
+{
+    struct blocker *b = opaque;
+    bus_synchronize(b->bus);
+    __atomic_store_n(&b->synced, true, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_synchronize_waits_for_callbacks(void **state)
+{
+    struct bus bus;
+    bus_init(&bus, "test");
+    struct blocker b = { .bus = &bus };
+    g_mutex_init(&b.lock);
+    g_cond_init(&b.cond);
+    assert_int_equal(bus_register(&bus, 0x100, 4, &blocking_ops, &b, "blocker"), 0);
+    bus_synchronize(&bus);      /* nothing in flight: returns at once */
+
+    GThread *w = g_thread_new("writer", writer_thread, &b);
+    g_mutex_lock(&b.lock);
+    while (!b.inside)
+        g_cond_wait(&b.cond, &b.lock);
+    g_mutex_unlock(&b.lock);
+
+    assert_int_equal(bus_unregister(&bus, 0x100), 0);
+    GThread *s = g_thread_new("sync", sync_thread, &b);
+    /* New dispatches neither reach the device nor hold synchronize up. */
+    uint8_t v = 2;
+    assert_false(bus_write(&bus, 0x100, &v, 1));
+    g_usleep(50000);
+    assert_false(__atomic_load_n(&b.synced, __ATOMIC_SEQ_CST));
+
+    g_mutex_lock(&b.lock);
+    b.release = true;
+    g_cond_broadcast(&b.cond);
+    g_mutex_unlock(&b.lock);
+    g_thread_join(s);
+    assert_true(b.synced);
+    g_thread_join(w);
+    bus_synchronize(&bus);
+    g_mutex_clear(&b.lock);
+    g_cond_clear(&b.cond);
+    bus_destroy(&bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_unregister),
         cmocka_unit_test(test_many_ranges),
         cmocka_unit_test(test_callback_registers_ranges),
+        cmocka_unit_test(test_synchronize_waits_for_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
