@@ -97,12 +97,13 @@ void machine_powerdown(struct machine *m)
 
 void machine_shutdown(struct machine *m, const char *reason)
 {
-    if (!m->vm_live) {
-        m->host_reason = reason;
+    if (m->vm_live && !vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0))
+        return;     /* the VM was stopping already; that stop has its event */
+    if (!m->vm_live)
         loop_quit(m->loop);
-    } else if (vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0)) {
-        m->host_reason = reason;
-    }
+    /* Now, before a reply the caller may send (QEMU's quit: the event first). */
+    m->state = RUN_STATE_SHUTDOWN;
+    emit(m, "SHUTDOWN", guest_reason(false, reason));
 }
 
 /* A vCPU (or the host) asked the VM to stop: the state and the event now,
@@ -123,9 +124,7 @@ static void on_stop_event(void *opaque, int fd, uint32_t revents)
         break;
     case VM_STOP_NONE:
     case VM_STOP_SIGNAL:
-        m->state = RUN_STATE_SHUTDOWN;
-        emit(m, "SHUTDOWN", guest_reason(false, m->host_reason ? m->host_reason : "host-signal"));
-        break;
+        break;      /* machine_shutdown sent SHUTDOWN */
     case VM_STOP_RESET:
     case VM_STOP_TRIPLE_FAULT:
         if (reboot_exit) {

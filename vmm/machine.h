@@ -40,8 +40,7 @@ struct machine {
     /* QMP events go out through this (set by machine_qmp_register); NULL:
      * none. Takes data (an object node, or NULL). */
     void (*emit_event)(struct machine *m, const char *name, JsonNode *data);
-    /* Why the host ended or reset the VM, for the SHUTDOWN / RESET event
-     * ("host-signal", "host-qmp-quit", "host-qmp-system-reset"...). */
+    /* Why the host reset the VM, for the RESET event ("host-qmp-system-reset"). */
     const char *host_reason;
 
     /* Host resources kept across boots (machine_open / machine_close). */
@@ -77,8 +76,10 @@ int machine_resume(struct machine *m, GError **err);
 void machine_reset(struct machine *m);
 /* system_powerdown: presses the ACPI power button (GED), POWERDOWN event. */
 void machine_powerdown(struct machine *m);
-/* Ends the VM from the host: SHUTDOWN {"guest": false, "reason": reason}
- * (a static string) and exit status 0. */
+/* Ends the VM from the host (SIGTERM/SIGINT/SIGHUP: "host-signal", Ctrl-A x:
+ * "host-ui", QMP quit: "host-qmp-quit"): SHUTDOWN {"guest": false, "reason":
+ * reason} goes out now, then the VM stops and vmm exits 0. Nothing when the
+ * VM is already stopping for another reason (which has its own event). */
 void machine_shutdown(struct machine *m, const char *reason);
 
 /* The lifecycle QMP commands: stop, cont, query-status, system_powerdown,

@@ -37,9 +37,10 @@ int main(int argc, char **argv)
          * commands here. */
         m.qmp = qmp_server_new(m.loop);
         qmp_cmds_qmp_register(m.qmp, &m);
+        machine_qmp_register(m.qmp, &m);
         status = qmp_cmds_listen(&m);
     }
-    if (status == 0 && !m.host_reason)     /* no signal or quit while waiting for a client */
+    if (status == 0 && m.state != RUN_STATE_SHUTDOWN)   /* no signal or quit while waiting for a client */
         status = machine_run(&m);
     qmp_server_free(m.qmp);
     m.qmp = NULL;

@@ -33,10 +33,10 @@ static JsonNode *cmd_query_uuid(const struct qmp_cmd_ctx *ctx, JsonObject *args,
     return n;
 }
 
-/* The guest stops, SHUTDOWN {"guest": false, "reason": "host-qmp-quit"}
- * goes out (machine.c) and vmm exits 0; the reply queued now gets its last
- * write in qmp_server_free at the latest. QEMU sends the event first, vmm
- * just after the reply. */
+/* SHUTDOWN {"guest": false, "reason": "host-qmp-quit"} goes out at once
+ * (machine_shutdown; before the reply, as QEMU), the guest stops and vmm
+ * exits 0; the reply queued now gets its last write in qmp_server_free at
+ * the latest. */
 static JsonNode *cmd_quit(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
@@ -77,7 +77,7 @@ int qmp_cmds_listen(struct machine *m)
         else if (ep->wait)
             fprintf(stderr, "vmm: waiting for a QMP connection on fd %d\n", ep->fd);
     }
-    while (qmp_server_waiting(m->qmp) && !m->host_reason)
+    while (qmp_server_waiting(m->qmp) && m->state != RUN_STATE_SHUTDOWN)
         if (loop_run_once(m->loop) < 0)
             return VMM_EXIT_HOST;
     return 0;

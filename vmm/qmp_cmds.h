@@ -12,7 +12,7 @@ struct machine;
 void qmp_cmds_qmp_register(struct qmp_server *s, struct machine *m);
 /* Listens on every --qmp endpoint of m->cfg; with wait=on, runs the loop
  * until each such endpoint has had a first client (or a signal or quit set
- * m->host_reason). 0, or a vmm exit status after one line on stderr. */
+ * the run state to shutdown). 0, or a vmm exit status after one line on stderr. */
 int qmp_cmds_listen(struct machine *m);
 
 #endif

@@ -35,6 +35,11 @@ struct pci_host {
     uint64_t next_mmio32, next_mmio64, next_io; /* firmware-style BAR assignment cursors */
 };
 
+struct pci_device *pci_host_slot(struct pci_host *h, unsigned slot)
+{
+    return slot < PCI_MAX_SLOTS ? h->slots[slot] : NULL;
+}
+
 static struct pci_device *lookup(struct pci_host *h, unsigned bus, unsigned devfn)
 {
     if (bus != 0 || (devfn & 7) != 0)

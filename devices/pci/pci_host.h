@@ -69,6 +69,9 @@ void pci_host_remove_device(struct pci_host *h, struct pci_device *d);
 struct device pci_host_device(struct pci_host *h);
 /* Bit s set: slot s holds a function (bit 0, the bridge, always). */
 uint32_t pci_host_slots_used(struct pci_host *h);
+/* Function 0 of `slot` (0: the host bridge), or NULL. With the config lock
+ * held (pci_host_lock), as for reading the device's config space. */
+struct pci_device *pci_host_slot(struct pci_host *h, unsigned slot);
 
 /* For pci.c: the config lock, the ioeventfd ops (NULL: none), the bus a
  * BAR of this kind lives on, and whether
