@@ -65,7 +65,14 @@ void config_clear(struct vm_config *c)
     for (unsigned i = 0; i < c->nr_qmp; i++)
         g_free(c->qmp[i].path);
     g_free(c->qmp);
+    for (unsigned i = 0; i < VMM_MAX_CPUS; i++)
+        g_free(c->cpu_ids[i]);
     memset(c, 0, sizeof(*c));
+}
+
+bool config_cpu_present(const struct vm_config *c, unsigned index)
+{
+    return index < c->cpus_boot || (index < c->cpus_max && index < VMM_MAX_CPUS && c->cpu_ids[index]);
 }
 
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out)

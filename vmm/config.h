@@ -73,6 +73,10 @@ struct vm_config {
 
     unsigned cpus_boot;
     unsigned cpus_max;
+    /* CPU hotplug: the device_add id of each CPU hot-added and not removed
+     * since (index >= cpus_boot), NULL elsewhere. A guest reset keeps them:
+     * the next boot has these CPUs present from power-on, as QEMU does. */
+    char *cpu_ids[VMM_MAX_CPUS];
     enum cpu_model cpu_model;
     enum nested_mode nested;
 
@@ -116,6 +120,8 @@ GQuark config_error_quark(void);
  * or -1 with *err set to a one-line message. */
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err);
 int config_validate(const struct vm_config *c, GError **err);
+/* CPU index present now: a boot CPU or a hot-added one (cpu_ids). */
+bool config_cpu_present(const struct vm_config *c, unsigned index);
 void config_init_defaults(struct vm_config *c);
 void config_clear(struct vm_config *c);
 /* Opens every --net's tap (each net's backend). -1 with *err (a

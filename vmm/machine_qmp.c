@@ -94,7 +94,7 @@ static JsonNode *cmd_query_cpus_fast(const struct qmp_cmd_ctx *ctx, JsonObject *
     if (!no_args(args, err))
         return NULL;
     JsonArray *a = json_array_new();
-    for (unsigned i = 0; m->vm_live && i < m->vm.nr_vcpus; i++) {
+    for (unsigned i = 0; m->vm_live && i < m->vm.max_vcpus; i++) {
         const struct vcpu *v = m->vm.vcpus[i];
         if (!v)
             continue;

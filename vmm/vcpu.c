@@ -251,7 +251,8 @@ static void park(struct vcpu *v)
     pthread_mutex_lock(&vm->pause_lock);
     vm->nr_parked++;
     pthread_cond_broadcast(&vm->parked_cond);
-    while (vm->pause_wanted && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+    while (vm->pause_wanted && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&v->leave, __ATOMIC_SEQ_CST)) {
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
         if (__atomic_exchange_n(&v->state_wanted, 0, __ATOMIC_ACQ_REL)) {
             log_state("vCPU %u: paused", v->index);
@@ -281,7 +282,7 @@ static void *vcpu_thread(void *arg)
     pthread_cond_broadcast(&vm->parked_cond);
     pthread_mutex_unlock(&vm->pause_lock);
 
-    while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+    while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST) && !__atomic_load_n(&v->leave, __ATOMIC_SEQ_CST)) {
         /* Pausing: one more KVM_RUN with immediate_exit, which finishes the
          * I/O of the last exit (a port read's value into RAX, a string
          * instruction's next step) and returns EINTR, or another exit to
@@ -373,6 +374,47 @@ void vcpu_kick(struct vcpu *v)
     __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (v->thread_started)
         pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_unplug(struct vcpu *v)
+{
+    struct vm *vm = v->vm;
+    __atomic_store_n(&v->leave, true, __ATOMIC_SEQ_CST);
+    vcpu_kick(v);
+    /* A paused VM: the thread waits on pause_cond, and must see `leave`. */
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+    if (v->thread_started)
+        pthread_join(v->thread, NULL);
+    v->thread_started = false;
+    __atomic_store_n(&v->tid, 0, __ATOMIC_RELEASE);
+}
+
+int vcpu_replug(struct vcpu *v, GError **err)
+{
+    /* Whatever the guest left in it (x2APIC mode, a disabled APIC), the
+     * CPU comes back as a new one would: xAPIC enabled at the default base,
+     * not the BSP. The guest's INIT resets the rest of the LAPIC. */
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[1];
+    } msrs = { .hdr.nmsrs = 1, .e[0] = { .index = 0x1b /* IA32_APIC_BASE */, .data = 0xfee00000 | (1u << 11) } };
+    if (ioctl(v->fd, KVM_SET_MSRS, &msrs) != 1) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "vCPU %u: KVM refused the APIC base", v->index);
+        return -1;
+    }
+    if (regs_setup_common(v->fd, err) < 0)
+        return -1;
+    struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "KVM_SET_MP_STATE on vCPU %u: %s", v->index,
+                    g_strerror(errno));
+        return -1;
+    }
+    v->run->immediate_exit = 0;
+    __atomic_store_n(&v->leave, false, __ATOMIC_RELEASE);
+    return 0;
 }
 
 void vcpu_destroy(struct vcpu *v)

@@ -22,6 +22,7 @@ struct vcpu {
     int stats_fd;               /* KVM_GET_STATS_FD, or -1; readable by any thread */
     uint64_t exits_to_vmm;      /* KVM_RUN returns handled by this thread */
     int state_wanted;           /* vcpu_request_state: report at the next KVM_RUN return */
+    bool leave;                 /* vcpu_unplug: this thread alone leaves KVM_RUN; atomic */
 };
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err);
@@ -31,6 +32,15 @@ int vcpu_start(struct vcpu *v, GError **err);
 void vcpu_kick(struct vcpu *v);
 /* Joins the thread (after the VM asked every vCPU to stop) and frees. */
 void vcpu_destroy(struct vcpu *v);
+/* CPU hot-unplug: makes this vCPU's thread leave KVM_RUN (or its pause)
+ * and joins it, while the others run on. The fd stays open (KVM cannot
+ * destroy a vCPU, and its id cannot be created again): vcpu_replug takes it
+ * back. Main thread. */
+void vcpu_unplug(struct vcpu *v);
+/* An unplugged vCPU plugged in again: MSRs, FPU and LAPIC as vcpu_create sets
+ * them, the xAPIC at its default base, and waiting for INIT/SIPI like any
+ * AP. vcpu_start then starts its thread. */
+int vcpu_replug(struct vcpu *v, GError **err);
 /* The SIGUSR1 report, on stderr as "vmm: state: vCPU N: ..." lines. The
  * caller's thread prints the vCPU's thread id and KVM's counters for it
  * (no vCPU lock needed, so this line comes even from a vCPU stuck in the

@@ -13,6 +13,7 @@
 #include "arch/x86/regs.h"
 #include "devices/acpi_pcihp.h"
 #include "devices/acpi_pm.h"
+#include "devices/cpu_hotplug.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/ioapic.h"
@@ -98,9 +99,11 @@ bool vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
     if (first) {
         /* Stop every vCPU now: nothing a guest does after this must be seen. */
         __atomic_store_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
-        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        pthread_mutex_lock(&vm->vcpus_lock);
+        for (unsigned i = 0; i < vm->max_vcpus; i++)
             if (vm->vcpus[i])
                 vcpu_kick(vm->vcpus[i]);
+        pthread_mutex_unlock(&vm->vcpus_lock);
         wake_parked(vm);
         uint64_t one = 1;
         if (write(vm->stop_eventfd, &one, sizeof(one)) < 0)
@@ -114,9 +117,11 @@ void vm_pause(struct vm *vm)
     pthread_mutex_lock(&vm->pause_lock);
     __atomic_store_n(&vm->pause_wanted, true, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&vm->pause_lock);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+    pthread_mutex_lock(&vm->vcpus_lock);
+    for (unsigned i = 0; i < vm->max_vcpus; i++)
         if (vm->vcpus[i])
             vcpu_kick(vm->vcpus[i]);
+    pthread_mutex_unlock(&vm->vcpus_lock);
     pthread_mutex_lock(&vm->pause_lock);
     while (vm->pause_wanted && vm->nr_parked + vm->nr_exited < vm->nr_threads)
         pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
@@ -584,6 +589,67 @@ static void pcihp_eject(void *opaque, unsigned slot)
     loop_call(vm->loop, unplug_on_loop, u);
 }
 
+static void cpu_hotplug_notify(void *opaque)
+{
+    struct vm *vm = opaque;
+    acpi_pm_ged_event(vm->acpi_pm, GED_EVENT_CPU_HOTPLUG);
+}
+
+struct cpu_ejected {
+    struct vm *vm;
+    unsigned index;
+};
+
+/* Main loop: the guest ejected the CPU (the controller shows it absent
+ * already). Its thread leaves KVM_RUN and is joined, its fd kept. Runs
+ * before the VM is destroyed even when the VM stopped meanwhile (the loop's
+ * calls run before teardown); the slot is NULL then. */
+static void cpu_ejected_fn(void *opaque)
+{
+    struct cpu_ejected *e = opaque;
+    struct vm *vm = e->vm;
+    unsigned i = e->index;
+    g_free(e);
+    pthread_mutex_lock(&vm->vcpus_lock);
+    struct vcpu *v = vm->vcpus[i];
+    vm->vcpus[i] = NULL;
+    pthread_mutex_unlock(&vm->vcpus_lock);
+    if (v) {
+        vcpu_unplug(v);
+        vm->spare_vcpus[i] = v;
+        log_info("vCPU %u unplugged: the guest ejected it", i);
+    }
+    struct vm_cpu_unplug u = vm->unplug[i];
+    vm->unplug[i] = (struct vm_cpu_unplug){ 0 };
+    if (u.fn)
+        u.fn(u.opaque, i);
+}
+
+/* vCPU thread (the guest's _EJ0): the work is the main loop's. */
+static void cpu_hotplug_ejected(void *opaque, unsigned index)
+{
+    struct vm *vm = opaque;
+    struct cpu_ejected *e = g_new(struct cpu_ejected, 1);
+    *e = (struct cpu_ejected){ vm, index };
+    loop_call(vm->loop, cpu_ejected_fn, e);
+}
+
+static int create_cpu_hotplug(struct vm *vm)
+{
+    const struct vm_config *cfg = vm->cfg;
+    if (cfg->cpus_max <= cfg->cpus_boot)
+        return 0;
+    struct cpu_hotplug_ops ops = { .notify = cpu_hotplug_notify, .ejected = cpu_hotplug_ejected, .opaque = vm };
+    vm->cpu_hotplug = cpu_hotplug_create(&vm->pio, PORT_CPU_HOTPLUG, cfg->cpus_max, &ops);
+    if (!vm->cpu_hotplug)
+        return -1;
+    for (unsigned i = 0; i < cfg->cpus_max; i++)
+        if (config_cpu_present(cfg, i))
+            cpu_hotplug_set_present(vm->cpu_hotplug, i);
+    add_device(vm, cpu_hotplug_device(vm->cpu_hotplug));
+    return 0;
+}
+
 static int create_devices(struct vm *vm)
 {
     const struct vm_config *cfg = vm->cfg;
@@ -603,7 +669,7 @@ static int create_devices(struct vm *vm)
     add_device(vm, acpi_pcihp_device(vm->pcihp));
     if (cfg->test_exit)
         add_device(vm, debug_exit_device(debug_exit_create(&vm->pio, PORT_DEBUG_EXIT, ctl)));
-    return 0;
+    return create_cpu_hotplug(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
@@ -624,6 +690,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     pthread_mutex_init(&vm->pause_lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
     pthread_cond_init(&vm->parked_cond, NULL);
+    pthread_mutex_init(&vm->vcpus_lock, NULL);
+    vm->max_vcpus = MAX(cfg->cpus_max, cfg->cpus_boot);
+    vm->vcpus = g_new0(struct vcpu *, vm->max_vcpus);
+    vm->spare_vcpus = g_new0(struct vcpu *, vm->max_vcpus);
+    vm->unplug = g_new0(struct vm_cpu_unplug, vm->max_vcpus);
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
     vm->devices = g_array_new(FALSE, FALSE, sizeof(struct device));
@@ -658,7 +729,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     if (create_devices(vm) < 0 || create_pci(vm, err) < 0)
         return -1;
 
+    g_autofree bool *present = g_new0(bool, vm->max_vcpus);
+    for (unsigned i = 0; i < vm->max_vcpus; i++)
+        present[i] = config_cpu_present(cfg, i);
     struct acpi_config acfg = { .nr_cpus_boot = cfg->cpus_boot, .nr_cpus_max = cfg->cpus_max,
+                                .cpu_present = present,
                                 .serial = vm->serial_be != NULL, .pci = true,
                                 .pci_mmio64_base = pci_mmio64_base(&vm->mem),
                                 .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
@@ -690,12 +765,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
         return -1;
     if (!nested)
         cpuid_hide_nested(vm->supported_cpuid);
-    vm->vcpus = g_new0(struct vcpu *, cfg->cpus_boot);
-    for (unsigned i = 0; i < cfg->cpus_boot; i++) {
-        vm->vcpus[i] = vcpu_create(vm, i, err);
-        if (!vm->vcpus[i])
+    for (unsigned i = 0; i < vm->max_vcpus; i++) {
+        if (!present[i])
+            continue;
+        struct vcpu *v = vcpu_create(vm, i, err);
+        if (!v)
             return -1;
-        vm->nr_vcpus = i + 1;
+        pthread_mutex_lock(&vm->vcpus_lock);
+        vm->vcpus[i] = v;
+        pthread_mutex_unlock(&vm->vcpus_lock);
     }
     if (regs_setup_bsp(vm->vcpus[0]->fd, &entry, err) < 0)
         return -1;
@@ -706,7 +784,9 @@ int vm_start(struct vm *vm, bool paused, GError **err)
 {
     vm->pause_wanted = paused;  /* no vCPU thread yet */
     int ret = 0;
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+    for (unsigned i = 0; i < vm->max_vcpus; i++) {
+        if (!vm->vcpus[i])
+            continue;
         if (vcpu_start(vm->vcpus[i], err) < 0) {
             vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, 0);
             ret = -1;
@@ -727,20 +807,108 @@ int vm_start(struct vm *vm, bool paused, GError **err)
 void vm_stop_vcpus(struct vm *vm)
 {
     __atomic_store_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_kick(vm->vcpus[i]);
+    pthread_mutex_lock(&vm->vcpus_lock);
+    for (unsigned i = 0; i < vm->max_vcpus; i++)
+        if (vm->vcpus[i])
+            vcpu_kick(vm->vcpus[i]);
+    pthread_mutex_unlock(&vm->vcpus_lock);
     wake_parked(vm);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        vcpu_destroy(vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->max_vcpus; i++) {
+        pthread_mutex_lock(&vm->vcpus_lock);
+        struct vcpu *v = vm->vcpus[i];
         vm->vcpus[i] = NULL;
+        pthread_mutex_unlock(&vm->vcpus_lock);
+        vcpu_destroy(v);
+        vcpu_destroy(vm->spare_vcpus[i]);
+        vm->spare_vcpus[i] = NULL;
     }
-    vm->nr_vcpus = 0;
+}
+
+unsigned vm_nr_vcpus(struct vm *vm)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&vm->vcpus_lock);
+    for (unsigned i = 0; i < vm->max_vcpus; i++)
+        n += vm->vcpus[i] != NULL;
+    pthread_mutex_unlock(&vm->vcpus_lock);
+    return n;
+}
+
+int vm_cpu_add(struct vm *vm, unsigned index, GError **err)
+{
+    if (!vm->cpu_hotplug) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU hotplug needs room to grow: start vmm with --cpus boot=N,max=M, M > N");
+        return -1;
+    }
+    if (index >= vm->max_vcpus) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU %u does not exist: this VM has CPUs 0 to %u (--cpus max=%u)", index,
+                    vm->max_vcpus - 1, vm->max_vcpus);
+        return -1;
+    }
+    if (vm->vcpus[index] || cpu_hotplug_present(vm->cpu_hotplug, index)) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU %u is already present", index);
+        return -1;
+    }
+    if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+        g_set_error(err, CONFIG_ERROR, 0, "the VM is stopping");
+        return -1;
+    }
+    struct vcpu *v = vm->spare_vcpus[index];
+    if (v) {
+        if (vcpu_replug(v, err) < 0)
+            return -1;
+        vm->spare_vcpus[index] = NULL;
+    } else {
+        v = vcpu_create(vm, index, err);
+        if (!v)
+            return -1;
+    }
+    if (vcpu_start(v, err) < 0) {
+        vm->spare_vcpus[index] = v;
+        return -1;
+    }
+    /* Counted like the boot vCPUs' threads (a paused VM's new thread parks
+     * at once), and its thread id known before query-cpus-fast can ask. */
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nr_threads++;
+    while (vm->nr_threads_up < vm->nr_threads)
+        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
+    pthread_mutex_lock(&vm->vcpus_lock);
+    vm->vcpus[index] = v;
+    pthread_mutex_unlock(&vm->vcpus_lock);
+    /* A stop that came meanwhile kicked the slots before this one was set. */
+    if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+        vcpu_kick(v);
+    cpu_hotplug_insert(vm->cpu_hotplug, index);
+    log_info("vCPU %u plugged in", index);
+    return 0;
+}
+
+int vm_cpu_request_remove(struct vm *vm, unsigned index, vm_cpu_removed_fn fn, void *opaque, GError **err)
+{
+    if (!vm->cpu_hotplug || index >= vm->max_vcpus || !vm->vcpus[index]) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU %u is not present", index);
+        return -1;
+    }
+    if (index < vm->cfg->cpus_boot) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU %u is a boot CPU (--cpus boot=%u); only hot-added CPUs can be removed",
+                    index, vm->cfg->cpus_boot);
+        return -1;
+    }
+    if (cpu_hotplug_request_remove(vm->cpu_hotplug, index) < 0) {
+        g_set_error(err, CONFIG_ERROR, 0, "CPU %u is not present", index);
+        return -1;
+    }
+    vm->unplug[index] = (struct vm_cpu_unplug){ fn, opaque };
+    return 0;
 }
 
 void vm_report_state(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_report_state(vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->max_vcpus; i++)
+        if (vm->vcpus[i])
+            vcpu_report_state(vm->vcpus[i]);
     /* Parked vCPUs report from where they wait. */
     pthread_mutex_lock(&vm->pause_lock);
     pthread_cond_broadcast(&vm->pause_cond);
@@ -752,6 +920,8 @@ void vm_destroy(struct vm *vm)
     if (vm->vcpus) {
         vm_stop_vcpus(vm);
         g_free(vm->vcpus);
+        g_free(vm->spare_vcpus);
+        g_free(vm->unplug);
     }
     if (vm->devices) {
         for (guint i = vm->devices->len; i-- > 0;) {
@@ -778,6 +948,7 @@ void vm_destroy(struct vm *vm)
     pthread_cond_destroy(&vm->parked_cond);
     pthread_cond_destroy(&vm->pause_cond);
     pthread_mutex_destroy(&vm->pause_lock);
+    pthread_mutex_destroy(&vm->vcpus_lock);
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = -1;
 }

@@ -27,6 +27,15 @@ struct pci_host;
 struct acpi_pm;
 struct acpi_pcihp;
 struct char_backend;
+struct cpu_hotplug;
+
+/* Told on the main loop when the guest has ejected a CPU whose removal
+ * vm_cpu_request_remove asked for (its thread is joined by then). */
+typedef void (*vm_cpu_removed_fn)(void *opaque, unsigned index);
+struct vm_cpu_unplug {
+    vm_cpu_removed_fn fn;
+    void *opaque;
+};
 
 /* Why the running VM stopped; handled on the main loop. */
 enum vm_stop_reason {
@@ -50,8 +59,16 @@ struct vm {
     struct bus mmio;
     struct loop *loop;
 
+    /* One slot per possible CPU (cfg->cpus_max), NULL where no CPU is present
+     * (not plugged yet, or unplugged): iterate all max_vcpus slots and skip
+     * the NULLs. Slots change on the main thread, under vcpus_lock; other
+     * threads read them under it. */
     struct vcpu **vcpus;
-    unsigned nr_vcpus;
+    unsigned max_vcpus;
+    pthread_mutex_t vcpus_lock;
+    struct vcpu **spare_vcpus;          /* unplugged vCPUs whose fd KVM keeps (vcpu_unplug) */
+    struct cpu_hotplug *cpu_hotplug;    /* with cpus_max > cpus_boot */
+    struct vm_cpu_unplug *unplug;       /* per slot: who waits for the guest's eject */
     struct kvm_cpuid2 *supported_cpuid;
 
     bool split_irqchip;
@@ -113,6 +130,16 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 /* Stops and joins all vCPU threads. Main thread. */
 void vm_stop_vcpus(struct vm *vm);
+/* CPU hotplug (main loop thread, VM running). vm_cpu_add creates (or takes
+ * back from an unplug) the vCPU of that index, starts its thread (it waits for
+ * the guest's INIT/SIPI) and tells the guest through the GED. 0, or -1 with
+ * *err: not a possible CPU, already present, no hotplug controller. */
+int vm_cpu_add(struct vm *vm, unsigned index, GError **err);
+/* Asks the guest to eject the CPU; `fn` is called once it has (an eject
+ * request the guest ignores stays pending, as on real hardware). */
+int vm_cpu_request_remove(struct vm *vm, unsigned index, vm_cpu_removed_fn fn, void *opaque, GError **err);
+/* Present CPUs: the number of non-NULL slots. */
+unsigned vm_nr_vcpus(struct vm *vm);
 /* The SIGUSR1 report: vcpu_report_state for every vCPU. Loop thread. */
 void vm_report_state(struct vm *vm);
 void vm_destroy(struct vm *vm);

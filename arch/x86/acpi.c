@@ -14,7 +14,7 @@
 
 #define ACPI_OEM_ID         "VMMVMM"
 #define ACPI_CREATOR_ID     "VMMB"
-#define ACPI_CREATOR_REV    1
+#define ACPI_CREATOR_REV    2
 #define ACPI_HYPERVISOR_ID  "VMMVMM  "  /* FADT Hypervisor Vendor Identity, 8 bytes */
 
 #define HDR_LEN             36
@@ -168,15 +168,42 @@ static GByteArray *build_fadt(uint64_t dsdt_gpa)
     return t;
 }
 
+static unsigned cpus_max(const struct acpi_config *c)
+{
+    return MAX(c->nr_cpus_max, c->nr_cpus_boot);
+}
+
+static bool cpu_present(const struct acpi_config *c, unsigned i)
+{
+    return c->cpu_present ? c->cpu_present[i] : i < c->nr_cpus_boot;
+}
+
+static bool cpu_hotplug(const struct acpi_config *c)
+{
+    return c->nr_cpus_max > c->nr_cpus_boot;
+}
+
+/* The MADT's Processor Local APIC entry of CPU i (APIC ID = ACPI UID = i). */
+static void madt_lapic(uint8_t e[8], unsigned i, uint8_t flags)
+{
+    e[0] = MADT_LAPIC;
+    e[1] = 8;
+    e[2] = (uint8_t)i;      /* ACPI processor UID */
+    e[3] = (uint8_t)i;      /* APIC ID */
+    e[4] = flags;
+    e[5] = e[6] = e[7] = 0;
+}
+
 static GByteArray *build_madt(const struct acpi_config *c)
 {
     GByteArray *t = table_new("APIC", MADT_REVISION);
     put_le(t, LAYOUT_LAPIC_ADDR, 4);
     put_le(t, 0, 4);    /* flags: no PCAT_COMPAT, there is no 8259 */
-    unsigned max = MAX(c->nr_cpus_max, c->nr_cpus_boot);
-    for (unsigned i = 0; i < max; i++) {
-        uint8_t e[8] = { MADT_LAPIC, 8, (uint8_t)i, (uint8_t)i };
-        e[4] = i < c->nr_cpus_boot ? MADT_LAPIC_ENABLED : MADT_LAPIC_ONLINE_CAPABLE;
+    /* Every possible CPU: present ones enabled, the others online-capable
+     * (MADT revision 5), which Linux counts as possible CPUs to hot-add. */
+    for (unsigned i = 0; i < cpus_max(c); i++) {
+        uint8_t e[8];
+        madt_lapic(e, i, cpu_present(c, i) ? MADT_LAPIC_ENABLED : MADT_LAPIC_ONLINE_CAPABLE);
         g_byte_array_append(t, e, sizeof(e));
     }
     put_le(t, MADT_IOAPIC, 1);
@@ -269,8 +296,107 @@ static struct aml *build_ged(const struct acpi_config *c)
         aml_append(pcihp, aml_call("\\_SB.PCI0.PCNT", NULL));
         aml_append(evt, pcihp);
     }
+    if (cpu_hotplug(c)) {
+        struct aml *cpu = aml_if(aml_and(aml_local(0), aml_int(GED_EVENT_CPU_HOTPLUG), NULL));
+        aml_append(cpu, aml_call("\\_SB.CSCN", NULL));
+        aml_append(evt, cpu);
+    }
     aml_append(d, evt);
     return d;
+}
+
+static void cpu_name(char name[5], unsigned i)
+{
+    g_snprintf(name, 5, "C%03X", i);
+}
+
+/* CPU hotplug (devices/cpu_hotplug.h has the registers): the controller's
+ * fields, _STA and _EJ0 helpers behind one mutex (the selector is shared),
+ * the scan the GED calls, and an ACPI0007 device per possible CPU. */
+static void build_cpus(struct aml *sb, const struct acpi_config *c)
+{
+    const unsigned max = cpus_max(c);
+    aml_append(sb, aml_opregion("CPHR", AML_SYSTEM_IO, PORT_CPU_HOTPLUG, PORT_CPU_HOTPLUG_LEN));
+    /* WriteAsZeros: writing one flag must not write back the others it reads. */
+    struct aml *f = aml_field("CPHR", AML_BYTE_ACC, AML_NOLOCK, AML_WRITE_AS_ZEROS);
+    aml_append(f, aml_named_field("CSEL", 32));
+    aml_append(f, aml_named_field("CPEN", 1));
+    aml_append(f, aml_named_field("CINS", 1));
+    aml_append(f, aml_named_field("CRMV", 1));
+    aml_append(f, aml_named_field("CEJ0", 1));
+    aml_append(sb, f);
+    aml_append(sb, aml_mutex("CPLK", 0));
+
+    struct aml *sta = aml_method("CSTA", 1, AML_SERIALIZED);
+    aml_append(sta, aml_acquire(aml_name("CPLK"), 0xffff));
+    aml_append(sta, aml_store(aml_arg(0), aml_name("CSEL")));
+    aml_append(sta, aml_store(aml_zero(), aml_local(0)));
+    struct aml *on = aml_if(aml_lequal(aml_name("CPEN"), aml_one()));
+    aml_append(on, aml_store(aml_int(0x0f), aml_local(0)));
+    aml_append(sta, on);
+    aml_append(sta, aml_release(aml_name("CPLK")));
+    aml_append(sta, aml_return(aml_local(0)));
+    aml_append(sb, sta);
+
+    struct aml *ej = aml_method("CEJM", 1, AML_SERIALIZED);
+    aml_append(ej, aml_acquire(aml_name("CPLK"), 0xffff));
+    aml_append(ej, aml_store(aml_arg(0), aml_name("CSEL")));
+    aml_append(ej, aml_store(aml_one(), aml_name("CEJ0")));
+    aml_append(ej, aml_release(aml_name("CPLK")));
+    aml_append(sb, ej);
+
+    /* CNTF (index, code): Notify the CPU device with that index. */
+    struct aml *ntf = aml_method("CNTF", 2, AML_NOT_SERIALIZED);
+    for (unsigned i = 0; i < max; i++) {
+        char name[5];
+        cpu_name(name, i);
+        struct aml *hit = aml_if(aml_lequal(aml_arg(0), aml_int(i)));
+        aml_append(hit, aml_notify(aml_name(name), aml_arg(1)));
+        aml_append(ntf, hit);
+    }
+    aml_append(sb, ntf);
+
+    /* CSCN: every CPU with an event gets its Notify (1: device check, a CPU
+     * to add; 3: eject request), and the event is acknowledged. */
+    struct aml *scn = aml_method("CSCN", 0, AML_SERIALIZED);
+    aml_append(scn, aml_acquire(aml_name("CPLK"), 0xffff));
+    aml_append(scn, aml_store(aml_zero(), aml_local(0)));
+    struct aml *loop = aml_while(aml_lless(aml_local(0), aml_int(max)));
+    aml_append(loop, aml_store(aml_local(0), aml_name("CSEL")));
+    struct aml *ins = aml_if(aml_lequal(aml_name("CINS"), aml_one()));
+    aml_append(ins, aml_call("CNTF", aml_local(0), aml_one(), NULL));
+    aml_append(ins, aml_store(aml_one(), aml_name("CINS")));
+    aml_append(loop, ins);
+    struct aml *rmv = aml_if(aml_lequal(aml_name("CRMV"), aml_one()));
+    aml_append(rmv, aml_call("CNTF", aml_local(0), aml_int(3), NULL));
+    aml_append(rmv, aml_store(aml_one(), aml_name("CRMV")));
+    aml_append(loop, rmv);
+    aml_append(loop, aml_increment(aml_local(0)));
+    aml_append(scn, loop);
+    aml_append(scn, aml_release(aml_name("CPLK")));
+    aml_append(sb, scn);
+
+    for (unsigned i = 0; i < max; i++) {
+        char name[5];
+        cpu_name(name, i);
+        struct aml *d = aml_device(name);
+        aml_append(d, aml_name_decl("_HID", aml_string("ACPI0007")));
+        aml_append(d, aml_name_decl("_UID", aml_int(i)));
+        struct aml *s = aml_method("_STA", 0, AML_NOT_SERIALIZED);
+        aml_append(s, aml_return(aml_call("CSTA", aml_int(i), NULL)));
+        aml_append(d, s);
+        /* Enabled, whatever the MADT said at boot: Linux maps a CPU it
+         * hot-adds from the _MAT entry, and only an enabled one. */
+        uint8_t mat[8];
+        madt_lapic(mat, i, MADT_LAPIC_ENABLED);
+        aml_append(d, aml_name_decl("_MAT", aml_buffer(mat, sizeof(mat))));
+        if (i >= c->nr_cpus_boot) {
+            struct aml *e = aml_method("_EJ0", 1, AML_NOT_SERIALIZED);
+            aml_append(e, aml_call("CEJM", aml_int(i), NULL));
+            aml_append(d, e);
+        }
+        aml_append(sb, d);
+    }
 }
 
 static GByteArray *build_mcfg(void)
@@ -346,6 +472,8 @@ static GByteArray *build_dsdt(const struct acpi_config *c)
     aml_append(sb, build_rtc());
     aml_append(sb, build_pwrb());
     aml_append(sb, build_ged(c));
+    if (cpu_hotplug(c))
+        build_cpus(sb, c);
     if (c->pci)
         aml_append(sb, build_pci0(c));
     aml_append(top, sb);

@@ -15,6 +15,11 @@ struct guest_memory;
 struct acpi_config {
     unsigned nr_cpus_boot;      /* enabled LAPIC entries */
     unsigned nr_cpus_max;       /* further entries, online-capable, for hotplug */
+    /* nr_cpus_max entries: which CPUs are present now (boot ones and those
+     * hot-added before a reset); NULL: the first nr_cpus_boot. With
+     * nr_cpus_max > nr_cpus_boot the DSDT describes every possible CPU
+     * (ACPI0007) over the CPU hotplug controller at PORT_CPU_HOTPLUG. */
+    const bool *cpu_present;
     bool serial;                /* COM1 in the DSDT */
     bool pci;                   /* MCFG and the PCI0 host bridge in the DSDT */
     uint64_t pci_mmio64_base;   /* the 64-bit window in PCI0's _CRS (size 0: none) */

@@ -98,6 +98,15 @@ check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1] [HOTPLUG-MASK 
     expect dsdt.dsl 1 'Method (_EVT, 1, Serialized)'
     expect dsdt.dsl 1 'Notify (\_SB.PWRB, 0x80)'
     expect dsdt.dsl 1 'Name (\_S5, Package (0x04)'
+    cpuhp=0
+    [ "$max" -le "$boot" ] || cpuhp=1
+    expect dsdt.dsl $((cpuhp * max)) 'Name (_HID, "ACPI0007"'
+    expect dsdt.dsl $((cpuhp * max)) 'Name (_MAT, Buffer (0x08)'
+    expect dsdt.dsl $((cpuhp * (max - boot))) 'CEJM ('
+    expect dsdt.dsl "$cpuhp" 'OperationRegion (CPHR, SystemIO, 0x0CD8, 0x20)'
+    expect dsdt.dsl "$cpuhp" 'Method (CSCN, 0, Serialized)'
+    expect dsdt.dsl "$cpuhp" '\_SB.CSCN ()'
+    [ "$cpuhp" = 0 ] || expect dsdt.dsl 1 "Device (C$(printf %03X $((max - 1))))"
     expect dsdt.dsl "$pci" 'Device (PCI0)'
     expect dsdt.dsl "$pci" 'EisaId ("PNP0A08")'
     expect dsdt.dsl "$pci" 'Name (_CID, EisaId ("PNP0A03")'
@@ -120,7 +129,8 @@ check() {      # check BOOT MAX SERIAL(0/1) [PCI(0/1), default 1] [HOTPLUG-MASK 
     expect dsdt.dsl "$hp" 'DVNT (PCID, 0x03)'
     expect dsdt.dsl "$hp" '\_SB.PCI0.PCNT ()'
     expect dsdt.dsl "$nslots" 'Name (_SUN, '
-    expect dsdt.dsl "$nslots" 'Method (_EJ0, 1, NotSerialized)'
+    # _EJ0: one per PCI slot and per hot-pluggable CPU
+    expect dsdt.dsl $((nslots + cpuhp * (max - boot))) 'Method (_EJ0, 1, NotSerialized)'
     expect dsdt.dsl "$nslots" '\_SB.PCI0.B0EJ = 0x'
     expect dsdt.dsl "$nslots" 'Notify (S'
     if [ "$pci" = 1 ]; then

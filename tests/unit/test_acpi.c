@@ -117,7 +117,7 @@ static void check_fadt(const struct parsed *p)
         assert_int_equal(f[o], 0);
 }
 
-static void check_madt(const struct parsed *p, unsigned boot, unsigned max)
+static void check_madt_present(const struct parsed *p, const bool *present, unsigned boot, unsigned max)
 {
     const uint8_t *m = p->buf + p->madt;
     uint32_t len = (uint32_t)le(m + 4, 4);
@@ -135,7 +135,8 @@ static void check_madt(const struct parsed *p, unsigned boot, unsigned max)
             assert_int_equal(elen, 8);
             assert_int_equal(m[o + 2], lapics);     /* processor UID */
             assert_int_equal(m[o + 3], lapics);     /* APIC ID */
-            assert_int_equal(le(m + o + 4, 4), lapics < boot ? 1 : 2);  /* enabled / online-capable */
+            /* enabled / online-capable */
+            assert_int_equal(le(m + o + 4, 4), (present ? present[lapics] : lapics < boot) ? 1 : 2);
             lapics++;
             break;
         case 1:
@@ -169,6 +170,11 @@ static void check_madt(const struct parsed *p, unsigned boot, unsigned max)
     assert_int_equal(ioapics, 1);
     assert_int_equal(overrides, 1);
     assert_int_equal(nmis, 1);
+}
+
+static void check_madt(const struct parsed *p, unsigned boot, unsigned max)
+{
+    check_madt_present(p, NULL, boot, max);
 }
 
 static bool dsdt_has(const struct parsed *p, const char *s)
@@ -328,10 +334,110 @@ static void test_pci_tables(void **state)
     assert_false(contains(np->data, np->len, "PCI0", 4));
 }
 
+static unsigned count(const uint8_t *hay, size_t n, const void *needle, size_t len)
+{
+    unsigned c = 0;
+    for (const uint8_t *h = hay; (h = memmem(h, n - (size_t)(h - hay), needle, len)); h++)
+        c++;
+    return c;
+}
+
+static void dsdt_of(const GByteArray *t, const uint8_t **d, size_t *len)
+{
+    /* XSDT → FADT (its first entry) → X_DSDT, with or without an MCFG. */
+    struct parsed p = { .buf = t->data, .len = t->len, .base = LAYOUT_ACPI_START };
+    p.xsdt = table_at(&p, le(t->data + 24, 8), "XSDT");
+    p.fadt = table_at(&p, le(t->data + p.xsdt + 36, 8), "FACP");
+    p.dsdt = table_at(&p, le(t->data + p.fadt + 140, 8), "DSDT");
+    *d = t->data + p.dsdt;
+    *len = le(*d + 4, 4);
+}
+
+/* CPU hotplug: boot=1, max=3. The controller's region and fields, a
+ * processor device per possible CPU with its _MAT, _EJ0 on the hot-pluggable
+ * ones, and the GED calling the scan. */
+static void test_cpu_hotplug_aml(void **state)
+{
+    struct acpi_config c = { .nr_cpus_boot = 1, .nr_cpus_max = 3, .serial = true, .pci = true };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    const uint8_t *d;
+    size_t n;
+    dsdt_of(t, &d, &n);
+    /* OperationRegion (CPHR, SystemIO, 0x0CD8, 0x20) */
+    static const uint8_t region[] = { 0x5b, 0x80, 'C', 'P', 'H', 'R', 0x01, 0x0b, 0xd8, 0x0c, 0x0a, 0x20 };
+    assert_int_equal(count(d, n, region, sizeof(region)), 1);
+    /* Field (CPHR, ByteAcc, NoLock, WriteAsZeros) { CSEL 32, CPEN 1, CINS 1, CRMV 1, CEJ0 1 } */
+    static const uint8_t field[] = { 'C', 'P', 'H', 'R', 0x41, 'C', 'S', 'E', 'L', 0x20, 'C', 'P', 'E', 'N', 0x01,
+                                     'C', 'I', 'N', 'S', 0x01, 'C', 'R', 'M', 'V', 0x01, 'C', 'E', 'J', '0', 0x01 };
+    assert_int_equal(count(d, n, field, sizeof(field)), 1);
+    static const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0d, 'A', 'C', 'P', 'I', '0', '0', '0', '7', 0 };
+    assert_int_equal(count(d, n, hid, sizeof(hid)), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        /* Device (C00i) ... Name (_UID, i) */
+        char name[5];
+        g_snprintf(name, sizeof(name), "C%03X", i);
+        assert_int_equal(count(d, n, name, 4), 2);  /* the device, and its Notify in CNTF */
+        /* Name (_MAT, Buffer (8) { LAPIC entry, UID i, APIC ID i, enabled }) */
+        const uint8_t mat[] = { 0x08, '_', 'M', 'A', 'T', 0x11, 0x0b, 0x0a, 0x08,
+                                0, 8, (uint8_t)i, (uint8_t)i, 1, 0, 0, 0 };
+        assert_int_equal(count(d, n, mat, sizeof(mat)), 1);
+    }
+    assert_int_equal(count(d, n, "_EJ0", 4), 2);
+    /* The GED's _EVT calls \_SB.CSCN when bit 2 is set. */
+    static const uint8_t call[] = { 0x5c, 0x2e, '_', 'S', 'B', '_', 'C', 'S', 'C', 'N' };
+    assert_int_equal(count(d, n, call, sizeof(call)), 1);
+    assert_int_equal(count(d, n, "CSCN", 4), 2);   /* the method and the call */
+
+    /* Without room to grow there is nothing of it. */
+    c.nr_cpus_max = 1;
+    g_autoptr(GByteArray) none = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    dsdt_of(none, &d, &n);
+    assert_int_equal(count(d, n, "ACPI0007", 8), 0);
+    assert_int_equal(count(d, n, "CPHR", 4), 0);
+    assert_int_equal(count(d, n, "CSCN", 4), 0);
+}
+
+/* After a reset with CPUs hot-added, the MADT enables exactly the present
+ * ones (not the first N) and the DSDT stays the same. */
+static void test_cpu_present_mask(void **state)
+{
+    const bool present[4] = { true, false, true, false };
+    struct acpi_config c = { .nr_cpus_boot = 1, .nr_cpus_max = 4, .cpu_present = present, .serial = true };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    struct parsed p;
+    parse(&p, t, LAYOUT_ACPI_START);
+    check_madt_present(&p, present, 1, 4);
+    c.cpu_present = NULL;
+    g_autoptr(GByteArray) u = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    const uint8_t *d1, *d2;
+    size_t n1, n2;
+    dsdt_of(t, &d1, &n1);
+    dsdt_of(u, &d2, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1);
+}
+
+/* The largest machine still fits the ACPI window. */
+static void test_cpu_hotplug_255_fits(void **state)
+{
+    struct acpi_config c = { .nr_cpus_boot = 1, .nr_cpus_max = 255, .serial = true, .pci = true,
+                             .pci_mmio64_base = 0x140000000ull, .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE };
+    g_autoptr(GByteArray) t = acpi_build_tables(&c, LAYOUT_ACPI_START);
+    assert_true(t->len <= LAYOUT_ACPI_END - LAYOUT_ACPI_START);
+    const uint8_t *d;
+    size_t n;
+    dsdt_of(t, &d, &n);
+    assert_int_equal(count(d, n, "ACPI0007", 8), 255);
+    assert_int_equal(count(d, n, "_EJ0", 4), 254);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pci_tables),
+        cmocka_unit_test(test_cpu_hotplug_aml),
+        cmocka_unit_test(test_cpu_present_mask),
+        cmocka_unit_test(test_cpu_hotplug_255_fits),
         cmocka_unit_test(test_cpu_counts),
         cmocka_unit_test(test_pointers_follow_base),
         cmocka_unit_test(test_max_below_boot_counts_boot),

@@ -237,7 +237,7 @@ static void query_cpus_fast(void **state)
     struct vcpu v[2] = { { .index = 0, .tid = 4242 }, { .index = 1, .tid = 4243 } };
     struct vcpu *vp[2] = { &v[0], &v[1] };
     m->vm.vcpus = vp;
-    m->vm.nr_vcpus = 2;
+    m->vm.max_vcpus = 2;
     m->vm_live = true;
     assert_reply(m, "query-cpus-fast", NULL,
                  "[{\"thread-id\":4242,\"props\":{\"core-id\":0,\"thread-id\":0,\"socket-id\":0},"
