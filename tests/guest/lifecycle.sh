@@ -1,0 +1,208 @@
+#!/bin/bash
+# VM lifecycle under QMP, driven with vmmctl against guest-tests/lifecycle
+# (prints "# lifecycle guest up" once per boot, then "count 1", "count 2"...
+# forever; powers off when its GED handler sees the power-button bit):
+#   - stop/cont: while paused not one byte more of guest output; afterwards
+#     the counter goes on from where it stopped, every value once and in
+#     order (also over 20 back-to-back stop/cont pairs); query-status follows
+#   - -S: nothing runs before cont; query-cpus-fast's thread-ids are vmm's
+#     vCPU threads (/proc/PID/task/TID/comm)
+#   - system_reset: the guest boots again (its banner twice, the counter from
+#     1); while paused, the rebuilt VM stays stopped (prelaunch, as QEMU)
+#   - system_powerdown: the GED interrupt carries the power-button bit, the
+#     guest powers off, vmm exits 0
+#   - guest reset: RESET guest-reset; with --reboot exit SHUTDOWN guest-reset
+#     and status 4; SIGTERM: SHUTDOWN host-signal and status 0
+# and each run's whole QMP event transcript (a vmmctl events watcher that
+# connected first: --qmp ...,wait=on holds the guest until it has). Emits
+# TAP; skips where /dev/kvm cannot run a VM.
+#
+# usage: lifecycle.sh VMM VMMCTL IMAGE_DIR SOURCE_ROOT
+set -u
+vmm=$(readlink -f "$1") vmmctl=$(readlink -f "$2") images=$(readlink -f "$3") srcroot=$4
+if ! why=$("$srcroot/tools/kvm-check"); then
+    echo "1..0 # SKIP $why"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-lifecycle.XXXXXX")
+pid= wpid=
+trap 'kill -KILL $pid $wpid 2>/dev/null; rm -rf "$tmp"' EXIT
+sock=$tmp/qmp.sock
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() {
+    n=$((n + 1)); failed=$((failed + 1))
+    echo "not ok $n - $1"
+    shift
+    for f in "$@"; do [ -e "$f" ] && tail -n 15 "$f" | sed "s|^|#   $(basename "$f"): |"; done
+}
+# check DESC COND-COMMAND... [-- FILES TO SHOW]
+check() {
+    local desc=$1; shift
+    local files=()
+    local cmd=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
+    [ $# -gt 0 ] && { shift; files=("$@"); }
+    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
+}
+# Waits up to 30 s for a line matching ERE in FILE (a missing one fails the
+# check that follows, it does not hang the test).
+wait_line() {
+    local i=0
+    while ! grep -qaE -- "$1" "$2" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+}
+ctl() { "$vmmctl" -s "$sock" --timeout 20 "$@"; }
+json() { ctl --json qmp "$@"; }
+# Starts vmm on IMAGE with extra args; the event watcher is its first QMP
+# client, so it sees every event (wait=on: no guest before it connects).
+start() {
+    local image=$1; shift
+    rm -f "$sock" "$tmp"/out "$tmp"/err "$tmp"/events
+    "$vmm" --kernel "$images/$image" --memory 64M --serial stdio --qmp "unix:$sock,server=on,wait=on" "$@" \
+        > "$tmp/out" 2> "$tmp/err" < /dev/null &
+    pid=$!
+    local i=0
+    while [ ! -S "$sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    ctl --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
+    wpid=$!
+}
+# Waits for vmm; its status in $status.
+finish() {
+    local i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid"
+    status=$?
+    wait "$wpid" 2>/dev/null
+    pid= wpid=
+}
+# The events of the transcript, as "NAME DATA" lines without timestamps.
+transcript() {
+    sed -E 's/^\{"timestamp":\{[^}]*\},"event":"([A-Z_]+)"(,"data":(.*))?\}$/\1 \3/; s/ $//' "$tmp/events"
+}
+# "ok" when the counts after each banner run 1, 2, 3... without a gap or a
+# repeat; else the first offending line.
+counts_in_order() {
+    awk '/^# lifecycle guest up/ { want = 1; next }
+         /^count / { if ($2 != want) { print "line " NR ": " $0 " (expected count " want ")"; bad = 1; exit }
+                     want++ }
+         END { if (!bad) print "ok" }' "$tmp/out"
+}
+last_count() { grep -a '^count [0-9]*$' "$tmp/out" | tail -n 1 | cut -d' ' -f2; }
+
+echo "1..28"
+
+# ---- stop / cont ----
+start lifecycle.elf --cpus 2
+wait_line '^count 3$' "$tmp/out"
+check "the guest counts" grep -q '^count 3$' "$tmp/out" -- "$tmp/out" "$tmp/err"
+check "query-status: running" [ "$(json query-status)" = '{"status":"running","singlestep":false,"running":true}' ]
+ctl pause
+size1=$(stat -c %s "$tmp/out")
+check "query-status after stop: paused" [ "$(ctl status)" = paused ]
+sleep 1     # an observation window: a paused guest prints nothing, however long we wait
+size2=$(stat -c %s "$tmp/out")
+check "not one byte of guest output while paused ($size1 bytes)" [ "$size1" = "$size2" ] -- "$tmp/out"
+ctl pause   # idempotent: no second STOP
+paused_at=$(last_count)
+ctl resume
+wait_line "^count $((paused_at + 5))\$" "$tmp/out"
+check "after cont the counter goes on past $paused_at" grep -q "^count $((paused_at + 5))\$" "$tmp/out" -- "$tmp/out"
+ctl resume  # running: nothing, no event
+for i in $(seq 20); do ctl pause && ctl resume || break; done
+last=$(last_count)
+wait_line "^count $((last + 3))\$" "$tmp/out"
+check "20 back-to-back stop/cont pairs: the guest still counts (past $last)" \
+    grep -q "^count $((last + 3))\$" "$tmp/out" -- "$tmp/out"
+kill -TERM "$pid"
+finish
+check "SIGTERM: status 0" [ "$status" = 0 ] -- "$tmp/err"
+r=$(counts_in_order)
+check "every count once and in order across the pauses ($r)" [ "$r" = ok ] -- "$tmp/out"
+{ echo "STOP"; echo "RESUME"; for i in $(seq 20); do echo STOP; echo RESUME; done
+  echo 'SHUTDOWN {"guest":false,"reason":"host-signal"}'; } > "$tmp/want"
+transcript > "$tmp/got"
+check "events: STOP, RESUME, 20 x (STOP, RESUME), SHUTDOWN host-signal; none for the repeated stop and cont" \
+    cmp -s "$tmp/want" "$tmp/got" -- "$tmp/got" "$tmp/events.err"
+
+# ---- -S, query-cpus-fast ----
+start lifecycle.elf --cpus 2 -S
+i=0; while [ "$(ctl status 2>/dev/null)" != prelaunch ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "-S: query-status prelaunch" [ "$(json query-status)" = '{"status":"prelaunch","singlestep":false,"running":false}' ]
+sleep 0.5   # observation window: nothing may run before cont
+check "-S: no guest output before cont" [ ! -s "$tmp/out" ] -- "$tmp/out"
+json query-cpus-fast > "$tmp/cpus"
+tids_ok=yes
+for idx in 0 1; do
+    tid=$(grep -oE "\{\"thread-id\":[0-9]+,\"props\":\{\"core-id\":$idx,\"thread-id\":0,\"socket-id\":0\},\"qom-path\":\"/machine/unattached/device\[$idx\]\",\"cpu-index\":$idx,\"target\":\"x86_64\"\}" \
+        "$tmp/cpus" | sed -E 's/^\{"thread-id":([0-9]+).*/\1/')
+    [ -n "$tid" ] && [ "$(cat "/proc/$pid/task/$tid/comm" 2>/dev/null)" = "vcpu$idx" ] || tids_ok=no
+done
+check "query-cpus-fast: 2 entries whose thread-ids are vmm's threads vcpu0 and vcpu1" [ $tids_ok = yes ] -- "$tmp/cpus"
+ctl resume
+wait_line '^count 3$' "$tmp/out"
+check "-S: cont starts the guest" grep -q '^count 3$' "$tmp/out" -- "$tmp/out" "$tmp/err"
+
+# ---- system_reset, running and paused ----
+ctl reset
+i=0; while [ "$(awk '/^# lifecycle guest up/ { b++ } b == 2 && /^count 3$/' "$tmp/out")" = "" ] && [ $i -lt 300 ]; do
+    sleep 0.1; i=$((i + 1)); done
+check "system_reset: the guest boots again and counts from 1" \
+    [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" = 2 ] -- "$tmp/out" "$tmp/err"
+check "query-status after system_reset: running" [ "$(ctl status)" = running ]
+ctl pause
+ctl reset
+i=0; while ! grep -q '"RESET"' <(grep -n . "$tmp/events" | tail -n 1) && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "system_reset while paused: prelaunch (as QEMU)" [ "$(ctl status)" = prelaunch ]
+size1=$(stat -c %s "$tmp/out")
+sleep 0.5   # observation window
+check "system_reset while paused: the rebuilt VM does not run" [ "$size1" = "$(stat -c %s "$tmp/out")" ] -- "$tmp/out"
+ctl resume
+i=0; while [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" != 3 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+check "cont after it: a third boot" [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" = 3 ] -- "$tmp/out"
+
+# ---- system_powerdown ----
+i=0; while [ "$(awk '/^# lifecycle guest up/ { b++ } b == 3 && /^count 2$/' "$tmp/out")" = "" ] && [ $i -lt 300 ]; do
+    sleep 0.1; i=$((i + 1)); done
+ctl powerdown
+finish
+check "system_powerdown: the guest's GED handler saw the power-button bit" \
+    grep -q '^# GED interrupt 1: events 0x1$' "$tmp/out" -- "$tmp/out"
+check "system_powerdown: the guest powered off, vmm exit status 0 (got $status)" [ "$status" = 0 ] -- "$tmp/err"
+r=$(counts_in_order)
+check "every count once and in order in each of the 3 boots ($r)" [ "$r" = ok ] -- "$tmp/out"
+cat > "$tmp/want" <<'EOF'
+RESUME
+RESET {"guest":false,"reason":"host-qmp-system-reset"}
+STOP
+RESET {"guest":false,"reason":"host-qmp-system-reset"}
+RESUME
+POWERDOWN
+SHUTDOWN {"guest":true,"reason":"guest-shutdown"}
+EOF
+transcript > "$tmp/got"
+check "events: RESUME, RESET, STOP, RESET (host-qmp-system-reset), RESUME, POWERDOWN, SHUTDOWN guest-shutdown" \
+    cmp -s "$tmp/want" "$tmp/got" -- "$tmp/got" "$tmp/events.err"
+
+# ---- guest reset ----
+start reboot.elf --cmdline via=acpi --reboot exit
+finish
+check "guest reset with --reboot exit: status 4 (got $status)" [ "$status" = 4 ] -- "$tmp/err"
+transcript > "$tmp/got"
+check "events: SHUTDOWN guest-reset" [ "$(cat "$tmp/got")" = 'SHUTDOWN {"guest":true,"reason":"guest-reset"}' ] \
+    -- "$tmp/got"
+start reboot.elf --cmdline via=acpi
+i=0; while [ "$(grep -c '"RESET"' "$tmp/events" 2>/dev/null)" -lt 3 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+ctl pause
+ctl status > "$tmp/st"
+kill -TERM "$pid"
+finish
+check "a paused reset loop stays paused (prelaunch or paused)" grep -qxE 'prelaunch|paused' "$tmp/st" -- "$tmp/st"
+transcript | sort | uniq -c | sed -E 's/^ *//' > "$tmp/got"
+check "events: RESET guest-reset at every guest reset, one STOP, SHUTDOWN host-signal" \
+    grep -qE '^[0-9]+ RESET \{"guest":true,"reason":"guest-reset"\}$' "$tmp/got" -- "$tmp/got"
+others=$(grep -v 'RESET {"guest":true,"reason":"guest-reset"}' "$tmp/got" | tr '\n' ';')
+check "guest reset loop: exactly one STOP and one SHUTDOWN host-signal besides" \
+    [ "$others" = '1 SHUTDOWN {"guest":false,"reason":"host-signal"};1 STOP;' ] -- "$tmp/got"
+check "guest reset loop: SIGTERM while paused: status 0 (got $status)" [ "$status" = 0 ] -- "$tmp/err"
+exit $((failed > 0))
