@@ -251,7 +251,7 @@ static void park(struct vcpu *v)
     pthread_mutex_lock(&vm->pause_lock);
     vm->nr_parked++;
     pthread_cond_broadcast(&vm->parked_cond);
-    while (vm->pause_wanted && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST) &&
+    while (vm->pause_depth && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST) &&
            !__atomic_load_n(&v->leave, __ATOMIC_SEQ_CST)) {
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
         if (__atomic_exchange_n(&v->state_wanted, 0, __ATOMIC_ACQ_REL)) {
@@ -278,7 +278,6 @@ static void *vcpu_thread(void *arg)
 
     pthread_mutex_lock(&vm->pause_lock);
     __atomic_store_n(&v->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-    vm->nr_threads_up++;
     pthread_cond_broadcast(&vm->parked_cond);
     pthread_mutex_unlock(&vm->pause_lock);
 
@@ -287,7 +286,7 @@ static void *vcpu_thread(void *arg)
          * I/O of the last exit (a port read's value into RAX, a string
          * instruction's next step) and returns EINTR, or another exit to
          * handle first (api.rst, immediate_exit). */
-        bool pausing = __atomic_load_n(&vm->pause_wanted, __ATOMIC_SEQ_CST);
+        bool pausing = __atomic_load_n(&vm->pause_depth, __ATOMIC_SEQ_CST) != 0;
         if (pausing)
             __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         int r = ioctl(v->fd, KVM_RUN, 0);
@@ -351,6 +350,11 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v, GError **err)
 {
+    struct vm *vm = v->vm;
+    /* Counted before it can run, so that vm_pause waits for it too. */
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nr_threads++;
+    pthread_mutex_unlock(&vm->pause_lock);
     /* The thread starts with the kick signal blocked, and unblocks it itself. */
     sigset_t set, old;
     sigemptyset(&set);
@@ -359,18 +363,27 @@ int vcpu_start(struct vcpu *v, GError **err)
     int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
+        pthread_mutex_lock(&vm->pause_lock);
+        vm->nr_threads--;
+        pthread_cond_broadcast(&vm->parked_cond);
+        pthread_mutex_unlock(&vm->pause_lock);
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(r), "cannot start vCPU %u thread: %s", v->index,
                     g_strerror(r));
         return -1;
     }
     v->thread_started = true;
+    /* query-cpus-fast reports the thread's id from now on. */
+    pthread_mutex_lock(&vm->pause_lock);
+    while (!__atomic_load_n(&v->tid, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
     return 0;
 }
 
 void vcpu_kick(struct vcpu *v)
 {
     /* immediate_exit covers the window between the stopping (or
-     * pause_wanted) check and KVM_RUN. */
+     * pause_depth) check and KVM_RUN. */
     __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (v->thread_started)
         pthread_kill(v->thread, VCPU_KICK_SIGNAL);

@@ -18,7 +18,7 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool thread_started;
-    pid_t tid;                  /* for query-cpus-fast later */
+    pid_t tid;                  /* the thread's id (query-cpus-fast); set before vcpu_start returns */
     int stats_fd;               /* KVM_GET_STATS_FD, or -1; readable by any thread */
     uint64_t exits_to_vmm;      /* KVM_RUN returns handled by this thread */
     int state_wanted;           /* vcpu_request_state: report at the next KVM_RUN return */
@@ -26,7 +26,8 @@ struct vcpu {
 };
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err);
-/* Starts the vCPU thread. */
+/* Starts the vCPU thread and returns once it has recorded its thread id. A
+ * thread started while its VM is paused parks before its first KVM_RUN. */
 int vcpu_start(struct vcpu *v, GError **err);
 /* Makes KVM_RUN return (now, or at once if not yet entered). Any thread. */
 void vcpu_kick(struct vcpu *v);

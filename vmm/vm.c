@@ -115,7 +115,7 @@ bool vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg)
 void vm_pause(struct vm *vm)
 {
     pthread_mutex_lock(&vm->pause_lock);
-    __atomic_store_n(&vm->pause_wanted, true, __ATOMIC_SEQ_CST);
+    vm->pause_depth++;
     pthread_mutex_unlock(&vm->pause_lock);
     pthread_mutex_lock(&vm->vcpus_lock);
     for (unsigned i = 0; i < vm->max_vcpus; i++)
@@ -123,7 +123,7 @@ void vm_pause(struct vm *vm)
             vcpu_kick(vm->vcpus[i]);
     pthread_mutex_unlock(&vm->vcpus_lock);
     pthread_mutex_lock(&vm->pause_lock);
-    while (vm->pause_wanted && vm->nr_parked + vm->nr_exited < vm->nr_threads)
+    while (vm->nr_parked + vm->nr_exited < vm->nr_threads)
         pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
     pthread_mutex_unlock(&vm->pause_lock);
 }
@@ -131,8 +131,8 @@ void vm_pause(struct vm *vm)
 void vm_resume(struct vm *vm)
 {
     pthread_mutex_lock(&vm->pause_lock);
-    __atomic_store_n(&vm->pause_wanted, false, __ATOMIC_SEQ_CST);
-    pthread_cond_broadcast(&vm->pause_cond);
+    if (vm->pause_depth && --vm->pause_depth == 0)
+        pthread_cond_broadcast(&vm->pause_cond);
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
@@ -782,26 +782,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
 
 int vm_start(struct vm *vm, bool paused, GError **err)
 {
-    vm->pause_wanted = paused;  /* no vCPU thread yet */
-    int ret = 0;
+    vm->pause_depth = paused ? 1 : 0;   /* no vCPU thread yet */
     for (unsigned i = 0; i < vm->max_vcpus; i++) {
-        if (!vm->vcpus[i])
-            continue;
-        if (vcpu_start(vm->vcpus[i], err) < 0) {
+        if (vm->vcpus[i] && vcpu_start(vm->vcpus[i], err) < 0) {
             vm_request_stop(vm, VM_STOP_INTERNAL_ERROR, 0);
-            ret = -1;
-            break;
+            return -1;
         }
-        pthread_mutex_lock(&vm->pause_lock);
-        vm->nr_threads++;
-        pthread_mutex_unlock(&vm->pause_lock);
     }
-    /* query-cpus-fast reports the threads' ids from now on. */
-    pthread_mutex_lock(&vm->pause_lock);
-    while (vm->nr_threads_up < vm->nr_threads)
-        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
-    pthread_mutex_unlock(&vm->pause_lock);
-    return ret;
+    return 0;
 }
 
 void vm_stop_vcpus(struct vm *vm)
@@ -867,13 +855,8 @@ int vm_cpu_add(struct vm *vm, unsigned index, GError **err)
         vm->spare_vcpus[index] = v;
         return -1;
     }
-    /* Counted like the boot vCPUs' threads (a paused VM's new thread parks
-     * at once), and its thread id known before query-cpus-fast can ask. */
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->nr_threads++;
-    while (vm->nr_threads_up < vm->nr_threads)
-        pthread_cond_wait(&vm->parked_cond, &vm->pause_lock);
-    pthread_mutex_unlock(&vm->pause_lock);
+    /* vcpu_start counted the thread (a paused VM's new thread parks at
+     * once) and waited for its thread id (query-cpus-fast). */
     pthread_mutex_lock(&vm->vcpus_lock);
     vm->vcpus[index] = v;
     pthread_mutex_unlock(&vm->vcpus_lock);

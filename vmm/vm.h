@@ -94,14 +94,13 @@ struct vm {
     int stop_eventfd;
     volatile bool stopping;             /* vCPU threads leave KVM_RUN when set */
 
-    /* Pause (vm_pause/vm_resume): while pause_wanted, every vCPU thread
-     * parks on pause_cond outside KVM_RUN. Counters under pause_lock. */
+    /* Pause (vm_pause/vm_resume): while pause_depth > 0, every vCPU thread
+     * parks on pause_cond outside KVM_RUN. Changed and counted under pause_lock. */
     pthread_mutex_t pause_lock;
     pthread_cond_t pause_cond;          /* parked vCPU threads wait here */
     pthread_cond_t parked_cond;         /* vm_pause and vm_start wait here */
-    bool pause_wanted;
+    unsigned pause_depth;               /* vm_pause calls not yet resumed */
     unsigned nr_threads;                /* vCPU threads started */
-    unsigned nr_threads_up;             /* ... that have recorded their thread id */
     unsigned nr_parked;                 /* ... parked now */
     unsigned nr_exited;                 /* ... that have ended */
 };
@@ -116,17 +115,21 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
  * device takes it and tells the guest. Main loop thread. */
 void vm_console_resized(struct vm *vm);
 /* Starts the vCPU threads and returns once each has recorded its thread id;
- * the loop learns of stops via stop_eventfd. With `paused`, the threads park
- * before their first KVM_RUN, until vm_resume. */
+ * the loop learns of stops via stop_eventfd. With `paused` (one pause level,
+ * as vm_pause), the threads park before their first KVM_RUN, until vm_resume. */
 int vm_start(struct vm *vm, bool paused, GError **err);
 /* Asks the VM to stop (first request wins: true for it). Any thread. */
 bool vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int arg);
 /* Makes every vCPU thread leave KVM_RUN (finishing the I/O of its last exit
  * inside KVM first) and park. When it returns, no vCPU is in KVM_RUN or in a
- * device handler, and none enters until vm_resume; threads that ended (a stop
- * was requested) count as parked. Idempotent. Not from a vCPU thread. */
+ * device handler, and none enters until the matching vm_resume; threads that
+ * ended (a stop was requested) count as parked, threads started meanwhile
+ * park at once. Nests: the vCPUs run again after as many vm_resume as
+ * vm_pause (QMP stop holds one level while the machine is paused; hotplug or
+ * a snapshot may take another). Main loop thread, never a vCPU thread. */
 void vm_pause(struct vm *vm);
-/* Lets parked vCPU threads run again. Idempotent. Any thread. */
+/* Gives back one vm_pause level; at zero the parked threads run again. A
+ * resume without a pause is ignored. Any thread. */
 void vm_resume(struct vm *vm);
 /* Stops and joins all vCPU threads. Main thread. */
 void vm_stop_vcpus(struct vm *vm);
