@@ -65,6 +65,11 @@ start() {
     while [ ! -S "$sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
     ctl --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
     wpid=$!
+    # vmm has accepted it (its listener and one client socket) before any
+    # other client connects
+    i=0
+    while [ "$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:')" -lt 2 ] && [ $i -lt 300 ]; do
+        sleep 0.1; i=$((i + 1)); done
 }
 # Waits for vmm; its status in $status.
 finish() {
