@@ -1,6 +1,7 @@
 /* The machine: host resources kept across boots, the boot/run loop, and the
  * run state QMP shows and changes (pause/resume, reset, power button). */
 #include "vmm/machine.h"
+#include "vmm/vmem.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -280,6 +281,7 @@ int machine_run(struct machine *m)
             vm_destroy(&m->vm);
             return exit_status_for_error(err);
         }
+        vmem_machine_attach(m);
         m->vm_live = true;
         m->host_reason = NULL;
         int efd = m->vm.stop_eventfd;

@@ -6,6 +6,7 @@
 #include "vmm/machine.h"
 #include "vmm/qmp.h"
 #include "vmm/qmp_cmds.h"
+#include "vmm/vmem_qmp.h"
 
 int main(int argc, char **argv)
 {
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
         m.qmp = qmp_server_new(m.loop);
         qmp_cmds_qmp_register(m.qmp, &m);
         machine_qmp_register(m.qmp, &m);
+        vmem_qmp_register(m.qmp, &m);
         status = qmp_cmds_listen(&m);
     }
     if (status == 0 && m.state != RUN_STATE_SHUTDOWN)   /* no signal or quit while waiting for a client */
