@@ -14,7 +14,9 @@
 #   - guest reset: RESET guest-reset; with --reboot exit SHUTDOWN guest-reset
 #     and status 4; SIGTERM: SHUTDOWN host-signal and status 0
 # and each run's whole QMP event transcript (a vmmctl events watcher that
-# connected first: --qmp ...,wait=on holds the guest until it has). Emits
+# connected first: --qmp ...,wait=on holds the guest until it has). Last, one
+# sequence of commands runs on vmm and on QEMU 7.2 (microvm, the oracle):
+# the replies, the event transcripts and the boots must be the same. Emits
 # TAP; skips where /dev/kvm cannot run a VM.
 #
 # usage: lifecycle.sh VMM VMMCTL IMAGE_DIR SOURCE_ROOT
@@ -27,7 +29,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-lifecycle.XXXXXX")
 pid= wpid=
 trap 'kill -KILL $pid $wpid 2>/dev/null; rm -rf "$tmp"' EXIT
-sock=$tmp/qmp.sock
+sock=$tmp/qmp.sock esock=$tmp/events.sock   # commands; the event watcher
 n=0 failed=0
 pass() { n=$((n + 1)); echo "ok $n - $1"; }
 fail() {
@@ -53,23 +55,37 @@ wait_line() {
 }
 ctl() { "$vmmctl" -s "$sock" --timeout 20 "$@"; }
 json() { ctl --json qmp "$@"; }
-# Starts vmm on IMAGE with extra args; the event watcher is its first QMP
-# client, so it sees every event (wait=on: no guest before it connects).
+# Starts vmm (or, with "qemu IMAGE", QEMU) on IMAGE with extra args and two
+# QMP sockets: $esock for the event watcher (wait=on: no guest before it
+# connects, so it sees every event) and $sock for the commands.
 start() {
-    local image=$1; shift
-    rm -f "$sock" "$tmp"/out "$tmp"/err "$tmp"/events
-    "$vmm" --kernel "$images/$image" --memory 64M --serial stdio --qmp "unix:$sock,server=on,wait=on" "$@" \
-        > "$tmp/out" 2> "$tmp/err" < /dev/null &
+    local image=$1 engine=vmm; shift
+    rm -f "$sock" "$esock" "$tmp"/out "$tmp"/err "$tmp"/events
+    if [ "$image" = qemu ]; then
+        # the oracle: QEMU's microvm
+        engine=qemu image=$1; shift
+        qemu-system-x86_64 -M microvm,rtc=on -enable-kvm -m 64 -nodefaults -nographic -serial stdio -L "$tmp/fw" \
+            -kernel "$images/$image" -qmp "unix:$esock,server=on,wait=on" -qmp "unix:$sock,server=on,wait=off" "$@" \
+            > "$tmp/out" 2> "$tmp/err" < /dev/null &
+    else
+        "$vmm" --kernel "$images/$image" --memory 64M --serial stdio --qmp "unix:$esock,server=on,wait=on" \
+            --qmp "unix:$sock,server=on,wait=off" "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null &
+    fi
     pid=$!
     local i=0
-    while [ ! -S "$sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    ctl --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
+    while [ ! -S "$esock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    "$vmmctl" -s "$esock" --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
     wpid=$!
-    # vmm has accepted it (its listener and one client socket) before any
-    # other client connects
+    # the watcher is connected before any command: vmm has accepted it (two
+    # listeners and one client socket); QEMU makes the second socket only
+    # once the first has its client (wait=on), and serves one client a socket
     i=0
-    while [ "$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:')" -lt 2 ] && [ $i -lt 300 ]; do
-        sleep 0.1; i=$((i + 1)); done
+    if [ $engine = vmm ]; then
+        while [ "$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:')" -lt 3 ] && [ $i -lt 300 ]; do
+            sleep 0.1; i=$((i + 1)); done
+    else
+        while [ ! -S "$sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    fi
 }
 # Waits for vmm; its status in $status.
 finish() {
@@ -85,17 +101,26 @@ finish() {
 transcript() {
     sed -E 's/^\{"timestamp":\{[^}]*\},"event":"([A-Z_]+)"(,"data":(.*))?\}$/\1 \3/; s/ $//' "$tmp/events"
 }
+# The guest's output with each reboot's banner on a line of its own: a reset
+# can cut the line being printed ("count 4# lifecycle guest up").
+norm() { sed -E 's/^.+(# lifecycle guest up)$/\1/' "$tmp/out"; }
+banners() { norm | grep -c '^# lifecycle guest up'; }
+wait_banner_count() {   # N COUNT: the Nth boot has printed "count COUNT"
+    local i=0
+    while [ -z "$(norm | awk -v n="$1" -v c="count $2" '/^# lifecycle guest up/ { b++ } b == n && $0 == c')" ] &&
+        [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+}
 # "ok" when the counts after each banner run 1, 2, 3... without a gap or a
 # repeat; else the first offending line.
 counts_in_order() {
     awk '/^# lifecycle guest up/ { want = 1; next }
          /^count / { if ($2 != want) { print "line " NR ": " $0 " (expected count " want ")"; bad = 1; exit }
                      want++ }
-         END { if (!bad) print "ok" }' "$tmp/out"
+         END { if (!bad) print "ok" }' <(norm)
 }
 last_count() { grep -a '^count [0-9]*$' "$tmp/out" | tail -n 1 | cut -d' ' -f2; }
 
-echo "1..28"
+echo "1..30"
 
 # ---- stop / cont ----
 start lifecycle.elf --cpus 2
@@ -150,10 +175,9 @@ check "-S: cont starts the guest" grep -q '^count 3$' "$tmp/out" -- "$tmp/out" "
 
 # ---- system_reset, running and paused ----
 ctl reset
-i=0; while [ "$(awk '/^# lifecycle guest up/ { b++ } b == 2 && /^count 3$/' "$tmp/out")" = "" ] && [ $i -lt 300 ]; do
-    sleep 0.1; i=$((i + 1)); done
+wait_banner_count 2 3
 check "system_reset: the guest boots again and counts from 1" \
-    [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" = 2 ] -- "$tmp/out" "$tmp/err"
+    [ "$(banners)" = 2 ] -- "$tmp/out" "$tmp/err"
 check "query-status after system_reset: running" [ "$(ctl status)" = running ]
 ctl pause
 ctl reset
@@ -163,12 +187,11 @@ size1=$(stat -c %s "$tmp/out")
 sleep 0.5   # observation window
 check "system_reset while paused: the rebuilt VM does not run" [ "$size1" = "$(stat -c %s "$tmp/out")" ] -- "$tmp/out"
 ctl resume
-i=0; while [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" != 3 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-check "cont after it: a third boot" [ "$(grep -c '^# lifecycle guest up' "$tmp/out")" = 3 ] -- "$tmp/out"
+i=0; while [ "$(banners)" != 3 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+check "cont after it: a third boot" [ "$(banners)" = 3 ] -- "$tmp/out"
 
 # ---- system_powerdown ----
-i=0; while [ "$(awk '/^# lifecycle guest up/ { b++ } b == 3 && /^count 2$/' "$tmp/out")" = "" ] && [ $i -lt 300 ]; do
-    sleep 0.1; i=$((i + 1)); done
+wait_banner_count 3 2
 ctl powerdown
 finish
 check "system_powerdown: the guest's GED handler saw the power-button bit" \
@@ -210,4 +233,43 @@ others=$(grep -v 'RESET {"guest":true,"reason":"guest-reset"}' "$tmp/got" | tr '
 check "guest reset loop: exactly one STOP and one SHUTDOWN host-signal besides" \
     [ "$others" = '1 SHUTDOWN {"guest":false,"reason":"host-signal"};1 STOP;' ] -- "$tmp/got"
 check "guest reset loop: SIGTERM while paused: status 0 (got $status)" [ "$status" = 0 ] -- "$tmp/err"
+# ---- the oracle: one sequence on vmm and on QEMU 7.2 ----
+# -S, cont, stop twice, cont twice, system_reset running, then paused, cont,
+# quit: every reply and the whole event transcript must be QEMU's.
+sequence() {    # ENGINE: vmm or qemu; leaves replies, transcript, status in $tmp/seq-ENGINE.*
+    local e=$1
+    if [ "$e" = qemu ]; then start qemu lifecycle.elf -smp 2,sockets=1,cores=2 -S; else start lifecycle.elf --cpus 2 -S; fi
+    {
+        json query-status
+        json cont
+        wait_banner_count 1 3
+        json stop; json stop; json query-status
+        json cont; json cont
+        wait_banner_count 1 6
+        json system_reset
+        wait_banner_count 2 2
+        json stop; json system_reset
+        i=0; while [ "$(ctl status)" != prelaunch ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+        json query-status
+        json cont
+        wait_banner_count 3 2
+        json query-status
+        json quit
+    } > "$tmp/seq-$e.replies" 2>&1
+    finish
+    echo "status $status, boots $(banners)" >> "$tmp/seq-$e.replies"
+    transcript > "$tmp/seq-$e.events"
+}
+if ! command -v qemu-system-x86_64 >/dev/null || [ ! -e /usr/share/qemu/bios-microvm.bin ]; then
+    for t in 1 2; do n=$((n + 1)); echo "ok $n # SKIP QEMU (qemu-system-x86_64 with bios-microvm.bin) is not installed"; done
+else
+    mkdir -p "$tmp/fw"
+    cp -L /usr/share/qemu/bios-microvm.bin "$tmp/fw/"
+    sequence vmm
+    sequence qemu
+    check "the same replies as QEMU 7.2 to -S, cont, stop, stop, cont, cont, system_reset, stop, system_reset, cont, quit" \
+        cmp -s "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies" -- "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies"
+    check "the same QMP event transcript as QEMU 7.2 for that sequence" \
+        cmp -s "$tmp/seq-vmm.events" "$tmp/seq-qemu.events" -- "$tmp/seq-vmm.events" "$tmp/seq-qemu.events"
+fi
 exit $((failed > 0))
