@@ -1,0 +1,220 @@
+#!/bin/bash
+# vmmctl against QEMU 7.2 (the reference QMP server): lifecycle commands, raw
+# qmp, --json output, events, hotplug of a disk/NIC/CPU and virtio-mem resize,
+# device_del of a device no guest releases (no OS runs: the guest "refuses"),
+# and the exit codes for a QMP error, a lost connection and a timeout.
+# QEMU runs with -S (no guest code until cont) and two QMP sockets (QEMU
+# serves one client per socket). Emits TAP.
+#
+# usage: vmmctl_qemu.sh VMMCTL
+set -u
+vmmctl=$(readlink -f "$1")
+n=0
+failed=0
+report() {
+    n=$((n + 1))
+    if [ -z "$2" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        printf '%s\n' "$2" | sed "s|^|# $1: |" >&2
+        failed=$((failed + 1))
+    fi
+}
+skip_all() {
+    echo "1..0 # SKIP $1"
+    exit 0
+}
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "qemu-system-x86_64 is not installed"
+accel=tcg
+[ -w /dev/kvm ] && accel=kvm
+
+dir=$(mktemp -d /tmp/vmmctl-qemu.XXXXXX)
+qpid=
+tap=
+cleanup() {
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
+    [ -n "$tap" ] && ip link del "$tap" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+A=$dir/a.sock
+B=$dir/b.sock
+truncate -s 8M "$dir/disk0.img" "$dir/disk1.img"
+qemu-system-x86_64 -accel "$accel" -M pc -m 128M,maxmem=1G -smp 1,maxcpus=2 \
+    -object memory-backend-ram,id=mem0,size=256M -device virtio-mem-pci,id=vm0,memdev=mem0 \
+    -nodefaults -display none -S -name vmmctl-test \
+    -qmp "unix:$A,server=on,wait=off" -qmp "unix:$B,server=on,wait=off" \
+    >"$dir/qemu.log" 2>&1 &
+qpid=$!
+for _ in $(seq 100); do
+    [ -S "$A" ] && [ -S "$B" ] && break
+    kill -0 "$qpid" 2>/dev/null || break
+    sleep 0.1
+done
+[ -S "$A" ] && [ -S "$B" ] || skip_all "QEMU did not start: $(tr '\n' ' ' <"$dir/qemu.log")"
+
+# run VAR_PREFIX ARGS...: runs vmmctl, sets out, err, st
+run() {
+    out=$("$vmmctl" "$@" 2>"$dir/err")
+    st=$?
+    err=$(cat "$dir/err")
+}
+expect() {     # expect STATUS: "" when st matches, else a reason
+    [ "$st" = "$1" ] || echo "exit status $st, want $1 (stdout: $out) (stderr: $err)"
+}
+json_get() {   # json_get EXPR: evaluates a python expression on the JSON j=$out
+    python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($1)" "$out" 2>&1
+}
+
+run -s "$A" status
+report "status of a -S QEMU is prelaunch" "$(expect 0)$([ "$out" = prelaunch ] || echo "printed '$out'")"
+
+run -s "$A" --json status
+report "--json status is the raw query-status return" \
+    "$(expect 0)$([ "$(json_get 'j["status"], j["running"]')" = "prelaunch False" ] || echo "printed '$out'")"
+
+run -s "$A" wait-event RESUME cont
+report "wait-event RESUME cont: prints the RESUME event cont caused" \
+    "$(expect 0)$(grep -qE '^[0-9-]+ [0-9:.]+ RESUME$' <<<"$out" || echo "printed '$out'")"
+
+run -s "$A" status
+report "status after cont is running" "$(expect 0)$([ "$out" = running ] || echo "printed '$out'")"
+
+run -s "$A" pause
+report "pause prints nothing and exits 0" "$(expect 0)$([ -z "$out$err" ] || echo "printed '$out' '$err'")"
+run -s "$A" status
+report "status after pause is paused" "$(expect 0)$([ "$out" = paused ] || echo "printed '$out'")"
+
+run -s "$A" --json --timeout 5 events --count 1 cont
+report "events --count 1 cont: --json prints the RESUME event object" \
+    "$(expect 0)$([ "$(json_get 'j["event"], sorted(j["timestamp"])')" = "RESUME ['microseconds', 'seconds']" ] || echo "printed '$out'")"
+
+run -s "$A" resume
+report "resume of a running VM exits 0" "$(expect 0)"
+
+# two clients: the event caused on A reaches the monitor on B
+"$vmmctl" -s "$B" --timeout 10 events --count 2 >"$dir/events.out" 2>"$dir/events.err" &
+epid=$!
+# events are only sent to a client once it has negotiated, and nothing says
+# from outside when that is: pause+resume on A until B has printed 2 events.
+for _ in $(seq 50); do
+    kill -0 "$epid" 2>/dev/null || break
+    "$vmmctl" -s "$A" pause && "$vmmctl" -s "$A" resume
+    sleep 0.2
+done
+wait "$epid"
+est=$?
+report "events on a second socket see the STOP/RESUME caused on the first" \
+    "$([ "$est" = 0 ] || echo "exit status $est: $(cat "$dir/events.err")")$(grep -qE ' (STOP|RESUME)$' "$dir/events.out" && [ "$(wc -l <"$dir/events.out")" = 2 ] || echo "printed '$(cat "$dir/events.out")'")"
+
+run -s "$A" --timeout 0.5 wait-event NO_SUCH_EVENT
+report "wait-event without the event: exit 4 after --timeout, one line" \
+    "$(expect 4)$([ "$err" = "vmmctl: no NO_SUCH_EVENT event within 0.5 s" ] || echo "stderr '$err'")"
+
+run -s "$A" qmp query-name
+report "qmp query-name prints the return as JSON" \
+    "$(expect 0)$([ "$(json_get 'j["name"]')" = vmmctl-test ] || echo "printed '$out'")"
+
+run -s "$A" qmp qom-list '{"path": "/machine/peripheral"}'
+report "qmp with JSON-ARGS passes the arguments" \
+    "$(expect 0)$(grep -q '"vm0"' <<<"$out" || echo "printed '$out'")"
+
+run -s "$A" qmp no-such-command
+report "qmp of an unknown command: exit 1, the VM's desc on one line" \
+    "$(expect 1)$([ "$err" = "vmmctl: The command no-such-command has not been found" ] || echo "stderr '$err'")$([ -z "$out" ] || echo "stdout '$out'")"
+
+run -s "$A" --json qmp no-such-command
+report "--json qmp of an unknown command prints the error object" \
+    "$(expect 1)$([ "$(json_get 'j["error"]["class"]')" = CommandNotFound ] || echo "printed '$out'")"
+
+run -s "$A" qmp qom-list '{"path": 5}'
+report "a QMP error for a wrong argument type: exit 1" \
+    "$(expect 1)$([ "$(wc -l <<<"$err")" = 1 ] || echo "stderr '$err'")"
+
+run -s "$A" info
+report "info prints version, name, cpus, block and pci" \
+    "$(expect 0)$(for k in '^version +7\.2\.' '^name +vmmctl-test$' '^uuid ' '^status +running$' '^cpus +1$' '^block$' '^pci$' ' vm0( |$)'; do grep -qE "$k" <<<"$out" || echo "no '$k' in: $out"; done)"
+
+run -s "$A" --json info
+report "--json info is one JSON object with every query" \
+    "$(expect 0)$([ "$(json_get 'sorted(j)')" = "['block', 'cpus', 'name', 'pci', 'status', 'uuid', 'version']" ] || echo "printed '$out'")"
+
+# hotplug: a disk
+run -s "$A" add-disk "$dir/disk0.img" --id d0
+report "add-disk --id d0: blockdev-add + device_add accepted" \
+    "$(expect 0)$([ "$out" = "added disk d0: $dir/disk0.img" ] || echo "printed '$out'")"
+run -s "$A" --json qmp query-block
+report "the disk is in query-block as node d0 on device d0" \
+    "$(expect 0)$([ "$(json_get '[(b["qdev"], b["inserted"]["node-name"], b["inserted"]["ro"]) for b in j]')" = "[('/machine/peripheral/d0/virtio-backend', 'd0', False)]" ] || echo "printed '$out'")"
+
+run -s "$A" --json add-disk "$dir/disk1.img" --readonly
+report "add-disk --readonly without --id: picks disk0, --json output" \
+    "$(expect 0)$([ "$(json_get 'j["id"], j["read-only"]')" = "disk0 True" ] || echo "printed '$out'")"
+
+run -s "$A" add-disk "$dir/disk1.img" --id d0
+report "add-disk of a duplicate id: exit 1 with QEMU's desc" \
+    "$(expect 1)$(grep -q "^vmmctl: blockdev-add: Duplicate nodes with node-name='d0'$" <<<"$err" || echo "stderr '$err'")"
+
+run -s "$A" add-disk "$dir/missing.img" --id d9
+report "add-disk of a path that does not exist: exit 1" \
+    "$(expect 1)$(grep -q "No such file or directory" <<<"$err" || echo "stderr '$err'")"
+
+run -s "$A" --timeout 1 remove-device d0 --wait
+report "remove-device --wait of a disk no guest releases: exit 5 and the clear error" \
+    "$(expect 5)$([ "$err" = "vmmctl: guest did not release d0 within 1 s; the device stays" ] || echo "stderr '$err'")"
+
+run -s "$A" info
+report "after the refused removal the VM runs and d0 is still there" \
+    "$(expect 0)$(grep -qE '^status +running$' <<<"$out" && grep -qE ' d0 ' <<<"$out" || echo "printed '$out'")"
+
+run -s "$A" remove-device nonexistent
+report "remove-device of an unknown id: exit 1" \
+    "$(expect 1)$(grep -q "nonexistent" <<<"$err" || echo "stderr '$err'")"
+
+# a NIC needs a tap device (root)
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ip tuntap add dev vmmctl-t$$ mode tap 2>/dev/null; then
+    tap=vmmctl-t$$
+    run -s "$A" add-net "$tap" --id n0 --mac 52:54:00:12:34:56
+    report "add-net: netdev_add tap + device_add virtio-net-pci" \
+        "$(expect 0)$([ "$out" = "added NIC n0 on tap $tap, MAC 52:54:00:12:34:56" ] || echo "printed '$out'")"
+    run -s "$A" qmp qom-get '{"path": "/machine/peripheral/n0", "property": "mac"}'
+    report "the NIC has the MAC given" "$(expect 0)$([ "$out" = '"52:54:00:12:34:56"' ] || echo "printed '$out'")"
+    run -s "$A" add-net "$tap" --id n0
+    report "add-net of a duplicate id: exit 1" "$(expect 1)$([ "$(wc -l <<<"$err")" = 1 ] || echo "stderr '$err'")"
+else
+    echo "ok $((n + 1)) # SKIP add-net: needs root and /dev/net/tun to make a tap device"
+    n=$((n + 1))
+fi
+
+# CPU hotplug: maxcpus=2 leaves one slot
+run -s "$A" add-cpu
+report "add-cpu takes the free slot" \
+    "$(expect 0)$(grep -qE '^added CPU cpu-0-1-0 \(.*core-id=1' <<<"$out" || echo "printed '$out'")"
+run -s "$A" --json qmp query-cpus-fast
+report "query-cpus-fast lists 2 CPUs" "$(expect 0)$([ "$(json_get 'len(j)')" = 2 ] || echo "printed '$out'")"
+run -s "$A" add-cpu
+report "add-cpu with no free slot: exit 1" \
+    "$(expect 1)$([ "$err" = "vmmctl: add-cpu: no free CPU slot (all 2 hotpluggable CPUs are present)" ] || echo "stderr '$err'")"
+
+# virtio-mem
+run -s "$A" resize-memory 64M
+report "resize-memory picks the virtio-mem device vm0" \
+    "$(expect 0)$(grep -q '^vm0: requested-size 64 MiB' <<<"$out" || echo "printed '$out'")"
+run -s "$A" qmp qom-get '{"path": "/machine/peripheral/vm0", "property": "requested-size"}'
+report "requested-size is 64 MiB" "$(expect 0)$([ "$out" = 67108864 ] || echo "printed '$out'")"
+run -s "$A" resize-memory 3M --device vm0
+report "resize-memory to a size QEMU refuses: exit 1" "$(expect 1)$(grep -q 'block-size' <<<"$err" || echo "stderr '$err'")"
+
+run -s "$A" quit
+report "quit exits 0" "$(expect 0)"
+wait "$qpid"
+qpid=
+run -s "$A" status
+report "status after quit: exit 3, cannot connect" \
+    "$(expect 3)$(grep -q '^vmmctl: cannot connect to ' <<<"$err" || echo "stderr '$err'")"
+
+echo "1..$n"
+[ "$failed" = 0 ]
