@@ -199,7 +199,7 @@ void config_print_help(void)
 "                         or exit with status 4 (reset) / 6 (triple fault); QMP\n"
 "                         system_reset counts as a reset\n"
 "  -S, --paused           create the vCPUs but run none until the QMP command cont\n"
-"                         (query-status says \"prelaunch\" until then)\n"
+"                         (query-status says \"prelaunch\" until then); needs --qmp\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -963,6 +963,9 @@ int config_validate(const struct vm_config *c, GError **err)
                 return fail(err, "--qmp fd=%d: not a socket; give a listening (or connected) unix socket", q->fd);
         }
     }
+    if (c->paused && c->nr_qmp == 0)
+        return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
+                    "give --qmp unix:PATH");
     if (c->cmdline && strlen(c->cmdline) >= 0x10000)
         return fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
     return 0;

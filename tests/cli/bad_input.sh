@@ -248,6 +248,8 @@ check "--disk not writable without readonly=on" 2 "$f/disk.img.*readonly=on" AS_
 
 # The QMP control socket and the VM's identity.
 long=$(printf 'x%.0s' $(seq 1 120))
+check "--paused without --qmp" 2 "--paused: .*no --qmp" -- --kernel "$good" --paused
+check "-S without --qmp" 2 "--paused: .*no --qmp" -- --kernel "$good" -S
 check "--qmp without unix:" 2 "--qmp /tmp/q.sock: give unix:PATH" -- --kernel "$good" --qmp /tmp/q.sock
 check "--qmp unix: without a path" 2 '--qmp unix:: no path' -- --kernel "$good" --qmp unix:
 check "--qmp path too long" 2 '--qmp unix:.*at most 107' -- --kernel "$good" --qmp "unix:/tmp/$long"
