@@ -704,7 +704,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     if (vm->stop_eventfd < 0)
         return kvm_fail(err, "eventfd");
 
-    vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+    /* EINTR: io_uring's task work (a QMP client's bytes arriving on the
+     * main loop's ring) interrupts it; QEMU retries likewise. */
+    do
+        vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+    while (vm->vm_fd < 0 && errno == EINTR);
     if (vm->vm_fd < 0)
         return kvm_fail(err, "KVM_CREATE_VM");
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
