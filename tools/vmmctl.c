@@ -981,7 +981,17 @@ static int cmd_info(struct conn *c, const char *name, int argc, char **argv)
             JsonObject *ins = obj_of(member(b, "inserted"));
             const char *dev = str_member(b, "device");
             const char *qdev = str_member(b, "qdev");
-            table_add(t, g_strdup(dev && *dev ? dev : qdev ? qdev : ""), scalar_text(ins, "node-name"),
+            char *shown = g_strdup(dev && *dev ? dev : qdev ? qdev : "");
+            /* /machine/peripheral/ID/virtio-backend: the device's id */
+            if (g_str_has_prefix(shown, "/machine/peripheral/")) {
+                char *id = g_strdup(shown + strlen("/machine/peripheral/"));
+                char *slash = strchr(id, '/');
+                if (slash)
+                    *slash = 0;
+                g_free(shown);
+                shown = id;
+            }
+            table_add(t, shown, scalar_text(ins, "node-name"),
                       scalar_text(ins, "drv"), scalar_text(ins, "ro"),
                       ins ? scalar_text(ins, "file") : g_strdup("(empty)"));
         }
