@@ -1146,7 +1146,9 @@ static int cmd_add_net(struct conn *c, const char *name, int argc, char **argv)
     return EXIT_OK;
 }
 
-/* The block node a device reads from, from query-block, or NULL. */
+/* The block node a device reads from, from query-block, or NULL: the entry
+ * whose qdev is ID, /machine/peripheral/ID or a child of it (virtio-blk's
+ * /machine/peripheral/ID/virtio-backend, usb-storage's .../ID.0/legacy[0]). */
 static char *device_block_node(struct conn *c, const char *id)
 {
     struct reply r;
@@ -1155,19 +1157,19 @@ static char *device_block_node(struct conn *c, const char *id)
         reply_clear(&r);
         return NULL;
     }
-    char *qdev_path = g_strdup_printf("/machine/peripheral/%s/virtio-backend", id);
-    char *qdev_path2 = g_strdup_printf("/machine/peripheral/%s", id);
+    char *path = g_strdup_printf("/machine/peripheral/%s", id);
+    char *below = g_strdup_printf("/machine/peripheral/%s/", id);
     JsonArray *blk = arr_of(r.ret);
     for (unsigned i = 0; blk && i < json_array_get_length(blk) && !node; i++) {
         JsonObject *b = obj_of(json_array_get_element(blk, i));
         const char *q = str_member(b, "qdev");
-        if (q && (!strcmp(q, id) || !strcmp(q, qdev_path) || !strcmp(q, qdev_path2))) {
+        if (q && (!strcmp(q, id) || !strcmp(q, path) || g_str_has_prefix(q, below))) {
             const char *nn = str_member(obj_of(member(b, "inserted")), "node-name");
             node = nn ? g_strdup(nn) : NULL;
         }
     }
-    g_free(qdev_path);
-    g_free(qdev_path2);
+    g_free(path);
+    g_free(below);
     reply_clear(&r);
     return node;
 }

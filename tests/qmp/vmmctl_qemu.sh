@@ -42,10 +42,10 @@ trap cleanup EXIT
 
 A=$dir/a.sock
 B=$dir/b.sock
-truncate -s 8M "$dir/disk0.img" "$dir/disk1.img"
+truncate -s 8M "$dir/disk0.img" "$dir/disk1.img" "$dir/disk2.img"
 qemu-system-x86_64 -accel "$accel" -M pc -m 128M,maxmem=1G -smp 1,maxcpus=2 \
     -object memory-backend-ram,id=mem0,size=256M -device virtio-mem-pci,id=vm0,memdev=mem0 \
-    -nodefaults -display none -S -name vmmctl-test \
+    -device qemu-xhci,id=xhci -nodefaults -display none -S -name vmmctl-test \
     -qmp "unix:$A,server=on,wait=off" -qmp "unix:$B,server=on,wait=off" \
     >"$dir/qemu.log" 2>&1 &
 qpid=$!
@@ -170,6 +170,26 @@ run -s "$A" info
 report "after the refused removal the VM runs and d0 is still there" \
     "$(expect 0)$(grep -qE '^status +running$' <<<"$out" && grep -qE ' d0 ' <<<"$out" || echo "printed '$out'")"
 
+# USB devices go at once on device_del (no guest handshake): the --wait path
+# that ends in DEVICE_DELETED, and the backend taken away after it
+run -s "$A" qmp device_add '{"driver": "usb-kbd", "id": "k0"}'
+run -s "$A" --json remove-device k0 --wait
+report "remove-device --wait of a device the VM releases at once: exit 0, removed" \
+    "$(expect 0)$([ "$(json_get 'j["id"], j["removed"]')" = "k0 True" ] || echo "printed '$out'")"
+run -s "$A" qmp blockdev-add "{\"driver\": \"raw\", \"node-name\": \"u0n\", \"file\": {\"driver\": \"file\", \"filename\": \"$dir/disk2.img\"}}"
+run -s "$A" qmp device_add '{"driver": "usb-storage", "drive": "u0n", "id": "u0"}'
+report "a usb-storage device u0 on block node u0n" "$(expect 0)"
+run -s "$A" remove-device u0 --wait
+report "remove-device --wait of a disk: DEVICE_DELETED, then its block node is deleted" \
+    "$(expect 0)$([ "$out" = "removed u0 and block node u0n" ] || echo "printed '$out'")$("$vmmctl" -s "$A" qmp query-named-block-nodes | grep -q '"u0n"' && echo "node u0n still there")"
+
+run -s "$A" qmp netdev_add '{"type": "user", "id": "un0"}'
+run -s "$A" qmp device_add '{"driver": "usb-net", "netdev": "un0", "id": "un"}'
+report "a usb-net device un on netdev un0" "$(expect 0)"
+run -s "$A" remove-device un --wait
+report "remove-device --wait of a NIC: DEVICE_DELETED, then its netdev is deleted" \
+    "$(expect 0)$([ "$out" = "removed un and netdev un0" ] || echo "printed '$out'")$("$vmmctl" -s "$A" qmp netdev_del '{"id": "un0"}' 2>/dev/null && echo "netdev un0 still there")"
+
 run -s "$A" remove-device nonexistent
 report "remove-device of an unknown id: exit 1" \
     "$(expect 1)$(grep -q "nonexistent" <<<"$err" || echo "stderr '$err'")"
@@ -215,6 +235,30 @@ qpid=
 run -s "$A" status
 report "status after quit: exit 3, cannot connect" \
     "$(expect 3)$(grep -q '^vmmctl: cannot connect to ' <<<"$err" || echo "stderr '$err'")"
+
+# q35: the root bus takes no hotplug, a root port does (--bus)
+Q=$dir/q.sock
+qemu-system-x86_64 -accel "$accel" -M q35 -m 128M -nodefaults -display none -S \
+    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1 -qmp "unix:$Q,server=on,wait=off" \
+    >"$dir/qemu-q35.log" 2>&1 &
+qpid=$!
+for _ in $(seq 100); do
+    [ -S "$Q" ] && break
+    kill -0 "$qpid" 2>/dev/null || break
+    sleep 0.1
+done
+run -s "$Q" add-disk "$dir/disk0.img" --id q0
+report "q35: add-disk on the root bus: exit 1, QEMU's reason, the block node taken back" \
+    "$(expect 1)$([ "$err" = "vmmctl: device_add: Bus 'pcie.0' does not support hotplugging" ] || echo "stderr '$err'")$("$vmmctl" -s "$Q" qmp query-named-block-nodes | grep -q '"q0"' && echo "node q0 left behind")"
+run -s "$Q" add-disk "$dir/disk0.img" --id q0 --bus rp1
+report "q35: add-disk --bus rp1" "$(expect 0)"
+run -s "$Q" --timeout 1 remove-device q0 --wait
+report "q35: remove-device --wait with no guest to release it: exit 5" \
+    "$(expect 5)$([ "$err" = "vmmctl: guest did not release q0 within 1 s; the device stays" ] || echo "stderr '$err'")"
+run -s "$Q" quit
+report "q35: quit" "$(expect 0)"
+wait "$qpid"
+qpid=
 
 echo "1..$n"
 [ "$failed" = 0 ]
