@@ -69,7 +69,11 @@ struct qmp_client {
     GByteArray *out;
     size_t out_off;
     bool pollout;
+    GArray *rx_fds;             /* int: fds that came with the last read that had any (SCM_RIGHTS) */
+    GHashTable *named_fds;      /* getfd: name → fd (GINT_TO_POINTER) */
 };
+
+#define QMP_MAX_RX_FDS 16
 
 struct qmp_server {
     struct loop *loop;
@@ -301,8 +305,23 @@ static void send_error(struct qmp_client *c, enum qmp_error_class cls, const cha
 
 /* ---------------------------------------------------------------- clients */
 
+static void close_rx_fds(struct qmp_client *c)
+{
+    for (guint i = 0; i < c->rx_fds->len; i++)
+        close(g_array_index(c->rx_fds, int, i));
+    g_array_set_size(c->rx_fds, 0);
+}
+
+static void close_named_fd(gpointer fd)
+{
+    close(GPOINTER_TO_INT(fd));
+}
+
 static void client_free(struct qmp_client *c)
 {
+    close_rx_fds(c);
+    g_array_unref(c->rx_fds);
+    g_hash_table_destroy(c->named_fds);
     g_string_free(c->fr.buf, TRUE);
     g_byte_array_unref(c->out);
     g_free(c);
@@ -317,6 +336,8 @@ static void client_drop(struct qmp_client *c, const char *why)
     loop_remove_fd(c->s->loop, c->fd);
     close(c->fd);
     c->fd = -1;
+    close_rx_fds(c);
+    g_hash_table_remove_all(c->named_fds);
     g_ptr_array_remove(c->s->clients, c);
     if (!c->busy)
         client_free(c);
@@ -364,6 +385,8 @@ struct qmp_client *qmp_server_add_client(struct qmp_server *s, int fd)
     c->fd = fd;
     c->fr.buf = g_string_new(NULL);
     c->out = g_byte_array_new();
+    c->rx_fds = g_array_new(FALSE, FALSE, sizeof(int));
+    c->named_fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_named_fd);
     int r = loop_add_fd(s->loop, fd, POLLIN, on_client_io, c);
     if (r < 0) {
         log_warn("qmp: cannot watch a new connection: %s", g_strerror(-r));
@@ -622,6 +645,48 @@ static void client_feed_eof(struct qmp_client *c)
     }
 }
 
+/* File descriptors that came with a read (SCM_RIGHTS, e.g. libvirt's tap
+ * fd with getfd) replace those of an earlier read no command took, as
+ * QEMU's socket chardev does. More than QMP_MAX_RX_FDS: the rest cut off by
+ * the kernel (MSG_CTRUNC closes them). */
+static void take_rx_fds(struct qmp_client *c, struct msghdr *mh)
+{
+    bool first = true;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        if (first) {
+            close_rx_fds(c);
+            first = false;
+        }
+        size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfds; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            g_array_append_val(c->rx_fds, fd);
+        }
+    }
+}
+
+int qmp_client_take_fd(struct qmp_client *c)
+{
+    if (!c || !c->rx_fds->len)
+        return -1;
+    int fd = g_array_index(c->rx_fds, int, 0);
+    g_array_remove_index(c->rx_fds, 0);
+    return fd;
+}
+
+int qmp_client_take_named_fd(struct qmp_client *c, const char *name)
+{
+    gpointer key, val;
+    if (!c || !g_hash_table_lookup_extended(c->named_fds, name, &key, &val))
+        return -1;
+    g_hash_table_steal(c->named_fds, name);
+    g_free(key);
+    return GPOINTER_TO_INT(val);
+}
+
 static void on_client_io(void *opaque, int fd, uint32_t revents)
 {
     struct qmp_client *c = opaque;
@@ -631,7 +696,16 @@ static void on_client_io(void *opaque, int fd, uint32_t revents)
         client_flush(c);
     if (!c->dead && (revents & (POLLIN | POLLHUP | POLLERR))) {
         char buf[16384];
-        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        union {
+            char b[CMSG_SPACE(QMP_MAX_RX_FDS * sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                             .msg_controllen = sizeof(ctl.b) };
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n >= 0)
+            take_rx_fds(c, &mh);
         if (n > 0)
             client_feed(c, buf, (size_t)n);
         else if (n == 0) {
@@ -1065,9 +1139,47 @@ static JsonNode *cmd_query_commands(const struct qmp_cmd_ctx *ctx, JsonObject *a
     return n;
 }
 
+/* getfd {"fdname": NAME}: the fd that came with this command (SCM_RIGHTS)
+ * under NAME, for a later command of the same connection (netdev_add
+ * fd=NAME...); a NAME in use is replaced. QEMU's words for its errors. */
+static JsonNode *cmd_getfd(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    static const char *const known[] = { "fdname", NULL };
+    const char *name = NULL;
+    if (!qmp_args_check(args, known, err) || !qmp_arg_str(args, "fdname", true, &name, err))
+        return NULL;
+    int fd = qmp_client_take_fd(ctx->client);
+    if (fd < 0) {
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "No file descriptor supplied via SCM_RIGHTS");
+        return NULL;
+    }
+    if (g_ascii_isdigit(name[0])) {
+        close(fd);
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "Parameter 'fdname' expects a name not starting with a digit");
+        return NULL;
+    }
+    g_hash_table_insert(ctx->client->named_fds, g_strdup(name), GINT_TO_POINTER(fd));
+    return NULL;
+}
+
+static JsonNode *cmd_closefd(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    static const char *const known[] = { "fdname", NULL };
+    const char *name = NULL;
+    if (!qmp_args_check(args, known, err) || !qmp_arg_str(args, "fdname", true, &name, err))
+        return NULL;
+    if (!g_hash_table_remove(ctx->client->named_fds, name)) {
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "File descriptor named '%s' not found", name);
+        return NULL;
+    }
+    return NULL;
+}
+
 static void qmp_register_builtins(struct qmp_server *s)
 {
     qmp_register(s, "qmp_capabilities", cmd_qmp_capabilities, NULL, QMP_CMD_PRE_CAPS);
     qmp_register(s, "query-version", cmd_query_version, NULL, 0);
     qmp_register(s, "query-commands", cmd_query_commands, NULL, 0);
+    qmp_register(s, "getfd", cmd_getfd, NULL, 0);
+    qmp_register(s, "closefd", cmd_closefd, NULL, 0);
 }

@@ -58,7 +58,8 @@ struct qmp_endpoint {
 #define QMP_QEMU_MICRO 0
 
 /* Creates the server with no endpoints yet, with the built-in commands
- * qmp_capabilities, query-version and query-commands registered. */
+ * qmp_capabilities, query-version, query-commands, getfd and closefd
+ * registered. */
 struct qmp_server *qmp_server_new(struct loop *loop);
 /* Listens on (or adopts) one endpoint. 0, or -1 with *err naming it. */
 int qmp_server_add_endpoint(struct qmp_server *s, const struct qmp_endpoint *ep, GError **err);
@@ -81,6 +82,13 @@ void qmp_server_set_limits(struct qmp_server *s, size_t in_limit, size_t out_lim
 int qmp_server_feed(struct qmp_client *c, const void *data, size_t len);
 unsigned qmp_server_nr_clients(const struct qmp_server *s);
 bool qmp_client_negotiated(const struct qmp_client *c);
+/* File descriptors a client passed (SCM_RIGHTS on the sendmsg of its
+ * command; those of a read replace any earlier ones nobody took). _take_fd:
+ * the oldest not yet taken, or -1. _take_named_fd: the one getfd stored
+ * under name on this connection (QEMU's monitor_get_fd), or -1. The caller
+ * owns the fd it gets; the rest are closed with the connection. */
+int qmp_client_take_fd(struct qmp_client *c);
+int qmp_client_take_named_fd(struct qmp_client *c, const char *name);
 /* Calls fn for every registered command name, in registration order. */
 void qmp_foreach_command(struct qmp_server *s, void (*fn)(const char *name, void *opaque), void *opaque);
 /* node as QEMU writes it ({"a": 1, "b": [2, 3]}, non-ASCII as \uXXXX). */

@@ -456,6 +456,164 @@ static void test_slow_reader_dropped(void **state)
     close(fd);
 }
 
+static void test_backpressure_in_order(void **state)
+{
+    struct t *t = *state;
+    int fd = negotiated_pair(t);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    /* 3000 events of ~600 bytes: far more than the socket holds, less than
+     * the 4 MiB bound. They wait in the queue, go out as the client reads
+     * (POLLOUT), and arrive whole and in order. */
+    char pad[500];
+    memset(pad, 'q', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = 0;
+    for (int i = 0; i < 3000; i++) {
+        JsonObject *d = json_object_new();
+        json_object_set_int_member(d, "n", i);
+        json_object_set_string_member(d, "pad", pad);
+        JsonNode *dn = json_node_new(JSON_NODE_OBJECT);
+        json_node_take_object(dn, d);
+        qmp_emit_event(t->s, "SEQ", dn);
+    }
+    assert_int_equal(qmp_server_nr_clients(t->s), 1);
+    GString *in = g_string_new(NULL);
+    int next = 0;
+    while (next < 3000) {
+        char buf[8192];
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+            assert_true(errno == EAGAIN);
+            /* Drained: the server writes more once its POLLOUT fires. */
+            assert_int_equal(loop_run_once(t->loop), 0);
+            continue;
+        }
+        assert_true(n > 0);
+        g_string_append_len(in, buf, n);
+        char *nl;
+        while ((nl = strstr(in->str, "\r\n"))) {
+            *nl = 0;
+            g_autofree char *want = g_strdup_printf("\"event\": \"SEQ\", \"data\": {\"n\": %d, \"pad\": \"%s\"}}",
+                                                    next, pad);
+            assert_non_null(strstr(in->str, want));
+            next++;
+            g_string_erase(in, 0, nl + 2 - in->str);
+        }
+    }
+    assert_int_equal(in->len, 0);
+    g_string_free(in, TRUE);
+    /* Still a working client, its queue empty. */
+    send_str(t, fd, "{\"execute\": \"x-nop\"}");
+    expect_msg(fd, OK_EMPTY);
+    close(fd);
+}
+
+/* Sends s with the fds (SCM_RIGHTS on the same sendmsg), runs the loop. */
+static void send_with_fds(struct t *t, int fd, const char *s, const int *fds, unsigned nfds)
+{
+    union {
+        char b[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                         .msg_controllen = CMSG_SPACE(nfds * sizeof(int)) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    assert_int_equal(sendmsg(fd, &mh, 0), (ssize_t)strlen(s));
+    assert_int_equal(loop_run_once(t->loop), 0);
+}
+
+/* The write end of a pipe is still open somewhere while a read of the read
+ * end would block rather than see EOF. */
+static bool write_end_open(int rfd)
+{
+    char c;
+    ssize_t n = read(rfd, &c, 1);
+    assert_true(n <= 0);
+    return n < 0 && errno == EAGAIN;
+}
+
+static int taken_fd = -1;
+
+/* x-take {"fdname": NAME}: what a netdev_add fd=NAME does. */
+static JsonNode *cmd_take(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    const char *name = NULL;
+    if (!qmp_arg_str(args, "fdname", true, &name, err))
+        return NULL;
+    int fd = qmp_client_take_named_fd(ctx->client, name);
+    if (fd < 0) {
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "no fd '%s'", name);
+        return NULL;
+    }
+    taken_fd = fd;
+    return NULL;
+}
+
+static void test_fd_passing(void **state)
+{
+    struct t *t = *state;
+    qmp_register(t->s, "x-take", cmd_take, NULL, 0);
+    int fd = negotiated_pair(t);
+    int p1[2], p2[2], p3[2];
+    assert_int_equal(pipe2(p1, O_NONBLOCK), 0);
+    assert_int_equal(pipe2(p2, O_NONBLOCK), 0);
+    assert_int_equal(pipe2(p3, O_NONBLOCK), 0);
+
+    send_str(t, fd, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"tap0\"}}");
+    expect_msg(fd, GENERIC("No file descriptor supplied via SCM_RIGHTS"));
+    send_with_fds(t, fd, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"0tap\"}}", &p1[1], 1);
+    expect_msg(fd, GENERIC("Parameter 'fdname' expects a name not starting with a digit"));
+    close(p1[1]);
+    assert_false(write_end_open(p1[0]));    /* the refused fd was closed */
+
+    send_with_fds(t, fd, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"tap0\"}}", &p2[1], 1);
+    expect_msg(fd, OK_EMPTY);
+    close(p2[1]);
+    assert_true(write_end_open(p2[0]));     /* held under tap0 */
+    send_str(t, fd, "{\"execute\": \"x-take\", \"arguments\": {\"fdname\": \"tap0\"}}");
+    expect_msg(fd, OK_EMPTY);
+    assert_true(taken_fd >= 0);
+    send_str(t, fd, "{\"execute\": \"x-take\", \"arguments\": {\"fdname\": \"tap0\"}}");
+    expect_msg(fd, GENERIC("no fd 'tap0'"));    /* taken once */
+    close(taken_fd);
+    assert_false(write_end_open(p2[0]));
+
+    send_with_fds(t, fd, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"n\"}}", &p3[1], 1);
+    expect_msg(fd, OK_EMPTY);
+    close(p3[1]);
+    send_str(t, fd, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"n\"}}");
+    expect_msg(fd, OK_EMPTY);
+    assert_false(write_end_open(p3[0]));
+    send_str(t, fd, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"n\"}}");
+    expect_msg(fd, GENERIC("File descriptor named 'n' not found"));
+
+    /* Fds nobody took, named or not, go with the connection. */
+    int q1[2], q2[2];
+    assert_int_equal(pipe2(q1, O_NONBLOCK), 0);
+    assert_int_equal(pipe2(q2, O_NONBLOCK), 0);
+    send_with_fds(t, fd, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"kept\"}}", &q1[1], 1);
+    expect_msg(fd, OK_EMPTY);
+    send_with_fds(t, fd, "{\"execute\": \"x-nop\"}", &q2[1], 1);
+    expect_msg(fd, OK_EMPTY);
+    close(q1[1]);
+    close(q2[1]);
+    assert_true(write_end_open(q1[0]));
+    assert_true(write_end_open(q2[0]));
+    close(fd);
+    assert_int_equal(loop_run_once(t->loop), 0);
+    assert_int_equal(qmp_server_nr_clients(t->s), 0);
+    assert_false(write_end_open(q1[0]));
+    assert_false(write_end_open(q2[0]));
+    int all[] = { p1[0], p2[0], p3[0], q1[0], q2[0] };
+    for (unsigned i = 0; i < G_N_ELEMENTS(all); i++)
+        close(all[i]);
+}
+
 /* A command of a test module: echoes its argument "v" (a string), or fails
  * with the class given in "class". */
 static JsonNode *cmd_echo(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
@@ -512,7 +670,8 @@ static void test_registered_command(void **state)
     /* query-commands lists it with the built-in ones. */
     send_str(t, fd, "{\"execute\": \"query-commands\"}");
     expect_msg(fd, "{\"return\": [{\"name\": \"qmp_capabilities\"}, {\"name\": \"query-version\"}, "
-                   "{\"name\": \"query-commands\"}, {\"name\": \"x-nop\"}, {\"name\": \"x-echo\"}]}");
+                   "{\"name\": \"query-commands\"}, {\"name\": \"getfd\"}, {\"name\": \"closefd\"}, "
+                   "{\"name\": \"x-nop\"}, {\"name\": \"x-echo\"}]}");
     close(fd);
 }
 
@@ -731,6 +890,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_clients_and_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fd_passing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registered_command, setup, teardown),
         cmocka_unit_test(test_arg_helpers),
         cmocka_unit_test_setup_teardown(test_unix_listener, setup, teardown),
