@@ -65,9 +65,11 @@ static const char usage_text[] =
 "                                  the disk's block node / the NIC's netdev\n"
 "  add-cpu [--id ID]               device_add of the first free slot of query-hotpluggable-cpus\n"
 "  remove-cpu ID [--wait]          device_del of a hot-added CPU\n"
-"  resize-memory SIZE [--device ID]\n"
+"  resize-memory SIZE [--device ID] [--wait]\n"
 "                                  qom-set requested-size of a virtio-mem device (the first one\n"
-"                                  in /machine/peripheral unless --device); SIZE: bytes or K/M/G/T\n"
+"                                  in /machine/peripheral unless --device); SIZE: bytes or K/M/G/T;\n"
+"                                  --wait: until the guest has plugged/unplugged to SIZE\n"
+"                                  (MEMORY_DEVICE_SIZE_CHANGE; default 30 s, then exit 4)\n"
 "  events [--count N] [QMP-COMMAND [JSON-ARGS]]\n"
 "                                  print events as they arrive, one a line: until N events\n"
 "                                  within --timeout (else exit 4); without --count, until\n"
@@ -1360,15 +1362,30 @@ static char *human_size(uint64_t v)
     return g_strdup_printf("%" PRIu64 " %s", v, units[u]);
 }
 
+/* The "size" (plugged now) of a virtio-mem device, or -1 when qom-get has
+ * no answer. */
+static int64_t vmem_size(struct conn *c, const char *path)
+{
+    struct reply r;
+    int64_t v = -1;
+    if (conn_execute(c, "qom-get", obj_new("path", jstr(path), "property", jstr("size"), NULL), &r) &&
+        r.ret && JSON_NODE_HOLDS_VALUE(r.ret) && json_node_get_value_type(r.ret) == G_TYPE_INT64)
+        v = json_node_get_int(r.ret);
+    reply_clear(&r);
+    return v;
+}
+
 static int cmd_resize_memory(struct conn *c, const char *name, int argc, char **argv)
 {
-    struct copt opts[] = { { .name = "--device", .has_arg = true }, { 0 } };
+    struct copt opts[] = { { .name = "--device", .has_arg = true }, { .name = "--wait" }, { 0 } };
     struct cargs a;
     parse_cmd_args(name, argc, argv, opts, &a);
-    want_pos(name, &a, 1, 1, "SIZE [--device ID]");
+    want_pos(name, &a, 1, 1, "SIZE [--device ID] [--wait]");
     uint64_t size;
-    if (!parse_size(pos(&a, 0), &size))
+    if (!parse_size(pos(&a, 0), &size) || size > INT64_MAX)
         usage_error("%s: bad SIZE '%s' (bytes, or a number with K, M, G or T)", name, pos(&a, 0));
+    if (opts[0].set)
+        check_id(name, opts[0].val);
     char *dev = NULL;
     if (opts[0].set) {
         dev = g_strdup(opts[0].val);
@@ -1391,8 +1408,39 @@ static int cmd_resize_memory(struct conn *c, const char *name, int argc, char **
     struct reply r;
     if (!conn_execute(c, "qom-set", args, &r))
         die_reply("qom-set", &r);
+    int64_t plugged = -1;
+    if (opts[1].set) {
+        /* until the guest has plugged/unplugged to the size: the size now,
+         * then MEMORY_DEVICE_SIZE_CHANGE events (queued ones count) */
+        double secs = opt_timeout_set ? opt_timeout : DEFAULT_WAIT_TIMEOUT;
+        int64_t deadline = deadline_after(secs);
+        plugged = vmem_size(c, path);
+        while (plugged != (int64_t)size) {
+            JsonNode *ev = NULL;
+            enum read_status st = next_event(c, deadline, &ev);
+            if (st == READ_TIMEOUT) {
+                char *s = fmt_secs(secs), *want = human_size(size);
+                char *have = plugged >= 0 ? human_size((uint64_t)plugged) : g_strdup("?");
+                die(EXIT_TIMEOUT, "%s: the guest has %s plugged, not %s, after %s s (requested-size stays %s)",
+                    dev, have, want, s, want);
+            }
+            if (st == READ_EOF)
+                die(EXIT_CONNECTION, "connection closed by the VM while waiting for %s to reach its size", dev);
+            JsonObject *o = json_node_get_object(ev);
+            JsonObject *d = obj_of(member(o, "data"));
+            const char *en = str_member(o, "event"), *id = str_member(d, "id"), *qp = str_member(d, "qom-path");
+            int64_t sz;
+            if (en && !strcmp(en, "MEMORY_DEVICE_SIZE_CHANGE") &&
+                ((id && !strcmp(id, dev)) || (qp && !strcmp(qp, path))) && int_member(d, "size", &sz))
+                plugged = sz;
+            json_node_unref(ev);
+        }
+    }
     if (opt_json)
-        print_json(obj_new("device", jstr(dev), "requested-size", jint((int64_t)size), NULL));
+        print_json(obj_new("device", jstr(dev), "requested-size", jint((int64_t)size),
+                           "size", plugged >= 0 ? jint(plugged) : NULL, NULL));
+    else if (opts[1].set)
+        printf("%s: %s plugged\n", dev, human_size(size));
     else
         printf("%s: requested-size %s (the guest plugs/unplugs memory to follow)\n", dev, human_size(size));
     return EXIT_OK;

@@ -227,6 +227,12 @@ run -s "$A" qmp qom-get '{"path": "/machine/peripheral/vm0", "property": "reques
 report "requested-size is 64 MiB" "$(expect 0)$([ "$out" = 67108864 ] || echo "printed '$out'")"
 run -s "$A" resize-memory 3M --device vm0
 report "resize-memory to a size QEMU refuses: exit 1" "$(expect 1)$(grep -q 'block-size' <<<"$err" || echo "stderr '$err'")"
+run -s "$A" --timeout 1 resize-memory 8M --wait
+report "resize-memory --wait with a guest that plugs nothing: exit 4, what is plugged" \
+    "$(expect 4)$([ "$err" = "vmmctl: vm0: the guest has 0 B plugged, not 8 MiB, after 1 s (requested-size stays 8 MiB)" ] || echo "stderr '$err'")"
+run -s "$A" resize-memory 0 --wait
+report "resize-memory 0 --wait with nothing plugged: done at once" \
+    "$(expect 0)$([ "$out" = "vm0: 0 B plugged" ] || echo "printed '$out'")"
 
 run -s "$A" quit
 report "quit exits 0" "$(expect 0)"

@@ -140,6 +140,12 @@ if has qom-set qom-list; then
     run -s "$A" resize-memory 3M
     report "resize-memory to a size vmm refuses: exit 1, its desc" \
         "$(expect 1)$(grep -q "multiples of 'block-size'" <<<"$err" || echo "stderr '$err'")"
+run -s "$A" --timeout 1 resize-memory 8M --wait
+report "resize-memory --wait with a guest that plugs nothing: exit 4, what is plugged" \
+    "$(expect 4)$([ "$err" = "vmmctl: vmem0: the guest has 0 B plugged, not 8 MiB, after 1 s (requested-size stays 8 MiB)" ] || echo "stderr '$err'")"
+run -s "$A" resize-memory 0 --wait
+report "resize-memory 0 --wait with nothing plugged: done at once" \
+    "$(expect 0)$([ "$out" = "vmem0: 0 B plugged" ] || echo "printed '$out'")"
 else
     skip "resize-memory: vmm has no $(missing qom-set qom-list) (issue 5, memory hotplug: virtio-mem over QMP)"
 fi
