@@ -46,6 +46,7 @@ void config_clear(struct vm_config *c)
     g_free(c->cmdline);
     g_free(c->serial_path);
     g_free(c->console_path);
+    g_free(c->restore_dir);
     for (unsigned i = 0; i < c->nr_disks; i++) {
         g_free(c->disks[i].id);
         g_free(c->disks[i].path);
@@ -111,6 +112,7 @@ void config_print_help(void)
 {
     printf(
 "Usage: vmm --kernel PATH [options]\n"
+"       vmm --restore DIR [--qmp ...] [--paused] [--serial ...] [--console ...]\n"
 "Boots a guest on /dev/kvm: one process is one VM.\n"
 "\n"
 "Guest image:\n"
@@ -200,6 +202,12 @@ void config_print_help(void)
 "                         system_reset counts as a reset\n"
 "  -S, --paused           create the vCPUs but run none until the QMP command cont\n"
 "                         (query-status says \"prelaunch\" until then); needs --qmp\n"
+"  --restore DIR          start the VM saved in DIR by the QMP command x-vmm-snapshot\n"
+"                         (DIR/state, DIR/memory) where it was: the machine, its disks\n"
+"                         and NICs come from the snapshot, RAM is mapped from\n"
+"                         DIR/memory (copy on write, not read up front); only --qmp,\n"
+"                         --paused, --serial, --console (a new backend, not on/off)\n"
+"                         and --log-level may be added. A bad snapshot: one line, exit 2\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -733,7 +741,7 @@ out:
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
     OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT, OPT_NET,
-    OPT_QMP, OPT_UUID,
+    OPT_QMP, OPT_UUID, OPT_RESTORE,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -758,6 +766,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "test-exit", no_argument, NULL, OPT_TEST_EXIT },
         { "reboot", required_argument, NULL, OPT_REBOOT },
         { "paused", no_argument, NULL, 'S' },
+        { "restore", required_argument, NULL, OPT_RESTORE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -765,8 +774,17 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     optind = 0;     /* glibc: 0 also resets its state left by an earlier parse that stopped early */
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":hVS", longopts, NULL)) != -1) {
+    int idx = -1;
+    while ((opt = getopt_long(argc, argv, ":hVS", longopts, &idx)) != -1) {
+        /* What shapes the machine (everything but the host side: --qmp,
+         * --paused, --serial, --console, --log-level): --restore takes it
+         * from the snapshot instead. */
+        if (!c->machine_opt && opt >= OPT_KERNEL && opt != OPT_QMP && opt != OPT_SERIAL && opt != OPT_CONSOLE &&
+            opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && idx >= 0)
+            c->machine_opt = longopts[idx].name;
+        idx = -1;
         switch (opt) {
+        case OPT_RESTORE: g_free(c->restore_dir); c->restore_dir = g_strdup(optarg); break;
         case OPT_KERNEL: g_free(c->kernel); c->kernel = g_strdup(optarg); break;
         case OPT_INITRD: g_free(c->initrd); c->initrd = g_strdup(optarg); break;
         case OPT_CMDLINE: g_free(c->cmdline); c->cmdline = g_strdup(optarg); break;
@@ -798,6 +816,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_SERIAL:
             if (parse_chardev("--serial", optarg, &c->serial_mode, &c->serial_path, err) < 0)
                 return -1;
+            c->serial_given = true;
             break;
         case OPT_OBJECT:
             if (parse_object(c, optarg, err) < 0)
@@ -806,6 +825,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_CONSOLE:
             if (parse_chardev("--console", optarg, &c->console_mode, &c->console_path, err) < 0)
                 return -1;
+            c->console_given = true;
             break;
         case OPT_LOG_LEVEL: {
             int l = log_level_from_name(optarg);
@@ -847,6 +867,14 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     }
     if (optind < argc)
         return fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
+    if (c->restore_dir && c->machine_opt)
+        return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
+                    "--serial, --console and --log-level may be added", c->machine_opt);
+    if (c->restore_dir && c->paused && c->nr_qmp == 0)
+        return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
+                    "give --qmp unix:PATH");
+    if (c->restore_dir)
+        return 0;       /* the cmdline, like the rest, comes from the snapshot */
     if (!c->cmdline)
         c->cmdline = g_strdup("console=ttyS0");
     return 0;

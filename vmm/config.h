@@ -111,6 +111,12 @@ struct vm_config {
     enum reboot_action reboot;
     bool paused;                /* --paused / -S: vCPUs wait for QMP cont */
     int log_level;              /* enum log_level */
+
+    /* --restore DIR: the machine comes from the snapshot in DIR (its config
+     * section); the command line may then only add host-side options. */
+    char *restore_dir;
+    bool serial_given, console_given;   /* --serial / --console were on the command line */
+    const char *machine_opt;            /* the first machine-shaping option given ("--kernel"...), or NULL */
 };
 
 #define CONFIG_ERROR config_error_quark()

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "vmm/iothread.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
+#include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 
 const char *machine_run_state_name(enum machine_run_state s)
@@ -203,6 +205,9 @@ int machine_open(struct machine *m, struct vm_config *cfg)
 {
     g_autoptr(GError) err = NULL;
     memset(m, 0, sizeof(*m));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    m->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     m->cfg = cfg;
     m->kvm_fd = -1;
     m->signal_fd = -1;
@@ -276,10 +281,24 @@ int machine_run(struct machine *m)
 {
     for (;;) {
         g_autoptr(GError) err = NULL;
-        if (vm_create(&m->vm, m->cfg, m->kvm_fd, &m->caps, m->loop, m->serial_be, m->console_be, &err) < 0) {
+        int cr = m->restore ? vm_create_restored(&m->vm, m->cfg, m->kvm_fd, &m->caps, m->loop, m->serial_be,
+                                                 m->console_be, snapshot_restore_memory_fd(m->restore), &err)
+                            : vm_create(&m->vm, m->cfg, m->kvm_fd, &m->caps, m->loop, m->serial_be, m->console_be,
+                                        &err);
+        if (cr == 0 && m->restore && snapshot_restore_load(m->restore, &m->vm, &err) < 0)
+            cr = -1;
+        if (cr < 0) {
             log_error("%s", err->message);
+            /* A snapshot that does not load is the user's input
+             * (CONFIG_ERROR: exit 2), and the VM never ran. */
+            int st = exit_status_for_error(err);
             vm_destroy(&m->vm);
-            return exit_status_for_error(err);
+            return st;
+        }
+        if (m->restore) {
+            snapshot_restore_free(m->restore);
+            m->restore = NULL;
+            m->vm.first_run_since_ns = m->start_ns;
         }
         vmem_machine_attach(m);
         m->vm_live = true;

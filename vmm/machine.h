@@ -18,6 +18,7 @@
 struct loop;
 struct qmp_server;
 struct char_backend;
+struct snapshot_restore;
 
 
 /* QEMU's RunState names (qapi/run-state.json) for the states vmm has. */
@@ -42,6 +43,11 @@ struct machine {
     void (*emit_event)(struct machine *m, const char *name, JsonNode *data);
     /* Why the host reset the VM, for the RESET event ("host-qmp-system-reset"). */
     const char *host_reason;
+
+    /* --restore: the snapshot the first boot is built from (then freed);
+     * NULL otherwise. Set by main after machine_open. */
+    struct snapshot_restore *restore;
+    uint64_t start_ns;          /* CLOCK_MONOTONIC at machine_open: restore-to-running is measured from it */
 
     /* Host resources kept across boots (machine_open / machine_close). */
     int kvm_fd;

@@ -7,6 +7,7 @@
 #include "vmm/qmp.h"
 #include "vmm/qmp_cmds.h"
 #include "vmm/vmem_qmp.h"
+#include "vmm/snapshot.h"
 
 int main(int argc, char **argv)
 {
@@ -16,23 +17,35 @@ int main(int argc, char **argv)
     int pr = config_parse_args(&cfg, argc, argv, &err);
     if (pr == 1)
         return 0;
-    if (pr < 0 || config_validate(&cfg, &err) < 0) {
+    struct snapshot_restore *restore = NULL;
+    if (pr == 0 && cfg.restore_dir) {
+        /* The machine is the snapshot's: its config replaces the checks of
+         * a command line (a later guest reset boots its kernel again). */
+        restore = snapshot_restore_open(cfg.restore_dir, &cfg, &err);
+        if (!restore) {
+            fprintf(stderr, "vmm: error: %s\n", err->message);
+            config_clear(&cfg);
+            return VMM_EXIT_CONFIG;
+        }
+    } else if (pr < 0 || config_validate(&cfg, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
-    if (boot_check_kernel(cfg.kernel, &err) < 0) {
+    if (!restore && boot_check_kernel(cfg.kernel, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
     /* Taps are host backends: opened once, kept across guest resets. */
     if (config_open_nets(&cfg, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
+        snapshot_restore_free(restore);
         return VMM_EXIT_CONFIG;
     }
     log_threshold = (enum log_level)cfg.log_level;
 
     static struct machine m;
     int status = machine_open(&m, &cfg);
+    m.restore = restore;
     if (status == 0 && cfg.nr_qmp) {
         /* The control socket, before the first boot; every module adds its
          * commands here. */
@@ -40,10 +53,12 @@ int main(int argc, char **argv)
         qmp_cmds_qmp_register(m.qmp, &m);
         machine_qmp_register(m.qmp, &m);
         vmem_qmp_register(m.qmp, &m);
+        snapshot_qmp_register(m.qmp, &m);
         status = qmp_cmds_listen(&m);
     }
     if (status == 0 && m.state != RUN_STATE_SHUTDOWN)   /* no signal or quit while waiting for a client */
         status = machine_run(&m);
+    snapshot_restore_free(m.restore);
     qmp_server_free(m.qmp);
     m.qmp = NULL;
     machine_close(&m);

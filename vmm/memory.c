@@ -43,6 +43,8 @@ static void *map_aligned(uint64_t size, int mflags, int fd, uint64_t offset)
     return p;
 }
 
+static void layout(struct guest_memory *gm, uint8_t *p, uint64_t size);
+
 int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, bool shared,
                         GError **err)
 {
@@ -94,6 +96,27 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
         madvise(p, size, MADV_HUGEPAGE);   /* THP where the host allows it; advisory */
 
     gm->memfd = fd;
+    layout(gm, p, size);
+    return 0;
+}
+
+int guest_memory_create_from_file(struct guest_memory *gm, uint64_t size, int fd, GError **err)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->memfd = -1;
+    void *p = map_aligned(size, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot map %" G_GUINT64_FORMAT " MiB of guest RAM from the snapshot: %s", size >> 20,
+                    g_strerror(errno));
+        return -1;
+    }
+    layout(gm, p, size);
+    return 0;
+}
+
+static void layout(struct guest_memory *gm, uint8_t *p, uint64_t size)
+{
     gm->base = p;
     gm->ram_size = size;
 
@@ -109,7 +132,6 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
         uint64_t pages = gm->regions[i].size / GUEST_PAGE_SIZE;
         gm->regions[i].dirty = g_new0(unsigned long, (pages + BITS_PER_LONG - 1) / BITS_PER_LONG);
     }
-    return 0;
 }
 
 int guest_memory_register(struct guest_memory *gm, int vm_fd)

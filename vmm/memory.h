@@ -44,6 +44,11 @@ struct guest_memory {
 /* Creates RAM of `size` bytes laid out around the 32-bit hole. */
 int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, bool shared,
                         GError **err);
+/* RAM of `size` bytes laid out as guest_memory_create does, mapped private
+ * (copy on write) from fd, a file of at least `size` bytes holding RAM in
+ * that layout (a snapshot's memory): pages are read from the file when the
+ * guest or vmm first touches them, never copied up front. fd is not kept. */
+int guest_memory_create_from_file(struct guest_memory *gm, uint64_t size, int fd, GError **err);
 /* Registers every region as a KVM memory slot. Returns 0 or -errno. */
 int guest_memory_register(struct guest_memory *gm, int vm_fd);
 void guest_memory_destroy(struct guest_memory *gm);

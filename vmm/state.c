@@ -87,6 +87,18 @@ void state_put_bytes(struct state_writer *w, const void *p, size_t len)
     g_byte_array_append(w->buf, p, (guint)len);
 }
 
+void state_put_str(struct state_writer *w, const char *s)
+{
+    if (!s) {
+        put_le(w->buf, 0xffffffffu, 4);
+        return;
+    }
+    size_t n = strlen(s);
+    g_assert(n < 0xffffffffu);
+    put_le(w->buf, n, 4);
+    g_byte_array_append(w->buf, (const guint8 *)s, (guint)n);
+}
+
 GBytes *state_writer_finish(struct state_writer *w)
 {
     g_assert(w->section_len_at == 0);
@@ -162,7 +174,9 @@ int state_open_section(struct state_reader *r, const char *name, uint32_t max_ve
     }
     const char *found = (const char *)r->p + r->pos + 2;
     if (nlen != strlen(name) || memcmp(found, name, nlen) != 0) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: expected section '%s', found '%.*s'", name,
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                    "state: expected section '%s', found '%.*s' (a section this vmm does not know, or a "
+                    "snapshot of another machine)", name,
                     (int)nlen, found);
         return -1;
     }
@@ -236,4 +250,25 @@ int state_get_bytes(struct state_reader *r, void *out, size_t len)
 gboolean state_reader_at_end(struct state_reader *r)
 {
     return r->section_end == 0 && !r->failed && r->len - r->pos == 2 && get_le(r->p + r->pos, 2) == END_MARKER;
+}
+
+int state_get_str(struct state_reader *r, char **s, size_t max_len)
+{
+    uint32_t n;
+    *s = NULL;
+    if (state_get_u32(r, &n) < 0)
+        return -1;
+    if (n == 0xffffffffu)
+        return 0;
+    if (n > max_len) {
+        r->failed = TRUE;
+        return -1;
+    }
+    const uint8_t *p = take(r, n);
+    if (!p || memchr(p, 0, n)) {
+        r->failed = TRUE;
+        return -1;
+    }
+    *s = g_strndup((const char *)p, n);
+    return 0;
 }

@@ -27,6 +27,8 @@ void state_put_u16(struct state_writer *w, uint16_t v);
 void state_put_u32(struct state_writer *w, uint32_t v);
 void state_put_u64(struct state_writer *w, uint64_t v);
 void state_put_bytes(struct state_writer *w, const void *p, size_t len);
+/* A string (NULL allowed): u32 length (0xffffffff for NULL), then the bytes. */
+void state_put_str(struct state_writer *w, const char *s);
 /* Ends the stream (end marker + checksum) and returns it; w is freed. */
 GBytes *state_writer_finish(struct state_writer *w);
 
@@ -46,6 +48,9 @@ int state_get_u16(struct state_reader *r, uint16_t *v);
 int state_get_u32(struct state_reader *r, uint32_t *v);
 int state_get_u64(struct state_reader *r, uint64_t *v);
 int state_get_bytes(struct state_reader *r, void *p, size_t len);
+/* A string written by state_put_str: *s is a new string (g_free) or NULL. A
+ * string with a NUL inside or longer than max_len fails like a short read. */
+int state_get_str(struct state_reader *r, char **s, size_t max_len);
 /* True when every section has been read and the end marker is next. */
 gboolean state_reader_at_end(struct state_reader *r);
 

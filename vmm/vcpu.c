@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arch/x86/cpuid.h"
@@ -276,6 +277,7 @@ static void *vcpu_thread(void *arg)
     sigaddset(&set, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    bool first_run_logged = false;
     pthread_mutex_lock(&vm->pause_lock);
     __atomic_store_n(&v->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     pthread_cond_broadcast(&vm->parked_cond);
@@ -289,6 +291,14 @@ static void *vcpu_thread(void *arg)
         bool pausing = __atomic_load_n(&vm->pause_depth, __ATOMIC_SEQ_CST) != 0;
         if (pausing)
             __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        else if (v->index == 0 && vm->first_run_since_ns && !first_run_logged) {
+            /* A restored VM: how long from vmm's start to the guest running. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            log_info("restore: first KVM_RUN %.3f ms after vmm started", (double)(now - vm->first_run_since_ns) / 1e6);
+            first_run_logged = true;
+        }
         int r = ioctl(v->fd, KVM_RUN, 0);
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) {

@@ -672,10 +672,11 @@ static int create_devices(struct vm *vm)
     return create_cpu_hotplug(vm);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
-              struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
-              GError **err)
+static int create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+                  struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be, int mem_fd,
+                  GError **err)
 {
+    const bool restoring = mem_fd >= 0;
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
     vm->kvm_fd = kvm_fd;
@@ -717,7 +718,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
     if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
         return kvm_fail(err, "KVM_SET_IDENTITY_MAP_ADDR");
 
-    if (guest_memory_create(&vm->mem, cfg->mem_size, cfg->mem_hugepages, cfg->mem_shared, err) < 0)
+    if (restoring ? guest_memory_create_from_file(&vm->mem, cfg->mem_size, mem_fd, err) < 0
+                  : guest_memory_create(&vm->mem, cfg->mem_size, cfg->mem_hugepages, cfg->mem_shared, err) < 0)
         return -1;
     if (cfg->mem_hotplug_size &&
         guest_memory_add_hotplug(&vm->mem, guest_memory_hotplug_base(cfg->mem_size), cfg->mem_hotplug_size,
@@ -743,20 +745,23 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
                                 .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
                                 .pci_hotplug_slots = vm->pci_hotplug_slots };
     uint64_t rsdp = 0;
-    if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
-        return -1;
-    if (firmware_install_reset_vector(&vm->mem) < 0) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM does not cover the reset vector");
-        return -1;
-    }
-    struct boot_params_in bin = { .kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
-                                  .rsdp_gpa = rsdp };
     struct boot_entry entry;
-    if (boot_load(&vm->mem, &bin, &entry, err) < 0)
-        return -1;
-    if (regs_write_boot_tables(&vm->mem, entry.mode) < 0) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM too small for boot page tables");
-        return -1;
+    /* Restoring: RAM holds the guest as it was (tables, firmware, kernel and all). */
+    if (!restoring) {
+        if (acpi_install(&vm->mem, &acfg, &rsdp, err) < 0)
+            return -1;
+        if (firmware_install_reset_vector(&vm->mem) < 0) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM does not cover the reset vector");
+            return -1;
+        }
+        struct boot_params_in bin = { .kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
+                                      .rsdp_gpa = rsdp };
+        if (boot_load(&vm->mem, &bin, &entry, err) < 0)
+            return -1;
+        if (regs_write_boot_tables(&vm->mem, entry.mode) < 0) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "guest RAM too small for boot page tables");
+            return -1;
+        }
     }
 
     vm->supported_cpuid = cpuid_get_supported(kvm_fd, err);
@@ -779,9 +784,23 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
         vm->vcpus[i] = v;
         pthread_mutex_unlock(&vm->vcpus_lock);
     }
-    if (regs_setup_bsp(vm->vcpus[0]->fd, &entry, err) < 0)
+    if (!restoring && regs_setup_bsp(vm->vcpus[0]->fd, &entry, err) < 0)
         return -1;
     return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+              struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
+              GError **err)
+{
+    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, -1, err);
+}
+
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+                       struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
+                       int mem_fd, GError **err)
+{
+    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, mem_fd, err);
 }
 
 int vm_start(struct vm *vm, bool paused, GError **err)

@@ -103,6 +103,10 @@ struct vm {
     unsigned nr_threads;                /* vCPU threads started */
     unsigned nr_parked;                 /* ... parked now */
     unsigned nr_exited;                 /* ... that have ended */
+
+    /* Restored from a snapshot: vCPU 0 logs its first KVM_RUN, in ms
+     * since this CLOCK_MONOTONIC time (restore-to-running); 0: not. */
+    uint64_t first_run_since_ns;
 };
 
 /* Creates the VM described by cfg (KVM VM, memory, irqchip, devices, vCPUs,
@@ -111,6 +115,13 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
               struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
               GError **err);
+/* vm_create for a restore: guest RAM is a private (copy-on-write) mapping of
+ * mem_fd, a snapshot's memory file of cfg->mem_size bytes, and nothing is
+ * written into it (no firmware, tables or kernel); the vCPUs are created but
+ * their state, like the devices', is the snapshot's to load. */
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
+                       struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
+                       int mem_fd, GError **err);
 /* The terminal behind virtio-console may have a new size (SIGWINCH): the
  * device takes it and tells the guest. Main loop thread. */
 void vm_console_resized(struct vm *vm);

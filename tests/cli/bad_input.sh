@@ -270,6 +270,15 @@ check "--uuid not a UUID" 2 "--uuid: '1234' is not a UUID" -- --kernel "$good" -
 check "--uuid with a bad digit" 2 "--uuid: .* is not a UUID" -- --kernel "$good" \
     --uuid 978c6af3-b5f0-4591-a637-63086934903g
 
+# --restore (a good snapshot needs KVM: tests/guest/snapshot.sh; test_snapshot
+# has every broken snapshot directory).
+check "--restore of a missing directory" 2 "--restore $f/nosnap: not a directory" -- --restore "$f/nosnap"
+check "--restore of a directory without state" 2 "--restore $f: .*state.*No such file" -- --restore "$f"
+check "--restore with --cpus" 2 "--cpus: the machine comes from the snapshot with --restore" -- \
+    --restore "$f" --cpus 2
+check "--restore with --disk" 2 "--disk: the machine comes from the snapshot" -- --disk "$f/text" --restore "$f"
+check "--restore without a value" 2 "option --restore needs a value" -- --restore
+
 # The host: vmm finds KVM through VMM_KVM_DEVICE (default /dev/kvm).
 check "no KVM device" 10 '/nonexistent.*(kvm|KVM)' VMM_KVM_DEVICE=/nonexistent -- \
     --kernel "$good" --serial file=out.log

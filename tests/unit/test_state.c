@@ -309,6 +309,56 @@ static void test_reads_outside_sections(void **state)
     state_reader_free(r);
 }
 
+/* Strings: NULL, empty, text and a NUL-free byte run survive; a length
+ * above the reader's bound, a NUL inside and a short payload are refused. */
+static void test_strings(void **state)
+{
+    struct state_writer *w = state_writer_new();
+    state_begin_section(w, "s", 1);
+    state_put_str(w, NULL);
+    state_put_str(w, "");
+    state_put_str(w, "disk0 /tmp/x.img");
+    state_put_str(w, "0123456789");
+    state_end_section(w);
+    g_autoptr(GBytes) s = state_writer_finish(w);
+    struct state_reader *r = state_reader_new(s, NULL);
+    char *a = (char *)1, *b = NULL, *c = NULL, *d = NULL;
+    assert_int_equal(state_open_section(r, "s", 1, NULL, NULL), 0);
+    assert_int_equal(state_get_str(r, &a, 100), 0);
+    assert_null(a);
+    assert_int_equal(state_get_str(r, &b, 100), 0);
+    assert_string_equal(b, "");
+    assert_int_equal(state_get_str(r, &c, 100), 0);
+    assert_string_equal(c, "disk0 /tmp/x.img");
+    assert_int_equal(state_get_str(r, &d, 9), -1);      /* 10 bytes, bound 9 */
+    assert_null(d);
+    assert_int_equal(state_close_section(r, NULL), -1); /* the reader stays failed */
+    g_free(b);
+    g_free(c);
+    state_reader_free(r);
+
+    /* A NUL inside, and a length past the section. */
+    w = state_writer_new();
+    state_begin_section(w, "s", 1);
+    state_put_u32(w, 3);
+    state_put_bytes(w, "a\0b", 3);
+    state_put_u32(w, 50);
+    state_end_section(w);
+    g_autoptr(GBytes) s2 = state_writer_finish(w);
+    r = state_reader_new(s2, NULL);
+    assert_int_equal(state_open_section(r, "s", 1, NULL, NULL), 0);
+    assert_int_equal(state_get_str(r, &a, 100), -1);
+    assert_null(a);
+    state_reader_free(r);
+    r = state_reader_new(s2, NULL);
+    assert_int_equal(state_open_section(r, "s", 1, NULL, NULL), 0);
+    uint8_t skip[7];
+    assert_int_equal(state_get_bytes(r, skip, 7), 0);
+    assert_int_equal(state_get_str(r, &a, 100), -1);    /* 50 bytes promised, none there */
+    assert_null(a);
+    state_reader_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_under_read),
         cmocka_unit_test(test_over_read),
         cmocka_unit_test(test_reads_outside_sections),
+        cmocka_unit_test(test_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,182 @@
+#!/bin/bash
+# Snapshot and restore on a live guest (guest-tests/snapshot: a round
+# counter that stamps and verifies every page from 16 MiB up, a periodic
+# LAPIC timer, a virtio-blk disk written, read back and flushed each round):
+#   - x-vmm-snapshot is refused while the VM runs; after QMP stop it writes
+#     DIR/state and DIR/memory (the RAM size exactly);
+#   - vmm is killed (SIGKILL); vmm --restore DIR goes on: the serial output of
+#     both processes joined is one run, "count 1, 2, ..." consecutive (not
+#     from 1 again, no second boot banner), every page verifies for two
+#     more rounds (the guest prints FAIL and stops otherwise), the timer
+#     ticks keep rising, the disk keeps working and holds the last round's
+#     stamp in its sector;
+#   - a restored VM snapshotted again (into the same directory, whose memory
+#     file it has mapped) and restored once more goes on the same way;
+#   - --restore --paused waits in prelaunch until cont;
+#   - broken snapshots: a flipped byte in the state, a truncated state, a
+#     memory file cut short, none at all, a missing disk → exit 2 with one
+#     line on stderr, before any guest code runs.
+# Emits TAP; skips where /dev/kvm cannot run a VM.
+#
+# usage: snapshot.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
+set -u
+vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$3 qmpc=$(readlink -f "$4")
+if ! why=$("$srcroot/tools/kvm-check"); then
+    echo "1..0 # SKIP $why"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-snapshot.XXXXXX")
+pid=
+trap 'kill -KILL $pid 2>/dev/null; [ -n "${VMM_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() {
+    n=$((n + 1)); failed=$((failed + 1))
+    echo "not ok $n - $1"
+    shift
+    for f in "$@"; do [ -e "$f" ] && tail -n 8 "$f" | sed "s|^|#   $(basename "$f"): |"; done
+}
+check() {
+    local desc=$1; shift
+    local files=()
+    local cmd=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
+    [ $# -gt 0 ] && { shift; files=("$@"); }
+    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
+}
+# Waits up to 60 s until FILE has at least N complete "count" lines.
+wait_counts() {
+    local i=0
+    while [ "$(cat "$2" 2>/dev/null | grep -c '^count ')" -lt "$1" ] && [ $i -lt 600 ]; do
+        grep -q FAIL "$2" 2>/dev/null && return
+        kill -0 "$pid" 2>/dev/null || return
+        sleep 0.1; i=$((i + 1))
+    done
+}
+wait_sock() {
+    local i=0
+    while [ ! -S "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+}
+# qmp SOCKET COMMAND-JSON...: the replies (after the greeting and the
+# capabilities reply), one per line.
+qmp() {
+    local sock=$1; shift
+    { echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"; } | "$qmpc" "$sock" 2>&1 | tail -n +3 |
+        grep -v '"event"'
+}
+# The count lines of the joined serial output: consecutive from 1?
+consecutive() {
+    cat "$@" | grep -a '^count ' | awk '{ if ($2 != NR) { print "line " NR ": " $0; bad = 1; exit } } END { exit bad }'
+}
+last_count() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $2 }'; }
+last_ticks() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $4 }'; }
+# The stamp the guest wrote in sector (R % 64) in round R: "PANSPANS", R % 64, R.
+disk_has_round() {
+    python3 - "$1" "$2" <<'EOF'
+import struct, sys
+r = int(sys.argv[2])
+with open(sys.argv[1], 'rb') as f:
+    f.seek((r % 64) * 512)
+    magic, sector, rnd = struct.unpack('<QQQ', f.read(24))
+sys.exit(0 if (magic, sector, rnd) == (0x534e4150534e4150, r % 64, r) else 1)
+EOF
+}
+
+disk=$tmp/disk.img
+head -c 1M /dev/zero > "$disk"
+snap=$tmp/snap
+sock=$tmp/q1.sock
+
+"$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" --serial "file=$tmp/out1" \
+    --qmp "unix:$sock" 2> "$tmp/err1" < /dev/null &
+pid=$!
+wait_sock "$sock"
+wait_counts 2 "$tmp/out1"
+check "the guest runs its rounds (2 counted, no FAIL)" \
+    eval '[ "$(grep -c "^count " "$tmp/out1")" -ge 2 ] && ! grep -q FAIL "$tmp/out1"' -- "$tmp/out1" "$tmp/err1"
+
+r=$(qmp "$sock" "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$snap\"}}")
+check "x-vmm-snapshot while running is refused (stop first)" \
+    eval 'grep -q "\"error\".*must be paused" <<<"$r" && [ ! -e "$snap/state" ]' -- <(echo "$r")
+
+r=$(qmp "$sock" '{"execute":"stop"}' "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$snap\"}}")
+check "stop + x-vmm-snapshot: two empty returns" eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 2 ]' -- <(echo "$r")
+check "DIR/state and DIR/memory (32 MiB exactly), no .tmp left" \
+    eval '[ -s "$snap/state" ] && [ "$(stat -c %s "$snap/memory")" = $((32 << 20)) ] && ! ls "$snap" | grep -q tmp'
+before=$(last_count "$tmp/out1")
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+
+# --- restore ---
+sock2=$tmp/q2.sock
+"$vmm" --restore "$snap" --serial "file=$tmp/out2" --qmp "unix:$sock2" 2> "$tmp/err2" < /dev/null &
+pid=$!
+wait_counts 3 "$tmp/out2"
+check "restored: the count goes on from $before (consecutive over both processes, not from 1)" \
+    eval 'consecutive "$tmp/out1" "$tmp/out2" && [ "$(last_count "$tmp/out1" "$tmp/out2")" -ge $((before + 3)) ]' \
+    -- "$tmp/out2" "$tmp/err2"
+check "restored: no second boot, every page verified in the rounds after (no FAIL)" \
+    eval '! grep -q "snapshot guest up" "$tmp/out2" && ! grep -q FAIL "$tmp/out2"' -- "$tmp/out2"
+t1=$(last_ticks "$tmp/out1")
+t2=$(last_ticks "$tmp/out1" "$tmp/out2")
+check "restored: the LAPIC timer keeps ticking ($t1 before, $t2 now)" eval '[ "$t2" -gt "$t1" ]' -- "$tmp/out2"
+last=$(last_count "$tmp/out1" "$tmp/out2")
+check "restored: the disk keeps working (blk rounds = rounds; sector of round $last holds its stamp)" \
+    eval 'cat "$tmp/out1" "$tmp/out2" | grep -a "^count " | awk "\$2 != \$6 { exit 1 }" && disk_has_round "$disk" "$last"' \
+    -- "$tmp/out2"
+check "restored: no error or warning from vmm" eval '! grep -qE "error|warn" "$tmp/err2"' -- "$tmp/err2"
+
+# --- snapshot the restored VM into the same directory, restore again ---
+r=$(qmp "$sock2" '{"execute":"stop"}' "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$snap\"}}")
+check "the restored VM snapshots again over its own memory file" \
+    eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 2 ]' -- <(echo "$r") "$tmp/err2"
+before=$(last_count "$tmp/out1" "$tmp/out2")
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+cp -r --sparse=always "$snap" "$tmp/snap-copy"     # for the failure cases below
+sock3=$tmp/q3.sock
+"$vmm" --restore "$snap" --paused --serial "file=$tmp/out3" --qmp "unix:$sock3" 2> "$tmp/err3" < /dev/null &
+pid=$!
+wait_sock "$sock3"
+sleep 1
+r=$(qmp "$sock3" '{"execute":"query-status"}')
+check "--restore --paused: prelaunch, not a byte of guest output" \
+    eval 'grep -q "\"status\": \"prelaunch\"" <<<"$r" && [ ! -s "$tmp/out3" ]' -- <(echo "$r") "$tmp/out3"
+qmp "$sock3" '{"execute":"cont"}' > /dev/null
+wait_counts 2 "$tmp/out3"
+check "second restore after cont: consecutive from $before, every page verified" \
+    eval 'consecutive "$tmp/out1" "$tmp/out2" "$tmp/out3" && ! grep -q FAIL "$tmp/out3" &&
+          [ "$(last_count "$tmp/out1" "$tmp/out2" "$tmp/out3")" -ge $((before + 2)) ]' -- "$tmp/out3" "$tmp/err3"
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+
+# --- broken snapshots: exit 2, one line, no guest code ---
+broken() {
+    local desc=$1 dir=$2 want=$3
+    shift 3
+    rm -f "$tmp/bout" "$tmp/berr"
+    "$vmm" --restore "$dir" --serial "file=$tmp/bout" "$@" 2> "$tmp/berr" < /dev/null
+    local st=$?
+    check "$desc: exit 2, one line ($want), no guest output" \
+        eval '[ $st = 2 ] && [ "$(wc -l < "$tmp/berr")" = 1 ] && grep -qE -- "$want" "$tmp/berr" && [ ! -s "$tmp/bout" ]' \
+        -- "$tmp/berr"
+}
+b=$tmp/b
+reset_b() { rm -rf "$b"; cp -r --sparse=always "$tmp/snap-copy" "$b"; }
+reset_b
+python3 -c "import sys; p=sys.argv[1]; d=bytearray(open(p,'rb').read()); d[len(d)//2]^=1; open(p,'wb').write(d)" "$b/state"
+broken "a flipped bit in the state" "$b" "checksum"
+reset_b
+truncate -s 1000 "$b/state"
+broken "a truncated state" "$b" "corrupted|bad magic"
+reset_b
+truncate -s $((16 << 20)) "$b/memory"
+broken "a memory file of half the size" "$b" "16777216 bytes, the snapshot's RAM is 33554432"
+reset_b
+rm "$b/memory"
+broken "no memory file" "$b" "memory: No such file"
+reset_b
+mv "$disk" "$disk.away"
+broken "the disk gone" "$b" "disk.img"
+mv "$disk.away" "$disk"
+broken "--restore with --kernel" "$b" "--kernel: the machine comes from the snapshot" --kernel /dev/null
+
+echo "1..$n"
+[ "$failed" = 0 ]

@@ -1,0 +1,622 @@
+#include "vmm/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/cpu_state.h"
+#include "vmm/log.h"
+#include "vmm/machine.h"
+#include "vmm/state.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define STR_MAX 65536u
+#define STATE_FILE_MAX (1u << 30)
+
+static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static int fail(GError **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, msg);
+    return -1;
+}
+
+/* ---- config ---- */
+
+void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
+{
+    state_begin_section(w, "config", SNAPSHOT_CONFIG_VERSION);
+    state_put_str(w, c->name);
+    state_put_str(w, c->uuid);
+    state_put_str(w, c->kernel);
+    state_put_str(w, c->initrd);
+    state_put_str(w, c->cmdline);
+    state_put_u32(w, c->cpus_boot);
+    state_put_u32(w, c->cpus_max);
+    for (unsigned i = 0; i < VMM_MAX_CPUS; i++)
+        state_put_str(w, c->cpu_ids[i]);
+    state_put_u8(w, (uint8_t)c->cpu_model);
+    state_put_u8(w, (uint8_t)c->nested);
+    state_put_u64(w, c->mem_size);
+    state_put_u8(w, c->mem_hugepages);
+    state_put_u8(w, c->mem_shared);
+    state_put_u64(w, c->mem_hotplug_size);
+    state_put_u64(w, c->mem_hotplug_block);
+    state_put_u64(w, c->mem_hotplug_requested);
+    state_put_u8(w, (uint8_t)c->serial_mode);
+    state_put_str(w, c->serial_path);
+    state_put_u8(w, (uint8_t)c->console_mode);
+    state_put_str(w, c->console_path);
+    state_put_u8(w, c->rng);
+    state_put_u32(w, c->nr_iothreads);
+    for (unsigned i = 0; i < c->nr_iothreads; i++)
+        state_put_str(w, c->iothreads[i]);
+    state_put_u32(w, c->nr_disks);
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        const struct disk_config *d = &c->disks[i];
+        state_put_str(w, d->id);
+        state_put_str(w, d->path);
+        state_put_u8(w, d->readonly);
+        state_put_u8(w, (uint8_t)d->aio);
+        state_put_u8(w, (uint8_t)d->cache);
+        state_put_u32(w, d->num_queues);
+        state_put_str(w, d->serial);
+        state_put_str(w, d->iothread);
+    }
+    state_put_u32(w, c->nr_nets);
+    for (unsigned i = 0; i < c->nr_nets; i++) {
+        const struct net_config *n = &c->nets[i];
+        state_put_str(w, n->id);
+        state_put_str(w, n->tap);
+        state_put_u8(w, n->mac_set);
+        state_put_bytes(w, n->mac, 6);
+        state_put_u32(w, n->num_queues);
+    }
+    state_put_u8(w, c->test_exit);
+    state_put_u8(w, (uint8_t)c->reboot);
+    state_end_section(w);
+}
+
+int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err)
+{
+    if (state_open_section(r, "config", SNAPSHOT_CONFIG_VERSION, NULL, err) < 0)
+        return -1;
+    int bad = 0;
+    uint8_t u8;
+    uint32_t u32;
+    char *s = NULL;
+#define STR(dst) do { bad |= state_get_str(r, &s, STR_MAX); g_free(dst); dst = s; s = NULL; } while (0)
+#define U8(dst, max) do { bad |= state_get_u8(r, &u8); bad |= u8 > (max); dst = u8; } while (0)
+    STR(c->name);
+    bad |= state_get_str(r, &s, 36);
+    if (s && config_parse_uuid(s, c->uuid) < 0)
+        bad = 1;
+    g_clear_pointer(&s, g_free);
+    STR(c->kernel);
+    STR(c->initrd);
+    STR(c->cmdline);
+    bad |= state_get_u32(r, &c->cpus_boot);
+    bad |= state_get_u32(r, &c->cpus_max);
+    for (unsigned i = 0; i < VMM_MAX_CPUS; i++)
+        STR(c->cpu_ids[i]);
+    U8(c->cpu_model, CPU_MODEL_BASELINE);
+    U8(c->nested, NESTED_OFF);
+    bad |= state_get_u64(r, &c->mem_size);
+    U8(c->mem_hugepages, 1);
+    U8(c->mem_shared, 1);
+    bad |= state_get_u64(r, &c->mem_hotplug_size);
+    bad |= state_get_u64(r, &c->mem_hotplug_block);
+    bad |= state_get_u64(r, &c->mem_hotplug_requested);
+    enum serial_mode sm, cm;
+    char *sp = NULL, *cp = NULL;
+    U8(sm, SERIAL_SOCKET);
+    bad |= state_get_str(r, &sp, STR_MAX);
+    U8(cm, SERIAL_SOCKET);
+    bad |= state_get_str(r, &cp, STR_MAX);
+    /* The restoring command line's --serial / --console win, as long as
+     * the device stays (the guest has it, or has it not). */
+    if (!bad && c->serial_given && (sm == SERIAL_OFF) != (c->serial_mode == SERIAL_OFF))
+        goto onoff;
+    if (!bad && c->console_given && (cm == SERIAL_OFF) != (c->console_mode == SERIAL_OFF))
+        goto onoff;
+    if (!c->serial_given) {
+        c->serial_mode = sm;
+        g_free(c->serial_path);
+        c->serial_path = g_steal_pointer(&sp);
+    }
+    if (!c->console_given) {
+        c->console_mode = cm;
+        g_free(c->console_path);
+        c->console_path = g_steal_pointer(&cp);
+    }
+    g_free(sp);
+    g_free(cp);
+    U8(c->rng, 1);
+    bad |= state_get_u32(r, &u32);
+    if (!bad && u32 <= VMM_MAX_IOTHREADS) {
+        c->nr_iothreads = u32;
+        c->iothreads = g_new0(char *, u32 + 1);
+        for (unsigned i = 0; i < u32; i++)
+            STR(c->iothreads[i]);
+    } else {
+        bad = 1;
+    }
+    bad |= state_get_u32(r, &u32);
+    if (!bad && u32 <= VMM_MAX_DISKS) {
+        c->nr_disks = u32;
+        c->disks = g_new0(struct disk_config, MAX(u32, 1u));
+        for (unsigned i = 0; i < u32; i++) {
+            struct disk_config *d = &c->disks[i];
+            STR(d->id);
+            STR(d->path);
+            U8(d->readonly, 1);
+            U8(d->aio, BLOCK_AIO_THREADS);
+            U8(d->cache, BLOCK_CACHE_NONE);
+            bad |= state_get_u32(r, &d->num_queues);
+            STR(d->serial);
+            STR(d->iothread);
+            if (!d->id || !d->path)
+                bad = 1;
+        }
+    } else {
+        bad = 1;
+    }
+    bad |= state_get_u32(r, &u32);
+    if (!bad && u32 <= VMM_MAX_NICS) {
+        c->nr_nets = u32;
+        c->nets = g_new0(struct net_config, MAX(u32, 1u));
+        for (unsigned i = 0; i < u32; i++) {
+            struct net_config *n = &c->nets[i];
+            n->fd = -1;
+            STR(n->id);
+            STR(n->tap);
+            U8(n->mac_set, 1);
+            bad |= state_get_bytes(r, n->mac, 6);
+            bad |= state_get_u32(r, &n->num_queues);
+            if (!n->id || !n->tap)
+                bad = 1;
+        }
+    } else {
+        bad = 1;
+    }
+    U8(c->test_exit, 1);
+    U8(c->reboot, REBOOT_EXIT);
+#undef STR
+#undef U8
+    if (bad || state_close_section(r, NULL) < 0)
+        return fail(err, "state: the config section is malformed");
+    if (0) {
+onoff:
+        g_free(sp);
+        g_free(cp);
+        return fail(err, "--serial/--console: the snapshot's machine %s; give a backend for it, not off/on",
+                    (sm == SERIAL_OFF) != (c->serial_mode == SERIAL_OFF)
+                        ? (sm == SERIAL_OFF ? "has no serial port" : "has a serial port")
+                        : (cm == SERIAL_OFF ? "has no virtio-console" : "has a virtio-console"));
+    }
+    if (!c->kernel || c->cpus_boot == 0 || c->cpus_max < c->cpus_boot || c->cpus_max > VMM_MAX_CPUS ||
+        c->mem_size == 0 || c->mem_size % GUEST_PAGE_SIZE)
+        return fail(err, "state: the config section describes no valid machine");
+    return 0;
+}
+
+/* ---- the VM's state ---- */
+
+static int save_irqchip(struct vm *vm, struct state_writer *w, GError **err)
+{
+    state_begin_section(w, "irqchip", 1);
+    state_put_u8(w, !vm->split_irqchip);
+    if (!vm->split_irqchip)
+        for (uint32_t chip = 0; chip < 3; chip++) {
+            struct kvm_irqchip ic = { .chip_id = chip };
+            if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &ic) < 0) {
+                state_end_section(w);
+                return fail(err, "KVM_GET_IRQCHIP %u: %s", chip, g_strerror(errno));
+            }
+            state_put_bytes(w, &ic, sizeof(ic));
+        }
+    state_end_section(w);
+    return 0;
+}
+
+static int load_irqchip(struct vm *vm, struct state_reader *r, GError **err)
+{
+    uint8_t kernel = 0;
+    struct kvm_irqchip ic[3];
+    if (state_open_section(r, "irqchip", 1, NULL, err) < 0)
+        return -1;
+    state_get_u8(r, &kernel);
+    if (kernel)
+        state_get_bytes(r, ic, sizeof(ic));
+    if (state_close_section(r, err) < 0)
+        return -1;
+    if (kernel != !vm->split_irqchip)
+        return fail(err, "state: the snapshot has %s IOAPIC, this host's KVM gives %s", kernel ? "KVM's" : "vmm's",
+                    vm->split_irqchip ? "vmm's" : "KVM's");
+    for (unsigned i = 0; kernel && i < 3; i++)
+        if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &ic[i]) < 0)
+            return fail(err, "KVM_SET_IRQCHIP %u: %s", i, g_strerror(errno));
+    return 0;
+}
+
+static int save_devices(struct vm *vm, struct state_writer *w, GError **err)
+{
+    state_begin_section(w, "devices", 1);
+    state_put_u32(w, vm->devices->len);
+    state_end_section(w);
+    for (guint i = 0; i < vm->devices->len; i++) {
+        struct device *d = &g_array_index(vm->devices, struct device, i);
+        state_begin_section(w, "device", 1);
+        state_put_str(w, d->ops->type);
+        state_put_str(w, d->id);
+        state_put_u8(w, d->ops->save != NULL);
+        state_end_section(w);
+        if (d->ops->save) {
+            int e = d->ops->save(d->dev, w);
+            if (e < 0)
+                return fail(err, "device %s (%s) cannot save its state: %s", d->id ? d->id : "-", d->ops->type,
+                            g_strerror(-e));
+        }
+    }
+    return 0;
+}
+
+static int load_devices(struct vm *vm, struct state_reader *r, GError **err)
+{
+    uint32_t n = 0;
+    if (state_open_section(r, "devices", 1, NULL, err) < 0 || state_get_u32(r, &n) < 0 ||
+        state_close_section(r, err) < 0)
+        return err && *err ? -1 : fail(err, "state: devices section malformed");
+    if (n != vm->devices->len)
+        return fail(err, "state: the snapshot has %u devices, the machine its config builds %u", n,
+                    vm->devices->len);
+    for (guint i = 0; i < n; i++) {
+        struct device *d = &g_array_index(vm->devices, struct device, i);
+        g_autofree char *type = NULL, *id = NULL;
+        uint8_t has = 0;
+        if (state_open_section(r, "device", 1, NULL, err) < 0)
+            return -1;
+        state_get_str(r, &type, 256);
+        state_get_str(r, &id, 256);
+        state_get_u8(r, &has);
+        if (state_close_section(r, err) < 0)
+            return -1;
+        if (g_strcmp0(type, d->ops->type) != 0 || g_strcmp0(id, d->id) != 0 || has != (d->ops->save != NULL))
+            return fail(err, "state: device %u is %s '%s' in the snapshot, %s '%s' here", i, type ? type : "?",
+                        id ? id : "-", d->ops->type, d->id ? d->id : "-");
+        if (has) {
+            int e = d->ops->load(d->dev, r);
+            if (e < 0)
+                return fail(err, "state: device %s (%s) refused its saved state", d->id ? d->id : "-",
+                            d->ops->type);
+        }
+    }
+    return 0;
+}
+
+static int save_vcpus(struct vm *vm, struct state_writer *w, GError **err)
+{
+    struct cpu_caps caps;
+    if (cpu_caps_probe(vm->kvm_fd, vm->vm_fd, &caps, err) < 0)
+        return -1;
+    int ret = 0;
+    for (unsigned i = 0; i < vm->max_vcpus && ret == 0; i++) {
+        struct vcpu *v = vm->vcpus[i];
+        if (!v)
+            continue;
+        struct cpu_state s;
+        if (cpu_state_get(v->fd, &caps, &s, err) < 0) {
+            g_prefix_error(err, "vCPU %u: ", i);
+            ret = -1;
+        } else {
+            cpu_state_save(w, i, &s);
+        }
+        cpu_state_clear(&s);
+    }
+    cpu_caps_clear(&caps);
+    return ret;
+}
+
+static int load_vcpus(struct vm *vm, struct state_reader *r, GError **err)
+{
+    struct cpu_caps caps;
+    if (cpu_caps_probe(vm->kvm_fd, vm->vm_fd, &caps, err) < 0)
+        return -1;
+    int ret = 0;
+    for (unsigned i = 0; i < vm->max_vcpus && ret == 0; i++) {
+        struct vcpu *v = vm->vcpus[i];
+        if (!v)
+            continue;
+        struct cpu_state s;
+        unsigned index = 0;
+        if (cpu_state_load(r, &index, &s, err) < 0)
+            ret = -1;
+        else if (index != i)
+            ret = fail(err, "state: vCPU %u found where vCPU %u was expected", index, i);
+        else if (cpu_state_set(v->fd, &caps, &s, i, err) < 0) {
+            g_prefix_error(err, "vCPU %u: ", i);
+            ret = -1;
+        }
+        cpu_state_clear(&s);
+    }
+    cpu_caps_clear(&caps);
+    return ret;
+}
+
+static int save_clock(struct vm *vm, struct state_writer *w, GError **err)
+{
+    struct kvm_clock_data cd = { 0 };
+    if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &cd) < 0)
+        return fail(err, "KVM_GET_CLOCK: %s", g_strerror(errno));
+    state_begin_section(w, "kvmclock", 1);
+    state_put_u64(w, cd.clock);
+    state_end_section(w);
+    return 0;
+}
+
+static int load_clock(struct vm *vm, struct state_reader *r, GError **err)
+{
+    uint64_t clock = 0;
+    if (state_open_section(r, "kvmclock", 1, NULL, err) < 0)
+        return -1;
+    state_get_u64(r, &clock);
+    if (state_close_section(r, err) < 0)
+        return -1;
+    /* The guest's clock goes on from the snapshot (time stood still while
+     * the VM was paused and saved, as after QEMU's stop). */
+    struct kvm_clock_data cd = { .clock = clock };
+    if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &cd) < 0)
+        return fail(err, "KVM_SET_CLOCK: %s", g_strerror(errno));
+    return 0;
+}
+
+/* ---- files ---- */
+
+static int write_all(int fd, const void *p, size_t n, off_t off)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t k = pwrite(fd, b, MIN(n, (size_t)1 << 30), off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+        off += k;
+    }
+    return 0;
+}
+
+static bool page_zero(const uint8_t *p)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    for (unsigned i = 0; i < GUEST_PAGE_SIZE / 8; i++)
+        if (q[i])
+            return false;
+    return true;
+}
+
+/* RAM into fd: runs of non-zero pages written, zero pages left as holes. */
+static int write_memory(const struct guest_memory *gm, int fd)
+{
+    if (ftruncate(fd, (off_t)gm->ram_size) < 0)
+        return -1;
+    const uint8_t *base = gm->base;
+    uint64_t run = 0, npages = gm->ram_size / GUEST_PAGE_SIZE;
+    bool in_run = false;
+    for (uint64_t pg = 0; pg <= npages; pg++) {
+        bool data = pg < npages && !page_zero(base + pg * GUEST_PAGE_SIZE);
+        if (data && !in_run) {
+            run = pg;
+            in_run = true;
+        } else if (!data && in_run) {
+            if (write_all(fd, base + run * GUEST_PAGE_SIZE, (pg - run) * GUEST_PAGE_SIZE,
+                          (off_t)(run * GUEST_PAGE_SIZE)) < 0)
+                return -1;
+            in_run = false;
+        }
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int r = write_all(fd, p, n, 0) < 0 || fsync(fd) < 0 ? -1 : 0;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+/* Every disk's data on stable storage (the devices drained their requests
+ * while they saved): fdatasync through a descriptor of our own. */
+static int flush_disks(const struct vm_config *c, GError **err)
+{
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        if (c->disks[i].readonly)
+            continue;
+        int fd = open(c->disks[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fdatasync(fd) < 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return fail(err, "cannot flush disk %s (%s): %s", c->disks[i].id, c->disks[i].path, g_strerror(e));
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+int snapshot_save(struct machine *m, const char *dir, GError **err)
+{
+    if (!m->vm_live || (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH))
+        return fail(err, "the VM must be paused for a snapshot (QMP stop first)");
+    struct vm *vm = &m->vm;
+    if (vm->stopping)
+        return fail(err, "the VM is shutting down or resetting");
+    if (guest_memory_hotplug_region(&vm->mem))
+        return fail(err, "a VM with virtio-mem (--memory hotplug_size) cannot be snapshotted yet");
+    for (unsigned i = 0; i < m->cfg->nr_nets; i++)
+        if (!m->cfg->nets[i].tap)
+            return fail(err, "NIC %s is on an inherited fd (fd=); a snapshot needs tap=NAME to restore",
+                        m->cfg->nets[i].id);
+    if (g_mkdir_with_parents(dir, 0700) < 0)
+        return fail(err, "cannot create %s: %s", dir, g_strerror(errno));
+
+    unsigned nr_vcpus = vm_nr_vcpus(vm);
+    struct state_writer *w = state_writer_new();
+    state_begin_section(w, "snapshot", SNAPSHOT_VERSION);
+    state_put_u64(w, vm->mem.ram_size);
+    state_put_u32(w, nr_vcpus);
+    state_end_section(w);
+    snapshot_config_save(w, m->cfg);
+    /* Devices first: saving drains their in-flight I/O, whose completions
+     * (used rings in RAM, MSI-X into the LAPICs) the rest then captures. */
+    if (save_devices(vm, w, err) < 0 || flush_disks(m->cfg, err) < 0 || save_irqchip(vm, w, err) < 0 ||
+        save_vcpus(vm, w, err) < 0 || save_clock(vm, w, err) < 0) {
+        state_writer_free(w);
+        return -1;
+    }
+    g_autoptr(GBytes) stream = state_writer_finish(w);
+
+    g_autofree char *state_tmp = g_build_filename(dir, "state.tmp", NULL);
+    g_autofree char *mem_tmp = g_build_filename(dir, "memory.tmp", NULL);
+    g_autofree char *state_path = g_build_filename(dir, "state", NULL);
+    g_autofree char *mem_path = g_build_filename(dir, "memory", NULL);
+    gsize n;
+    const void *p = g_bytes_get_data(stream, &n);
+    int fd = open(mem_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write_memory(&vm->mem, fd) < 0 || fsync(fd) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        unlink(mem_tmp);
+        return fail(err, "cannot write %s: %s", mem_tmp, g_strerror(e));
+    }
+    close(fd);
+    if (write_file(state_tmp, p, n) < 0) {
+        int e = errno;
+        unlink(mem_tmp);
+        unlink(state_tmp);
+        return fail(err, "cannot write %s: %s", state_tmp, g_strerror(e));
+    }
+    /* The memory first: a state file under its final name always has its memory. */
+    if (rename(mem_tmp, mem_path) < 0 || rename(state_tmp, state_path) < 0) {
+        int e = errno;
+        unlink(mem_tmp);
+        unlink(state_tmp);
+        return fail(err, "cannot rename the snapshot files into %s: %s", dir, g_strerror(e));
+    }
+    log_info("snapshot: %s (%zu bytes of state, %" G_GUINT64_FORMAT " MiB of RAM)", dir, (size_t)n,
+             vm->mem.ram_size >> 20);
+    return 0;
+}
+
+/* ---- restore ---- */
+
+struct snapshot_restore {
+    struct state_reader *r;
+    int mem_fd;
+    uint32_t nr_vcpus;
+};
+
+int snapshot_restore_memory_fd(const struct snapshot_restore *s)
+{
+    return s->mem_fd;
+}
+
+void snapshot_restore_free(struct snapshot_restore *s)
+{
+    if (!s)
+        return;
+    state_reader_free(s->r);
+    if (s->mem_fd >= 0)
+        close(s->mem_fd);
+    g_free(s);
+}
+
+struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config *c, GError **err)
+{
+    g_autofree char *state_path = g_build_filename(dir, "state", NULL);
+    g_autofree char *mem_path = g_build_filename(dir, "memory", NULL);
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    GError *e = NULL;
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(err, CONFIG_ERROR, 0, "--restore %s: not a directory", dir);
+        return NULL;
+    }
+    if (!g_file_get_contents(state_path, &data, &len, &e)) {
+        g_set_error(err, CONFIG_ERROR, 0, "--restore %s: %s", dir, e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    g_autoptr(GBytes) bytes = g_bytes_new_take(g_steal_pointer(&data), len);
+    struct snapshot_restore *s = g_new0(struct snapshot_restore, 1);
+    s->mem_fd = -1;
+    s->r = state_reader_new(bytes, &e);
+    uint64_t ram = 0;
+    if (!s->r)
+        goto fail;
+    if (state_open_section(s->r, "snapshot", SNAPSHOT_VERSION, NULL, &e) < 0)
+        goto fail;
+    state_get_u64(s->r, &ram);
+    state_get_u32(s->r, &s->nr_vcpus);
+    if (state_close_section(s->r, &e) < 0)
+        goto fail;
+    if (snapshot_config_load(s->r, c, &e) < 0)
+        goto fail;
+    if (ram != c->mem_size) {
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: RAM size %" G_GUINT64_FORMAT
+                    " disagrees with its config (%" G_GUINT64_FORMAT ")", ram, c->mem_size);
+        goto fail;
+    }
+    s->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (s->mem_fd < 0 || fstat(s->mem_fd, &st) < 0) {
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %s", mem_path, g_strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram) {
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %" G_GUINT64_FORMAT " bytes, the snapshot's RAM is %"
+                    G_GUINT64_FORMAT, mem_path, (uint64_t)st.st_size, ram);
+        goto fail;
+    }
+    return s;
+fail:
+    g_set_error(err, CONFIG_ERROR, 0, "--restore %s: %s", dir, e ? e->message : "cannot read the snapshot");
+    g_clear_error(&e);
+    snapshot_restore_free(s);
+    return NULL;
+}
+
+int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **err)
+{
+    GError *e = NULL;
+    if (vm_nr_vcpus(vm) != s->nr_vcpus) {
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: %u vCPUs saved, the config builds %u",
+                    s->nr_vcpus, vm_nr_vcpus(vm));
+    } else if (load_devices(vm, s->r, &e) == 0 && load_irqchip(vm, s->r, &e) == 0 &&
+               load_vcpus(vm, s->r, &e) == 0 && load_clock(vm, s->r, &e) == 0 && !state_reader_at_end(s->r)) {
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                    "state: sections follow that this vmm does not know (a newer vmm's snapshot?)");
+    }
+    if (e) {
+        g_set_error(err, CONFIG_ERROR, 0, "--restore: %s", e->message);
+        g_error_free(e);
+        return -1;
+    }
+    return 0;
+}

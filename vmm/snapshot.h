@@ -1,0 +1,63 @@
+/* Snapshot and restore of a whole VM (issue 7).
+ *
+ * A snapshot is a directory with two files:
+ *   DIR/state   the state stream (vmm/state.h): sections "snapshot" (RAM
+ *               size, vCPU count), "config" (the vm_config: restore needs no
+ *               other command line), "devices" (then each device's own
+ *               sections, in vm->devices order, each behind a "device"
+ *               section naming its type and id), "irqchip" (KVM's PIC and
+ *               IOAPIC, only without a split irqchip), one "vcpu" per present
+ *               vCPU (vmm/cpu_state.h), "kvmclock"; a CRC-32 at the end
+ *   DIR/memory  guest RAM as the guest sees it from GPA 0 (the part above
+ *               the 32-bit hole follows the part below it), exactly the RAM
+ *               size, zero pages left as holes; restore maps it MAP_PRIVATE
+ *
+ * The snapshot is taken with the VM paused (QMP stop first, as Cloud
+ * Hypervisor asks) and every disk drained and flushed. Both files are
+ * written as DIR/NAME.tmp and renamed at the end: a failed snapshot leaves
+ * no half-written file under its final name. */
+#ifndef VMM_SNAPSHOT_H
+#define VMM_SNAPSHOT_H
+
+#include <glib.h>
+
+#include "vmm/config.h"
+
+struct vm;
+struct machine;
+struct qmp_server;
+struct state_writer;
+struct state_reader;
+
+#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_CONFIG_VERSION 1
+
+/* The vm_config in a "config" section, and back. Host-side options (--qmp,
+ * --paused, --log-level) are not part of it; --serial/--console are, and
+ * the restoring command line may change them. */
+void snapshot_config_save(struct state_writer *w, const struct vm_config *c);
+/* Fills *c (from config_init_defaults) from the section. -1 with *err. */
+int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err);
+
+/* Writes DIR/state and DIR/memory of the paused machine. -1 with *err. */
+int snapshot_save(struct machine *m, const char *dir, GError **err);
+
+/* A snapshot being restored: the stream, read past its config, and the
+ * memory file. */
+struct snapshot_restore;
+/* Checks DIR/state whole (magic, format, checksum), reads its header and
+ * config into *c (keeping c's host-side options, and --serial/--console
+ * when given: serial_given/console_given), opens DIR/memory and checks its
+ * size. Nothing is built yet. NULL with *err (one line). */
+struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config *c, GError **err);
+int snapshot_restore_memory_fd(const struct snapshot_restore *s);
+/* Loads every remaining section into vm (built by vm_create_restored from
+ * the config above, vCPU threads not started). -1 with *err: the VM must
+ * not run then. */
+int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **err);
+void snapshot_restore_free(struct snapshot_restore *s);
+
+/* x-vmm-snapshot {"dir": DIR}. */
+void snapshot_qmp_register(struct qmp_server *s, struct machine *m);
+
+#endif
