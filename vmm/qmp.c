@@ -515,6 +515,13 @@ static void dispatch_checked(struct qmp_client *c, JsonObject *req, JsonNode *id
     json_node_unref(n);
 }
 
+/* json-glib's message without its "<data>:1:7: Parse error: " prefix. */
+static const char *parse_error_text(const char *m)
+{
+    const char *p = strstr(m, "Parse error: ");
+    return p ? p + strlen("Parse error: ") : m;
+}
+
 /* One complete JSON value (or a bare word) from the framer. */
 static void handle_value(struct qmp_client *c, const char *text, size_t len, bool bare)
 {
@@ -523,7 +530,7 @@ static void handle_value(struct qmp_client *c, const char *text, size_t len, boo
     if (!json_parser_load_from_data(p, text, (gssize)len, &err)) {
         /* A bare word that is no JSON value: QEMU's words for it. */
         g_autofree char *d = bare ? g_strdup_printf("JSON parse error, invalid keyword '%.*s'", (int)MIN(len, 64), text)
-                                  : g_strdup_printf("JSON parse error, %s", err->message);
+                                  : g_strdup_printf("JSON parse error, %s", parse_error_text(err->message));
         g_error_free(err);
         send_error(c, QMP_ERR_GENERIC, d, NULL);
         return;
