@@ -47,7 +47,7 @@ struct machine {
     /* --restore: the snapshot the first boot is built from (then freed);
      * NULL otherwise. Set by main after machine_open. */
     struct snapshot_restore *restore;
-    uint64_t start_ns;          /* CLOCK_MONOTONIC at machine_open: restore-to-running is measured from it */
+    uint64_t start_ns;          /* CLOCK_MONOTONIC at main()'s start (else machine_open): restore-to-running counts from it */
 
     /* Host resources kept across boots (machine_open / machine_close). */
     int kvm_fd;

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <time.h>
 
 #include "arch/x86/boot.h"
 #include "vmm/config.h"
@@ -11,6 +12,8 @@
 
 int main(int argc, char **argv)
 {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);    /* restore-to-running counts from here */
     struct vm_config cfg;
     config_init_defaults(&cfg);
     g_autoptr(GError) err = NULL;
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
     static struct machine m;
     int status = machine_open(&m, &cfg);
     m.restore = restore;
+    m.start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
     if (status == 0 && cfg.nr_qmp) {
         /* The control socket, before the first boot; every module adds its
          * commands here. */
