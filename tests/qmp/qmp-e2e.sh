@@ -69,7 +69,7 @@ cat > "$tmp/script" <<'EOF'
 {"execute": "quit", "id": "bye"}
 EOF
 
-echo "1..17"
+echo "1..18"
 "$vmm" --kernel "$images/spin.elf" --memory 64M --serial file="$tmp/serial" --name e2e --uuid "$uuid" \
     --qmp "unix:$tmp/vmm.sock" --qmp "unix:$tmp/second.sock,server=on,wait=off" 2> "$tmp/vmm.err" &
 vpid=$!; pids+=($vpid)
@@ -82,6 +82,14 @@ mkfifo "$tmp/hold"
 { echo '{"execute": "qmp_capabilities"}'; cat "$tmp/hold"; } | "$client" "$tmp/second.sock" > "$tmp/second.out" 2>&1 &
 cpid=$!; pids+=($cpid)
 exec 9> "$tmp/hold"
+
+# A second vmm on a socket the first one listens on: one line, exit 2, and
+# the first one's socket stays.
+"$vmm" --kernel "$images/spin.elf" --memory 64M --serial off --qmp "unix:$tmp/vmm.sock" > "$tmp/b.out" 2> "$tmp/b.err"
+bst=$?
+ok "a second vmm on a socket in use: exit 2, one line naming --qmp" "$([ $bst = 2 ] && [ "$(wc -l < "$tmp/b.err")" = 1 ] &&
+    grep -q -- "--qmp unix:$tmp/vmm.sock: .*another process listens on it" "$tmp/b.err" && [ -S "$tmp/vmm.sock" ] ||
+    { echo "status $bst"; cat "$tmp/b.err"; ls -l "$tmp"; })"
 
 # query-commands on its own client: the server's commands are all listed.
 printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "query-commands"}' | "$client" "$tmp/vmm.sock" \
@@ -146,5 +154,5 @@ else
     wait_exit $qpid
     ok "QEMU 7.2 gives the same transcript" "$(diff <(mask < "$tmp/qemu.out") <(mask < "$tmp/vmm.out"))"
 fi
-[ "$n" = 17 ] || { echo "not ok $((n + 1)) - the plan said 17 tests, ran $n"; exit 1; }
+[ "$n" = 18 ] || { echo "not ok $((n + 1)) - the plan said 18 tests, ran $n"; exit 1; }
 [ "$failed" = 0 ]
