@@ -76,6 +76,23 @@ bool config_cpu_present(const struct vm_config *c, unsigned index)
     return index < c->cpus_boot || (index < c->cpus_max && index < VMM_MAX_CPUS && c->cpu_ids[index]);
 }
 
+const char *config_cpu_qom_type(const struct vm_config *cfg)
+{
+    return cfg->cpu_model == CPU_MODEL_BASELINE ? "qemu64-x86_64-cpu" : "host-x86_64-cpu";
+}
+
+char *config_cpu_qom_path(const struct vm_config *cfg, unsigned index)
+{
+    if (!config_cpu_present(cfg, index))
+        return NULL;
+    if (index < cfg->cpus_boot)
+        return g_strdup_printf("/machine/unattached/device[%u]", index);
+    if (cfg->cpu_ids[index][0])
+        return g_strdup_printf("/machine/peripheral/%s", cfg->cpu_ids[index]);
+    return g_strdup_printf("/machine/peripheral-anon/cpu[%u]", index);
+}
+
+
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 {
     if (!s || !g_ascii_isdigit(s[0]))
@@ -123,7 +140,8 @@ void config_print_help(void)
 "\n"
 "Machine:\n"
 "  --cpus N | boot=N,max=M,nested=on|off\n"
-"                         vCPUs at boot (default 1); max reserves room for hotplug;\n"
+"                         vCPUs at boot (default 1); max: up to how many CPUs may be\n"
+"                         plugged in at runtime (QMP device_add, ACPI CPU hotplug);\n"
 "                         nested: expose SVM/VMX so the guest can run its own VMs\n"
 "                         (default: on where the host KVM can nest; on where it cannot\n"
 "                         is an error)\n"

@@ -128,6 +128,14 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err);
 int config_validate(const struct vm_config *c, GError **err);
 /* CPU index present now: a boot CPU or a hot-added one (cpu_ids). */
 bool config_cpu_present(const struct vm_config *c, unsigned index);
+/* device_add's driver for vmm's CPUs: "host-x86_64-cpu" with --cpu-model
+ * host, "qemu64-x86_64-cpu" with baseline (QEMU's names for the same idea). */
+const char *config_cpu_qom_type(const struct vm_config *c);
+/* The QOM path of CPU `index`: /machine/unattached/device[INDEX] for a boot
+ * CPU (as query-cpus-fast has it), /machine/peripheral/ID for a hot-added
+ * one, /machine/peripheral-anon/cpu[INDEX] for one added without an id.
+ * NULL when the CPU is not present. Caller frees. */
+char *config_cpu_qom_path(const struct vm_config *c, unsigned index);
 void config_init_defaults(struct vm_config *c);
 void config_clear(struct vm_config *c);
 /* Opens every --net's tap (each net's backend). -1 with *err (a

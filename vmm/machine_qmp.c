@@ -87,7 +87,8 @@ static JsonNode *cmd_system_reset(const struct qmp_cmd_ctx *ctx, JsonObject *arg
  * topology leaves (0xB/0x1F) describe, and QEMU's -smp N on q35 7.2. The
  * qom-path is /machine/unattached/device[cpu-index] (in QEMU the index of
  * the CPU among all unattached devices, which is the cpu-index only for
- * vCPU 0; libvirt asks qom-list of device[0] and pins by thread-id). */
+ * vCPU 0; libvirt asks qom-list of device[0] and pins by thread-id), and
+ * /machine/peripheral/ID for a CPU hot-added with device_add (cpu_qom_path). */
 static JsonNode *cmd_query_cpus_fast(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
@@ -96,7 +97,8 @@ static JsonNode *cmd_query_cpus_fast(const struct qmp_cmd_ctx *ctx, JsonObject *
     JsonArray *a = json_array_new();
     for (unsigned i = 0; m->vm_live && i < m->vm.max_vcpus; i++) {
         const struct vcpu *v = m->vm.vcpus[i];
-        if (!v)
+        g_autofree char *path = v ? config_cpu_qom_path(m->cfg, v->index) : NULL;
+        if (!path)  /* no CPU, or one the guest ejected a moment ago */
             continue;
         JsonObject *props = json_object_new();
         json_object_set_int_member(props, "core-id", v->index);
@@ -105,7 +107,6 @@ static JsonNode *cmd_query_cpus_fast(const struct qmp_cmd_ctx *ctx, JsonObject *
         JsonObject *o = json_object_new();
         json_object_set_int_member(o, "thread-id", __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE));
         json_object_set_object_member(o, "props", props);
-        g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", v->index);
         json_object_set_string_member(o, "qom-path", path);
         json_object_set_int_member(o, "cpu-index", v->index);
         json_object_set_string_member(o, "target", "x86_64");

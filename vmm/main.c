@@ -3,6 +3,7 @@
 
 #include "arch/x86/boot.h"
 #include "vmm/config.h"
+#include "vmm/cpu_qmp.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
 #include "vmm/qmp.h"
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
         machine_qmp_register(m.qmp, &m);
         vmem_qmp_register(m.qmp, &m);
         snapshot_qmp_register(m.qmp, &m);
+        cpu_qmp_register(m.qmp, &m);
         status = qmp_cmds_listen(&m);
     }
     if (status == 0 && m.state != RUN_STATE_SHUTDOWN)   /* no signal or quit while waiting for a client */

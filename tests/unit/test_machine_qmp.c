@@ -231,7 +231,7 @@ static void query_block(void **state)
 static void query_cpus_fast(void **state)
 {
     (void)state;
-    struct vm_config cfg = { 0 };
+    struct vm_config cfg = { .cpus_boot = 2, .cpus_max = 2 };
     g_autofree struct machine *m = new_machine(&cfg, RUN_STATE_RUNNING);
     assert_reply(m, "query-cpus-fast", NULL, "[]");  /* no VM */
     struct vcpu v[2] = { { .index = 0, .tid = 4242 }, { .index = 1, .tid = 4243 } };

@@ -1,0 +1,195 @@
+/* cpuhp: ACPI CPU hotplug as a guest meets it, with the host's QMP client
+ * (the runner's qmp-poke) acting on cue. cmdline: boot=B max=M add=I.
+ *   - the MADT has M local APICs, B enabled and the rest online-capable;
+ *   - vmm's CPU hotplug controller (0xcd8, devices/cpu_hotplug.h) counts M
+ *     and shows the boot CPUs present;
+ *   - "# cpuhp: ready for add": the host's device_add of CPU I raises GED
+ *     event bit 2 and the controller shows I present with an insert event;
+ *     the guest acknowledges it, starts the new CPU with INIT-SIPI-SIPI and
+ *     it checks in from long mode;
+ *   - "# cpuhp: ready for remove": device_del raises a remove event; the
+ *     guest cannot eject a CPU the host did not offer, and ejecting I makes
+ *     it absent at once;
+ *   - the host plugs I in again (the same KVM vCPU, kept by vmm): the CPU
+ *     starts and checks in a second time.
+ * Polled: the GED interrupt is not routed (its latch is read instead). */
+#include "rt.h"
+
+#define PORT_GED        0x604
+#define GED_CPU_HOTPLUG (1u << 2)
+#define CPUHP           0xcd8
+#define CPUHP_SEL       (CPUHP + 0)
+#define CPUHP_STS       (CPUHP + 4)
+#define CPUHP_COUNT     (CPUHP + 8)
+#define STS_ENABLED     (1u << 0)
+#define STS_INSERT      (1u << 1)
+#define STS_REMOVE      (1u << 2)
+#define CMD_EJECT       (1u << 3)
+
+#define ICR_INIT    0x00004500u
+#define ICR_SIPI    0x00004600u
+#define MSR_EFER    0xc0000080
+#define EFER_LMA    (1u << 10)
+#define PAGE        0x1000ull
+#define WAIT_CYCLES (1ull << 37)    /* for the host, or an AP: fail instead of hanging */
+
+static volatile uint32_t ap_count, ap_long;
+static volatile uint8_t seen[256];
+static uint32_t ged_seen;
+
+void ap_main(void)
+{
+    uint8_t id = apic_id();
+    if (rdmsr(MSR_EFER) & EFER_LMA)
+        __atomic_fetch_add(&ap_long, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&seen[id], 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&ap_count, 1, __ATOMIC_SEQ_CST);
+    halt_forever();
+}
+
+static uint8_t status(uint32_t cpu)
+{
+    outl(CPUHP_SEL, cpu);
+    return inb(CPUHP_STS);
+}
+
+static void command(uint32_t cpu, uint8_t v)
+{
+    outl(CPUHP_SEL, cpu);
+    outb(CPUHP_STS, v);
+}
+
+/* Waits until CPU `cpu` shows `bit`, collecting GED events meanwhile. */
+static bool wait_status(uint32_t cpu, uint8_t bit)
+{
+    uint64_t t0 = rdtsc();
+    while (rdtsc() - t0 < WAIT_CYCLES) {
+        ged_seen |= inl(PORT_GED);
+        if (status(cpu) & bit)
+            return true;
+        for (int i = 0; i < 1000; i++)
+            cpu_relax();
+    }
+    return false;
+}
+
+/* The MADT's local APIC entries: how many, and how many enabled /
+ * online-capable (flags bit 0 / bit 1). */
+static void madt_lapics(unsigned *total, unsigned *enabled, unsigned *capable)
+{
+    *total = *enabled = *capable = 0;
+    const struct acpi_header *h = acpi_find("APIC", 0);
+    if (!h)
+        return;
+    const uint8_t *p = (const uint8_t *)h, *end = p + h->length;
+    for (const uint8_t *e = p + 44; e + 2 <= end && e[1] >= 2; e += e[1]) {
+        if (e[0] != 0 || e[1] != 8)
+            continue;
+        uint32_t flags = (uint32_t)e[4] | (uint32_t)e[5] << 8;
+        (*total)++;
+        *enabled += flags & 1;
+        *capable += (flags >> 1) & 1;
+    }
+}
+
+static bool overlaps(uint64_t a, uint64_t len, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + len;
+}
+
+/* A free RAM page below the EBDA for the real-mode trampoline (as smp.c). */
+static uint64_t trampoline_page(void)
+{
+    uint64_t cmd = (uintptr_t)boot_info.cmdline, cmdlen = strlen(boot_info.cmdline) + 1;
+    for (uint64_t p = 0x9f000; p >= 0x10000; p -= PAGE) {
+        bool ram = false;
+        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
+            const struct mem_region *m = &boot_info.mem[i];
+            if (m->type == MEM_RAM && m->addr <= p && p + PAGE <= m->addr + m->size)
+                ram = true;
+        }
+        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
+            const struct mem_region *m = &boot_info.mem[i];
+            if (m->type != MEM_RAM && overlaps(p, PAGE, m->addr, m->size))
+                ram = false;
+        }
+        if (ram && !overlaps(p, PAGE, cmd, cmdlen))
+            return p;
+    }
+    return 0;
+}
+
+/* INIT-SIPI-SIPI to APIC ID `id`; true once it has checked in `times` times. */
+static bool start_ap(uint8_t id, uint64_t page, unsigned times)
+{
+    uint32_t before = ap_count;
+    apic_send_ipi(id, ICR_INIT);
+    apic_send_ipi(id, ICR_SIPI | (uint32_t)(page >> 12));
+    apic_send_ipi(id, ICR_SIPI | (uint32_t)(page >> 12));
+    uint64_t t0 = rdtsc();
+    while (ap_count == before && rdtsc() - t0 < WAIT_CYCLES)
+        cpu_relax();
+    return ap_count == before + 1 && seen[id] == times;
+}
+
+int main(void)
+{
+    unsigned boot = (unsigned)cmdline_get_u64("boot", 0), max = (unsigned)cmdline_get_u64("max", 0);
+    unsigned add = (unsigned)cmdline_get_u64("add", 0);
+    plan(17);
+
+    unsigned total, enabled, capable;
+    madt_lapics(&total, &enabled, &capable);
+    ok(total == max && enabled == boot && capable == max - boot,
+       "MADT: %u local APICs, %u enabled, %u online-capable (boot=%u max=%u)", total, enabled, capable, boot, max);
+    ok(inl(CPUHP_COUNT) == max, "controller: %u possible CPUs", inl(CPUHP_COUNT));
+    bool boot_ok = true;
+    for (unsigned i = 0; i < max; i++)
+        boot_ok &= status(i) == (i < boot ? STS_ENABLED : 0);
+    ok(boot_ok && add >= boot && add < max, "controller: CPUs 0..%u present, none other; CPU %u to come", boot - 1,
+       add);
+    uint64_t page = trampoline_page();
+    size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
+    if (!page || len > PAGE || !boot_ok)
+        done();
+    memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);
+    apic_enable();
+    inl(PORT_GED);  /* nothing latched before the host acts */
+
+    printf("# cpuhp: ready for add\n");
+    ok(wait_status(add, STS_INSERT), "CPU %u: insert event", add);
+    ok(ged_seen & GED_CPU_HOTPLUG, "GED event bit 2 latched (events 0x%x)", ged_seen);
+    ok(status(add) == (STS_ENABLED | STS_INSERT), "CPU %u: enabled with an insert event (0x%x)", add, status(add));
+    command(add, STS_INSERT);
+    ok(status(add) == STS_ENABLED, "CPU %u: event acknowledged, still enabled (0x%x)", add, status(add));
+    ok(start_ap((uint8_t)add, page, 1) && ap_long == 1, "CPU %u started by INIT/SIPI and checked in from long mode",
+       add);
+
+    ged_seen = 0;
+    printf("# cpuhp: ready for remove\n");
+    ok(wait_status(add, STS_REMOVE), "CPU %u: remove event", add);
+    ok(ged_seen & GED_CPU_HOTPLUG, "GED event bit 2 latched again (events 0x%x)", ged_seen);
+    command(add, STS_REMOVE);
+    ok(status(add) == STS_ENABLED, "CPU %u: remove event acknowledged, still there until ejected (0x%x)", add,
+       status(add));
+    /* What the host did not offer cannot be ejected: the boot CPU, an absent one. */
+    command(0, CMD_EJECT);
+    command(add == max - 1 ? boot : max - 1, CMD_EJECT);
+    ok(status(0) == STS_ENABLED, "boot CPU 0 refuses to be ejected (0x%x)", status(0));
+    /* The AP is in cli; hlt: eject it. */
+    command(add, CMD_EJECT);
+    uint8_t after = status(add);
+    ok(after == 0, "CPU %u: ejected, absent at once (0x%x)", add, after);
+    printf("# cpuhp: ejected\n");
+
+    ok(wait_status(add, STS_INSERT), "CPU %u: plugged in again", add);
+    command(add, STS_INSERT);
+    ok(status(add) == STS_ENABLED, "CPU %u: enabled again (0x%x)", add, status(add));
+    ok(start_ap((uint8_t)add, page, 2) && ap_long == 2, "CPU %u started again and checked in a second time", add);
+    bool others = true;
+    for (unsigned i = 0; i < 256; i++)
+        if (i != add && seen[i])
+            others = false;
+    ok(others && ap_count == 2, "no other CPU ran (%u check-ins)", ap_count);
+    done();
+}
