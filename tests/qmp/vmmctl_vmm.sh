@@ -3,6 +3,7 @@
 # then a halted vCPU, no ACPI handling, so it releases nothing). The same
 # commands as vmmctl_qemu.sh runs against QEMU: lifecycle, info, raw qmp,
 # events on a second socket, virtio-mem resize, and the hotplug commands.
+# remove-cpu --wait also runs against guest-tests/cpuhp, which ejects.
 # A command whose QMP side vmm does not have yet (checked in query-commands)
 # is a named SKIP that says which part of issue 5 is missing, never a pass.
 # Emits TAP; skips where /dev/kvm cannot run a VM.
@@ -212,6 +213,42 @@ vpid=
 report "vmm exits 0 after quit" "$([ "$vst" = 0 ] || echo "status $vst: $(cat "$dir/vmm.err")")"
 run -s "$A" status
 report "status after quit: exit 3" "$(expect 3)$(grep -q '^vmmctl: cannot connect to ' <<<"$err" || echo "stderr '$err'")"
+
+# The --wait success path on a guest that does eject: guest-tests/cpuhp
+# (boot=1 max=2 add=1) says when it is ready for the add and the remove,
+# acknowledges both through vmm's CPU hotplug controller, and checks that the
+# CPU starts again when plugged back; --test-exit: 1 when all its checks pass.
+wait_out() {   # up to 60 s for a line in the guest's serial output
+    for _ in $(seq 600); do grep -q "$1" "$dir/cpuhp.out" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+if ! has query-hotpluggable-cpus device_add device_del; then
+    skip "remove-cpu --wait on a guest that ejects: vmm has no $(missing query-hotpluggable-cpus device_add device_del) (issue 5, CPU hotplug)"
+elif [ ! -f "$images/cpuhp.elf" ]; then
+    skip "remove-cpu --wait on a guest that ejects: no $images/cpuhp.elf"
+else
+    C=$dir/c.sock
+    "$vmm" --kernel "$images/cpuhp.elf" --cpus boot=1,max=2 --memory 128M --serial file="$dir/cpuhp.out" \
+        --test-exit --cmdline "boot=1 max=2 add=1" --qmp "unix:$C" >/dev/null 2>"$dir/cpuhp.err" </dev/null &
+    vpid=$!
+    wait_out "ready for add"
+    run -s "$C" add-cpu --id cpu1
+    report "cpuhp guest: add-cpu --id cpu1" "$(expect 0)$(grep -q '^added CPU cpu1 (' <<<"$out" || echo "printed '$out'")"
+    wait_out "ready for remove"
+    run -s "$C" --timeout 60 remove-cpu cpu1 --wait
+    report "cpuhp guest: remove-cpu --wait returns once the guest has ejected the CPU" \
+        "$(expect 0)$([ "$out" = "removed cpu1" ] || echo "printed '$out'")"
+    wait_out "ejected"
+    run -s "$C" add-cpu --id cpu1
+    report "cpuhp guest: add-cpu of the same slot again" "$(expect 0)"
+    for _ in $(seq 600); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$vpid" 2>/dev/null
+    wait "$vpid"
+    vst=$?
+    vpid=
+    report "cpuhp guest: every check of the guest passed (test-exit 1)" \
+        "$([ "$vst" = 1 ] || echo "vmm status $vst")$(grep '^not ok' "$dir/cpuhp.out")"
+fi
 
 echo "1..$n"
 [ "$failed" = 0 ]
