@@ -396,9 +396,14 @@ struct qmp_client *qmp_server_add_client(struct qmp_server *s, int fd)
     }
     g_ptr_array_add(s->clients, c);
     JsonNode *g = greeting();
+    c->busy++;      /* a failed write drops c: free it here, not under us */
     client_send(c, g);
     json_node_unref(g);
-    return c->dead ? NULL : c;
+    if (--c->busy == 0 && c->dead) {
+        client_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 bool qmp_client_negotiated(const struct qmp_client *c)
@@ -904,9 +909,11 @@ void qmp_server_free(struct qmp_server *s)
     /* A last chance for replies already queued (quit's), without waiting. */
     while (s->clients->len) {
         struct qmp_client *c = s->clients->pdata[s->clients->len - 1];
+        c->busy++;
         client_flush(c);
-        if (!c->dead)
-            client_drop(c, "vmm is exiting");
+        client_drop(c, "vmm is exiting");     /* nothing when the flush dropped it */
+        if (--c->busy == 0)
+            client_free(c);
     }
     for (guint i = 0; i < s->listeners->len; i++) {
         struct qmp_listener *l = s->listeners->pdata[i];

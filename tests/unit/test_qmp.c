@@ -420,6 +420,14 @@ static void test_disconnects(void **state)
     assert_null(read_msg(fd));
     close(fd);
 
+    /* Gone before its greeting: adopting it fails cleanly (valgrind/ASan
+     * runs of this test catch a use of the freed client). */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    close(sv[0]);
+    assert_null(qmp_server_add_client(t->s, sv[1]));
+    assert_int_equal(qmp_server_nr_clients(t->s), 0);
+
     /* A bare word that ends with the input still counts. */
     fd = negotiated_pair(t);
     assert_int_equal(send(fd, "42", 2, 0), 2);
@@ -515,6 +523,7 @@ static void send_with_fds(struct t *t, int fd, const char *s, const int *fds, un
         char b[CMSG_SPACE(8 * sizeof(int))];
         struct cmsghdr align;
     } ctl;
+    memset(&ctl, 0, sizeof(ctl));
     struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
                          .msg_controllen = CMSG_SPACE(nfds * sizeof(int)) };
