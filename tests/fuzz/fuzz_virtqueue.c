@@ -2,12 +2,15 @@
  * the split-virtqueue pop/push path, to virtio-rng on the virtio core, and to
  * virtio-blk's request path over a 64 KiB image file (io_uring through a
  * real loop), to virtio-console's receive or transmit path over pipes, and
- * to virtio-net's receive, transmit or control path over a socket pair.
+ * to virtio-net's receive, transmit or control path over a socket pair, and
+ * to virtio-mem's requests over a hotplug region.
  * Whatever the bytes, nothing may crash, every popped buffer must lie inside
  * guest RAM, the image never grows, every request the device took
  * completes, the console writes no more than the guest gave it, and
  * virtio-net sends one frame per transmitted chain and delivers or drops
- * no more frames than the host sent; a
+ * no more frames than the host sent, virtio-mem's plugged_size is always
+ * what its blocks say, never above requested_size, kept by a device reset
+ * and by save/load; a
  * violated invariant aborts so the fuzzer reports it.
  *
  * Input: a 16-byte header (struct fuzz_hdr), then guest memory from GPA 0.
@@ -28,6 +31,7 @@
 #include "devices/char_backend.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
+#include "devices/virtio/mem.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtqueue.h"
@@ -346,11 +350,82 @@ static void run_net(const struct fuzz_hdr *h)
     close(sv[1]);
 }
 
+static uint64_t mem_cfg(struct virtio_device *v, uint32_t off)
+{
+    uint64_t x = 0;
+    virtio_config_read(v, off, &x, 8);
+    return x;
+}
+
+/* plugged_size agrees with the region's blocks, within requested_size and
+ * the usable region, which is block-aligned and within the region. */
+static uint64_t mem_check(struct virtio_mem *m)
+{
+    uint64_t blocks = guest_memory_count_plugged(&gm, FUZZ_MEM_BASE, FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK);
+    uint64_t plugged = mem_cfg(&m->vdev, VIRTIO_MEM_CFG_PLUGGED_SIZE);
+    uint64_t usable = mem_cfg(&m->vdev, VIRTIO_MEM_CFG_USABLE_SIZE);
+    check(plugged == blocks * FUZZ_MEM_BLOCK && plugged == virtio_mem_plugged(m));
+    check(plugged <= virtio_mem_requested(m));
+    check(usable % FUZZ_MEM_BLOCK == 0 && usable <= FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK &&
+          usable >= virtio_mem_requested(m));
+    check(guest_memory_count_plugged(&gm, FUZZ_MEM_BASE + usable, FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK - usable) == 0 ||
+          usable == FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK);
+    return plugged;
+}
+
+static void run_mem(const struct fuzz_hdr *h)
+{
+    struct virtio_mem *m = virtio_mem_new(&gm, NULL, "fuzz", (h->seed % 33) * FUZZ_MEM_BLOCK);
+    struct virtio_device *v = &m->vdev;
+    uint64_t features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+    if (h->mode & FUZZ_EVENT_IDX)
+        features |= VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+    if (h->mode & FUZZ_INDIRECT)
+        features |= VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC);
+    virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    virtio_set_driver_features(v, 0, (uint32_t)features);
+    virtio_set_driver_features(v, 1, (uint32_t)(features >> 32));
+    virtio_set_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    virtio_queue_set_size(v, 0, h->size);
+    virtio_queue_set_desc(v, 0, h->desc);
+    virtio_queue_set_avail(v, 0, h->avail);
+    virtio_queue_set_used(v, 0, h->used);
+    int enabled = virtio_queue_enable(v, 0);
+    virtio_set_status(v, virtio_get_status(v) | VIRTIO_STATUS_DRIVER_OK);
+    virtio_queue_notify(v, 0);
+    check(enabled == 0 || (virtio_get_status(v) & VIRTIO_STATUS_NEEDS_RESET));
+    uint64_t plugged = mem_check(m);
+    /* A lower request does not unplug anything by itself. */
+    check(virtio_mem_set_requested(m, plugged / 2 & ~(FUZZ_MEM_BLOCK - 1)) == 0);
+    virtio_queue_notify(v, 0);
+    check(virtio_mem_plugged(m) <= plugged);
+    plugged = virtio_mem_plugged(m);
+
+    struct state_writer *w = state_writer_new();
+    check(virtio_device_save(v, w) == 0);
+    GBytes *b = state_writer_finish(w);
+    struct virtio_mem *copy = virtio_mem_new(&gm, NULL, "copy", 0);
+    struct state_reader *r = state_reader_new(b, NULL);
+    check(r != NULL && virtio_device_load(&copy->vdev, r, NULL) == 0);
+    check(virtio_mem_plugged(copy) == plugged);
+    state_reader_free(r);
+    g_bytes_unref(b);
+    virtio_mem_free(copy);
+
+    virtio_set_status(v, 0);
+    check(virtio_get_status(v) == 0 && virtio_mem_plugged(m) == plugged);
+    virtio_mem_free(m);
+    /* The next input starts with nothing plugged (and other modes' chains
+     * can never reach the region). */
+    check(guest_memory_set_plugged(&gm, FUZZ_MEM_BASE, FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK, false) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!gm.base) {
         log_threshold = LOG_ERROR;      /* a broken ring is the expected case: no line per input */
-        if (guest_memory_create(&gm, FUZZ_RAM, false, false, NULL) < 0)
+        if (guest_memory_create(&gm, FUZZ_RAM, false, false, NULL) < 0 ||
+            guest_memory_add_hotplug(&gm, FUZZ_MEM_BASE, FUZZ_MEM_BLOCKS * FUZZ_MEM_BLOCK, FUZZ_MEM_BLOCK, NULL) < 0)
             abort();
     }
     struct fuzz_hdr h = { 0 };
@@ -365,6 +440,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run_console(&h);
     else if (h.mode & FUZZ_NET)
         run_net(&h);
+    else if (h.mode & FUZZ_MEM)
+        run_mem(&h);
     else if (h.mode & FUZZ_DEVICE)
         run_rng(&h);
     else

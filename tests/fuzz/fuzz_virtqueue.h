@@ -17,6 +17,12 @@
 #define FUZZ_NET       32       /* through virtio-net on a socket pair (unless FUZZ_BLK or FUZZ_CONSOLE):
                                  * seed % 3 picks the receiveq (frames from the host), the transmitq or
                                  * the control queue; seed bit 2 negotiates MRG_RXBUF */
+#define FUZZ_MEM       64       /* through virtio-mem over a hotplug region of FUZZ_MEM_BLOCKS blocks at
+                                 * 4 GiB (unless FUZZ_BLK, FUZZ_CONSOLE or FUZZ_NET): seed % 33 blocks
+                                 * requested */
+#define FUZZ_MEM_BASE   0x100000000ULL
+#define FUZZ_MEM_BLOCK  (2ULL << 20)
+#define FUZZ_MEM_BLOCKS 32
 
 struct fuzz_hdr {
     uint8_t mode;

@@ -95,15 +95,38 @@ static unsigned put_blk_request(uint64_t *s, uint8_t *mem, uint64_t table, unsig
     return n;
 }
 
+/* A virtio-mem request (24 bytes, readable) and room for its response (10,
+ * writable), usually about blocks of the region, now and then malformed. */
+static unsigned put_mem_request(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room)
+{
+    uint64_t req = 0x8000 + 32 * (rnd(s) % 64), resp = 0xf000 + 16 * (rnd(s) % 64);
+    uint16_t type = rnd(s) % 8 ? (uint16_t)(rnd(s) % 4) : (uint16_t)rnd(s);
+    uint64_t addr = FUZZ_MEM_BASE + FUZZ_MEM_BLOCK * (rnd(s) % (FUZZ_MEM_BLOCKS + 4));
+    if (rnd(s) % 8 == 0)
+        addr = rnd(s) % 2 ? addr + rnd(s) % FUZZ_MEM_BLOCK : rnd(s);
+    uint16_t nb = rnd(s) % 8 ? (uint16_t)(rnd(s) % 9) : (uint16_t)rnd(s);
+    memset(mem + req, 0, 24);
+    memcpy(mem + req, &type, 2);
+    memcpy(mem + req + 8, &addr, 8);
+    memcpy(mem + req + 16, &nb, 2);
+    uint32_t req_len = rnd(s) % 16 ? 24 : rnd(s) % 32, resp_len = rnd(s) % 16 ? 10 : rnd(s) % 16;
+    if (room < 2 || !req_len || !resp_len)
+        return put_chain(s, mem, table, first, room, false);
+    put_desc(mem, table + 16ULL * first, req, req_len, 1, (uint16_t)(first + 1));
+    put_desc(mem, table + 16ULL * (first + 1), resp, resp_len, 2, 0);
+    return 2;
+}
+
 static size_t generate(uint64_t *s, uint8_t *in)
 {
     memset(in, 0, INPUT_MAX);
     struct fuzz_hdr h = { 0 };
     uint8_t *mem = in + sizeof(h);
-    h.mode = rnd(s) & 63;
+    h.mode = rnd(s) & 127;
     bool blk = h.mode & FUZZ_BLK;
     bool console = !blk && (h.mode & FUZZ_CONSOLE);
     bool net = !blk && !console && (h.mode & FUZZ_NET);
+    bool vmem = !blk && !console && !net && (h.mode & FUZZ_MEM);
     bool device = !blk && (h.mode & FUZZ_DEVICE);
     h.size = (uint16_t)(1u << (rnd(s) % 9));
     h.desc = 0x1000;
@@ -114,7 +137,7 @@ static size_t generate(uint64_t *s, uint8_t *in)
         h.avail = rnd(s) & 0xfffe;
         h.used = rnd(s) & 0xfffc;
     }
-    h.last_avail = h.used_idx = device || blk || console || net ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
+    h.last_avail = h.used_idx = device || blk || console || net || vmem ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
     h.seed = (uint16_t)rnd(s);
     /* The console's receiveq takes writable chains like rng's queue, its
      * transmitq readable ones (seed bit 0 picks, as in the target). */
@@ -133,6 +156,8 @@ static size_t generate(uint64_t *s, uint8_t *in)
         put16(mem, h.avail + 4 + 2ULL * ((h.last_avail + chains) % h.size), (uint16_t)slot);
         if (blk && h.size - slot >= 3 && rnd(s) % 4) {
             slot += put_blk_request(s, mem, h.desc, slot, h.size - slot);
+        } else if (vmem && rnd(s) % 8) {
+            slot += put_mem_request(s, mem, h.desc, slot, h.size - slot);
         } else if ((h.mode & FUZZ_INDIRECT) && rnd(s) % 3 == 0) {
             uint64_t table = 0x5000 + 0x200 * (chains % 8);
             unsigned n = put_chain(s, mem, table, 0, MIN(h.size, 8u), device);
