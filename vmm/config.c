@@ -240,6 +240,9 @@ void config_print_help(void)
 "  10  host problem: no /dev/kvm, out of memory, I/O error\n"
 "  odd (V << 1) | 1 after a write of V to the --test-exit port\n"
 "\n"
+"QEMU-style command lines (libvirt's, or vmm run as qemu-system-x86_64) are\n"
+"understood too; see README, \"libvirt (QEMU compatibility)\".\n"
+"\n"
 "Signals: SIGTERM/SIGINT/SIGHUP stop the guest; SIGUSR1 prints each vCPU's state\n"
 "(KVM counters, then registers, MP state, pending events) on stderr.\n");
 }

@@ -43,6 +43,7 @@ struct disk_config {
     unsigned num_queues;
     char *serial;               /* NULL: none */
     char *iothread;             /* iothread=: the I/O thread its queues run on; NULL: the main loop */
+    int pci_slot;               /* device number on PCI bus 0 (1..31); 0: the first free one */
 };
 /* One --net: a virtio-net PCI device on a tap. */
 struct net_config {
@@ -52,6 +53,7 @@ struct net_config {
     bool mac_set;
     uint8_t mac[6];             /* mac=; else derived from --name and id at boot */
     unsigned num_queues;        /* queue pairs (tap queues) */
+    int pci_slot;               /* device number on PCI bus 0 (1..31); 0: the first free one */
     struct tap *backend;        /* opened by main (config_open_nets) before the first boot;
                                  * lives across resets */
 };
@@ -95,6 +97,7 @@ struct vm_config {
     char *serial_path;          /* SERIAL_FILE, SERIAL_SOCKET */
     enum serial_mode console_mode;  /* virtio-console (hvc0); SERIAL_OFF: none */
     char *console_path;
+    int console_pci_slot;       /* the virtio-console's PCI slot (1..31); 0: the first free one */
 
     bool rng;                   /* a virtio-rng PCI device */
     char **iothreads;           /* --object iothread,id=NAME: the ids, in order */
@@ -110,6 +113,8 @@ struct vm_config {
     bool test_exit;             /* isa-debug-exit port at 0xf4 */
     enum reboot_action reboot;
     bool paused;                /* --paused / -S: vCPUs wait for QMP cont */
+    bool no_shutdown;           /* QEMU's -no-shutdown: after a guest power-off vmm stays (state shutdown)
+                                 * until QMP system_reset (a new boot, in prelaunch), quit or SIGTERM */
     int log_level;              /* enum log_level */
 
     /* --restore DIR: the machine comes from the snapshot in DIR (its config

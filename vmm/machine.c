@@ -87,6 +87,13 @@ int machine_resume(struct machine *m, GError **err)
 
 void machine_reset(struct machine *m)
 {
+    if (m->poweroff_wait) {
+        m->reset_after_poweroff = true;
+        m->state = RUN_STATE_PRELAUNCH;     /* QEMU: a reset out of shutdown leaves prelaunch */
+        emit(m, "RESET", guest_reason(false, "host-qmp-system-reset"));
+        loop_quit(m->loop);
+        return;
+    }
     if (m->vm_live && vm_request_stop(&m->vm, VM_STOP_HOST_RESET, 0))
         m->host_reason = "host-qmp-system-reset";
 }
@@ -324,7 +331,19 @@ int machine_run(struct machine *m)
         switch (reason) {
         case VM_STOP_POWEROFF:
             log_info("guest powered off");
-            return VMM_EXIT_POWEROFF;
+            if (!m->cfg->no_shutdown)
+                return VMM_EXIT_POWEROFF;
+            /* QEMU's -no-shutdown: stay, in state shutdown, until
+             * system_reset (a new boot), quit or a signal. */
+            m->poweroff_wait = true;
+            lr = loop_run(m->loop);
+            m->poweroff_wait = false;
+            if (lr < 0)
+                return VMM_EXIT_HOST;
+            if (!m->reset_after_poweroff)
+                return VMM_EXIT_POWEROFF;
+            m->reset_after_poweroff = false;
+            break;      /* a new boot, in prelaunch unless cont came meanwhile */
         case VM_STOP_SIGNAL:
         case VM_STOP_NONE:
             return VMM_EXIT_POWEROFF;

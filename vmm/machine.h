@@ -43,6 +43,10 @@ struct machine {
     void (*emit_event)(struct machine *m, const char *name, JsonNode *data);
     /* Why the host reset the VM, for the RESET event ("host-qmp-system-reset"). */
     const char *host_reason;
+    /* -no-shutdown: the guest powered off and vmm waits (poweroff_wait);
+     * system_reset then asks for a new boot (reset_after_poweroff). */
+    bool poweroff_wait;
+    bool reset_after_poweroff;
 
     /* --restore: the snapshot the first boot is built from (then freed);
      * NULL otherwise. Set by main after machine_open. */
@@ -78,7 +82,8 @@ void machine_pause(struct machine *m);
  * (as QEMU 7.2). -1 with *err in shutdown / internal-error. */
 int machine_resume(struct machine *m, GError **err);
 /* system_reset: the VM is rebuilt as on a guest reset (RESET event with
- * guest false), or vmm exits 4 with --reboot exit. */
+ * guest false), or vmm exits 4 with --reboot exit. After a guest power-off
+ * with cfg->no_shutdown: a new boot in prelaunch (cont runs it), as QEMU. */
 void machine_reset(struct machine *m);
 /* system_powerdown: presses the ACPI power button (GED), POWERDOWN event. */
 void machine_powerdown(struct machine *m);

@@ -5,7 +5,9 @@
 #include "vmm/config.h"
 #include "vmm/cpu_qmp.h"
 #include "vmm/log.h"
+#include "vmm/loop.h"
 #include "vmm/machine.h"
+#include "vmm/qemu_compat.h"
 #include "vmm/qmp.h"
 #include "vmm/qmp_cmds.h"
 #include "vmm/vmem_qmp.h"
@@ -18,7 +20,11 @@ int main(int argc, char **argv)
     struct vm_config cfg;
     config_init_defaults(&cfg);
     g_autoptr(GError) err = NULL;
-    int pr = config_parse_args(&cfg, argc, argv, &err);
+    /* A QEMU-style argv (libvirt's, or vmm run as qemu-system-x86_64) goes
+     * through the QEMU front end to the same struct vm_config. */
+    static struct qemu_compat qc;
+    bool compat = qemu_compat_wanted(argc, argv);
+    int pr = compat ? qemu_compat_parse(&cfg, &qc, argc, argv, &err) : config_parse_args(&cfg, argc, argv, &err);
     if (pr == 1)
         return 0;
     struct snapshot_restore *restore = NULL;
@@ -31,11 +37,12 @@ int main(int argc, char **argv)
             config_clear(&cfg);
             return VMM_EXIT_CONFIG;
         }
-    } else if (pr < 0 || config_validate(&cfg, &err) < 0) {
+    } else if (pr < 0 || (!qc.probe && config_validate(&cfg, &err) < 0)) {
+        /* The probe (-machine none) has no guest: only its QMP socket. */
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
-    if (!restore && boot_check_kernel(cfg.kernel, &err) < 0) {
+    if (!restore && !qc.probe && boot_check_kernel(cfg.kernel, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
@@ -46,6 +53,11 @@ int main(int argc, char **argv)
         return VMM_EXIT_CONFIG;
     }
     log_threshold = (enum log_level)cfg.log_level;
+    /* -daemonize: the parent waits for qemu_compat_daemon_ready below. */
+    if (qc.daemonize && qemu_compat_daemonize(&err) < 0) {
+        fprintf(stderr, "vmm: error: %s\n", err->message);
+        return VMM_EXIT_HOST;
+    }
 
     static struct machine m;
     int status = machine_open(&m, &cfg);
@@ -60,14 +72,30 @@ int main(int argc, char **argv)
         vmem_qmp_register(m.qmp, &m);
         snapshot_qmp_register(m.qmp, &m);
         cpu_qmp_register(m.qmp, &m);
+        if (compat)
+            qemu_compat_qmp_register(m.qmp, &m, &qc);
         status = qmp_cmds_listen(&m);
     }
-    if (status == 0 && m.state != RUN_STATE_SHUTDOWN)   /* no signal or quit while waiting for a client */
-        status = machine_run(&m);
+    /* -daemonize: the parent exits 0 now that the socket listens. */
+    if (status == 0 && compat && qemu_compat_daemon_ready(&qc, &err) < 0) {
+        fprintf(stderr, "vmm: error: %s\n", err->message);
+        status = VMM_EXIT_HOST;
+    }
+    if (status == 0 && m.state != RUN_STATE_SHUTDOWN) {  /* no signal or quit while waiting for a client */
+        if (qc.probe) {
+            /* Serve QMP until SIGTERM (or quit). */
+            if (loop_run(m.loop) < 0)
+                status = VMM_EXIT_HOST;
+        } else {
+            status = machine_run(&m);
+        }
+    }
     snapshot_restore_free(m.restore);
     qmp_server_free(m.qmp);
     m.qmp = NULL;
     machine_close(&m);
+    qemu_compat_cleanup(&qc);
+    qemu_compat_clear(&qc);
     config_clear(&cfg);
     return status;
 }

@@ -383,7 +383,8 @@ static int add_virtio_console(struct vm *vm, GError **err)
     uint16_t cols = 0, rows = 0;
     char_backend_winsize(vm->console_be, &cols, &rows);
     struct virtio_console *con = virtio_console_new(&vm->mem, vm->loop, vm->console_be, cols, rows);
-    struct virtio_pci_params p = { .id = "virtio-console", .slot = -1, .release = console_release };
+    int slot = vm->cfg->console_pci_slot ? vm->cfg->console_pci_slot : -1;
+    struct virtio_pci_params p = { .id = "virtio-console", .slot = slot, .release = console_release };
     struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &con->vdev, &p, err);
     if (!vp) {
         virtio_console_free(con);
@@ -450,10 +451,12 @@ static int create_pci(struct vm *vm, GError **err)
      * hot-(un)plugged; the devices above stay for the VM's life. */
     vm->pci_hotplug_slots = ACPI_PCIHP_ALL_SLOTS & ~pci_host_slots_used(vm->pci);
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
-        if (add_virtio_blk(vm, &vm->cfg->disks[i], -1, false, err) < 0)
+        if (add_virtio_blk(vm, &vm->cfg->disks[i], vm->cfg->disks[i].pci_slot ? vm->cfg->disks[i].pci_slot : -1,
+                           false, err) < 0)
             return -1;
     for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
-        if (add_virtio_net(vm, &vm->cfg->nets[i], -1, false, err) < 0)
+        if (add_virtio_net(vm, &vm->cfg->nets[i], vm->cfg->nets[i].pci_slot ? vm->cfg->nets[i].pci_slot : -1,
+                           false, err) < 0)
             return -1;
     if (vm->cfg->mem_hotplug_size && add_virtio_mem(vm, err) < 0)
         return -1;

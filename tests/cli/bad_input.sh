@@ -279,6 +279,25 @@ check "--restore with --cpus" 2 "--cpus: the machine comes from the snapshot wit
 check "--restore with --disk" 2 "--disk: the machine comes from the snapshot" -- --disk "$f/text" --restore "$f"
 check "--restore without a value" 2 "option --restore needs a value" -- --restore
 
+# The QEMU-style front end (libvirt's argv): one line naming the option, exit 2.
+q=(-name guest=t -S -machine pc-i440fx-7.2,usb=off -accel kvm -m 64 -nodefaults -kernel "$good")
+check "QEMU: -no-acpi refused" 2 '^vmm: error: -no-acpi: .*ACPI-only' -- "${q[@]}" -no-acpi
+check "QEMU: -netdev user refused" 2 '^vmm: error: -netdev user: .*slirp' -- "${q[@]}" -netdev user,id=hostnet0 \
+    -device virtio-net-pci,netdev=hostnet0,id=net0
+check "QEMU: q35 refused" 2 "^vmm: error: -machine q35: vmm offers the machine 'pc'" -- "${q[@]}" -machine q35
+check "QEMU: unknown device" 2 "^vmm: error: -device e1000: device type 'e1000' is not supported" -- \
+    "${q[@]}" -device e1000,id=n
+check "QEMU: unknown option" 2 '^vmm: error: -vnc: option not supported by vmm' -- "${q[@]}" -vnc :0
+check "QEMU: unknown key" 2 '^vmm: error: -machine pc: usb=on is not supported' -- "${q[@]}" -machine pc,usb=on
+check "QEMU: bad JSON" 2 '^vmm: error: -blockdev: not valid JSON' -- "${q[@]}" -blockdev '{"driver":'
+check "QEMU: qcow2 refused" 2 "^vmm: error: -blockdev q: driver 'qcow2'" -- "${q[@]}" \
+    -blockdev '{"driver":"qcow2","node-name":"q","file":"s"}'
+check "QEMU: missing value" 2 '^vmm: error: -kernel: needs a value' -- "${q[@]}" -kernel
+check "QEMU: no kernel" 2 '^vmm: error: no -kernel' -- -name guest=t -machine pc -m 64
+check "QEMU: nonexistent kernel (native checks)" 2 "$f/nope" -- -name guest=t -machine pc -kernel "$f/nope"
+check "QEMU: monitor fd not open" 2 '--qmp fd=77: the fd is not open' -- "${q[@]}" \
+    -chardev socket,id=charmonitor,fd=77,server=on,wait=off -mon chardev=charmonitor,id=monitor,mode=control
+
 # The host: vmm finds KVM through VMM_KVM_DEVICE (default /dev/kvm).
 check "no KVM device" 10 '/nonexistent.*(kvm|KVM)' VMM_KVM_DEVICE=/nonexistent -- \
     --kernel "$good" --serial file=out.log

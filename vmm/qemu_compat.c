@@ -1,0 +1,1279 @@
+/* The QEMU-style argv front end (see qemu_compat.h). Every option either
+ * becomes part of struct vm_config, is in the one table of options accepted
+ * and ignored (with the reason), or is refused with one line naming it. */
+#include "vmm/qemu_compat.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmm/options.h"
+
+#define MIB (1024ULL * 1024)
+#ifndef VMM_VERSION
+#define VMM_VERSION "0.0.0"
+#endif
+
+/* ---- options accepted and ignored: the one table ----
+ * opt: the option; key: one of its keys (NULL: the whole option); value: the
+ * only value ignored (NULL: any). For -device, key "driver" names a device
+ * type that is accepted and not created. */
+static const struct ignored_entry {
+    const char *opt, *key, *value, *reason;
+} ignored_table[] = {
+    { "-no-user-config", NULL, NULL, "vmm reads no configuration files" },
+    { "-nodefaults", NULL, NULL, "vmm adds no default devices in QEMU mode (no serial, monitor or NIC unless asked)" },
+    { "-nographic", NULL, NULL, "vmm has no display; serial output goes only where -chardev says" },
+    { "-display", "type", "none", "vmm has no display" },
+    { "-msg", "timestamp", NULL, "vmm's stderr lines carry no timestamps" },
+    { "-sandbox", NULL, NULL, "libvirt passes it only if query-command-line-options lists 'sandbox'; vmm lists nothing" },
+    { "-audiodev", "id", NULL, "libvirt 9.0 always adds <audio type='none'/>; vmm has no sound device" },
+    { "-audiodev", "driver", "none", "an audio backend that plays nothing; vmm has no sound device" },
+    { "-object", "qom-type", "secret", "libvirt's master key for encrypted secrets; nothing in vmm takes a secret" },
+    { "-overcommit", "mem-lock", "off", "the default: guest RAM is not locked" },
+    { "-overcommit", "cpu-pm", "off", "the default: no CPU power management passthrough" },
+    { "-machine", "usb", "off", "vmm has no USB" },
+    { "-machine", "dump-guest-core", NULL, "vmm does not dump guest RAM in its core file either way" },
+    { "-machine", "accel", NULL, "vmm always runs on KVM (kvm, or a list starting with kvm)" },
+    { "-name", "debug-threads", NULL, "vmm's threads carry names already (vcpu N, iothread...)" },
+    { "-cpu", "migratable", NULL, "host/max expose what KVM supports; migratable only changes qom-get's answer" },
+    { "-smp", "sockets", NULL, "the guest sees one socket with one core per vCPU (vmm's CPUID topology)" },
+    { "-smp", "dies", NULL, "the guest sees one socket with one core per vCPU (vmm's CPUID topology)" },
+    { "-smp", "cores", NULL, "the guest sees one socket with one core per vCPU (vmm's CPUID topology)" },
+    { "-smp", "threads", "1", "one thread per core, as vmm's CPUID topology says" },
+    { "-rtc", "base", "utc", "vmm's RTC runs on the host's UTC clock" },
+    { "-rtc", "driftfix", "slew", "vmm's RTC reads the host clock; there are no ticks to lose" },
+    { "-boot", "strict", NULL, "vmm boots -kernel directly; there is no firmware boot order" },
+    { "-device", "bootindex", NULL, "vmm boots -kernel directly; there is no firmware boot order" },
+    { "-device", "write-cache", "on", "vmm's virtio-blk offers a volatile write cache and honours flushes" },
+    { "-blockdev", "discard", "unmap", "what vmm does anyway: a guest's DISCARD punches a hole in the image" },
+    { "-blockdev", "auto-read-only", NULL, "vmm opens an image read-only exactly when read-only=on" },
+    { "-blockdev", "cache.no-flush", "off", "the default: guest flushes reach the disk" },
+    { "-blockdev", "detect-zeroes", "off", "the default: no zero detection" },
+    { "-netdev", "vhost", "off", "vmm has no vhost-net; the data path is vmm's own" },
+    { "-device", "driver", "virtio-balloon-pci", "libvirt's default <memballoon>; vmm has no balloon (the guest sees none)" },
+    { "-device", "driver", "piix3-usb-uhci", "libvirt's default USB controller; vmm has no USB (the guest sees none)" },
+    { "-usb", NULL, NULL, "libvirt's legacy default USB controller; vmm has no USB (the guest sees none)" },
+    { "-global", "PIIX4_PM.disable_s3", NULL, "vmm offers no S3 sleep state anyway (S5 only)" },
+    { "-global", "PIIX4_PM.disable_s4", NULL, "vmm offers no S4 sleep state anyway (S5 only)" },
+    { "-global", "kvm-pit.lost_tick_policy", NULL, "vmm's PIT is KVM's in-kernel one with its own policy" },
+    { "-no-hpet", NULL, NULL, "vmm has no HPET" },
+};
+
+const char *qemu_compat_ignored(const char *opt, const char *key, const char *value)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(ignored_table); i++) {
+        const struct ignored_entry *e = &ignored_table[i];
+        if (strcmp(e->opt, opt) != 0)
+            continue;
+        if (!e->key) {
+            if (!key)
+                return e->reason;
+            continue;
+        }
+        if (!key || strcmp(e->key, key) != 0)
+            continue;
+        if (!e->value || (value && strcmp(e->value, value) == 0))
+            return e->reason;
+    }
+    return NULL;
+}
+
+void qemu_compat_foreach_ignored(void (*fn)(const char *, const char *, const char *, const char *, void *),
+                                 void *opaque)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(ignored_table); i++)
+        fn(ignored_table[i].opt, ignored_table[i].key, ignored_table[i].value, ignored_table[i].reason, opaque);
+}
+
+/* ---- helpers ---- */
+
+static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static int fail(GError **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(err, CONFIG_ERROR, 0, msg);
+    return -1;
+}
+
+static void pair_free(gpointer p)
+{
+    struct opt_pair *o = p;
+    g_free(o->key);
+    g_free(o->value);
+    g_free(o);
+}
+
+static void add_pair(GPtrArray *a, const char *key, const char *value)
+{
+    struct opt_pair *o = g_new0(struct opt_pair, 1);
+    o->key = g_strdup(key);
+    o->value = g_strdup(value);
+    g_ptr_array_add(a, o);
+}
+
+/* A JSON object as dotted key=value pairs ({"cache": {"direct": true}} →
+ * cache.direct=on), as QEMU's keyval flattens them. */
+static int flatten_json(JsonObject *o, const char *prefix, GPtrArray *out, GError **err)
+{
+    g_autoptr(GList) members = json_object_get_members(o);
+    for (GList *l = members; l; l = l->next) {
+        const char *name = l->data;
+        g_autofree char *key = prefix ? g_strdup_printf("%s.%s", prefix, name) : g_strdup(name);
+        JsonNode *n = json_object_get_member(o, name);
+        if (JSON_NODE_HOLDS_OBJECT(n)) {
+            if (flatten_json(json_node_get_object(n), key, out, err) < 0)
+                return -1;
+            continue;
+        }
+        if (!JSON_NODE_HOLDS_VALUE(n))
+            return fail(err, "'%s': lists and null are not supported here", key);
+        GType t = json_node_get_value_type(n);
+        g_autofree char *v = NULL;
+        if (t == G_TYPE_STRING)
+            v = g_strdup(json_node_get_string(n));
+        else if (t == G_TYPE_BOOLEAN)
+            v = g_strdup(json_node_get_boolean(n) ? "on" : "off");
+        else if (t == G_TYPE_INT64)
+            v = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
+        else
+            v = g_strdup_printf("%g", json_node_get_double(n));
+        add_pair(out, key, v);
+    }
+    return 0;
+}
+
+/* key=value (",," a comma) or, starting with '{', a JSON object. implied_key
+ * names a leading bare word (the driver, type, backend...). */
+static GPtrArray *parse_arg(const char *opt, const char *arg, const char *implied_key, GError **err)
+{
+    if (arg[0] == '{') {
+        g_autoptr(JsonParser) p = json_parser_new();
+        GError *e = NULL;
+        if (!json_parser_load_from_data(p, arg, -1, &e)) {
+            fail(err, "%s: not valid JSON: %s", opt, e->message);
+            g_error_free(e);
+            return NULL;
+        }
+        JsonNode *root = json_parser_get_root(p);
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+            fail(err, "%s: the JSON form must be an object", opt);
+            return NULL;
+        }
+        GPtrArray *out = g_ptr_array_new_with_free_func(pair_free);
+        if (flatten_json(json_node_get_object(root), NULL, out, err) < 0) {
+            g_prefix_error(err, "%s: ", opt);
+            g_ptr_array_unref(out);
+            return NULL;
+        }
+        return out;
+    }
+    GPtrArray *out = opts_parse(arg, implied_key, err);
+    if (!out)
+        g_prefix_error(err, "%s: ", opt);
+    return out;
+}
+
+static const char *get(GPtrArray *pairs, const char *key)
+{
+    const char *v = NULL;
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        if (strcmp(o->key, key) == 0)
+            v = o->value ? o->value : "";
+    }
+    return v;
+}
+
+/* Every key of pairs is in known (NULL-terminated) or in the ignored table
+ * for opt; else one line naming opt, what (e.g. the driver) and the key. */
+static int check_keys(const char *opt, const char *what, GPtrArray *pairs, const char *const *known, GError **err)
+{
+    for (guint i = 0; i < pairs->len; i++) {
+        struct opt_pair *o = pairs->pdata[i];
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, o->key) == 0;
+        if (ok || qemu_compat_ignored(opt, o->key, o->value))
+            continue;
+        const char *sep = *what ? " " : "";
+        if (o->value)
+            return fail(err, "%s%s%s: %s=%s is not supported by vmm", opt, sep, what, o->key, o->value);
+        return fail(err, "%s%s%s: '%s' is not supported by vmm", opt, sep, what, o->key);
+    }
+    return 0;
+}
+
+static int get_bool(const char *opt, GPtrArray *pairs, const char *key, bool *out, GError **err)
+{
+    const char *v = get(pairs, key);
+    if (!v)
+        return 0;
+    if (opts_parse_bool(v, out) < 0)
+        return fail(err, "%s: %s=%s: expected on or off", opt, key, v);
+    return 0;
+}
+
+static int parse_fd(const char *opt, const char *v, int *out, GError **err)
+{
+    char *end;
+    errno = 0;
+    long fd = strtol(v, &end, 10);
+    if (!g_ascii_isdigit(v[0]) || *end || errno || fd > INT_MAX)
+        return fail(err, "%s: fd=%s is not a file descriptor number", opt, v);
+    *out = (int)fd;
+    return 0;
+}
+
+/* ---- what the argv defines before the devices use it ---- */
+
+struct qc_chardev {
+    char *id;
+    char *backend;              /* socket, pty, file, null */
+    char *path;
+    int fd;
+    bool server, wait;
+    bool used;
+};
+
+struct qc_node {                /* a -blockdev node */
+    char *name;
+    char *driver;               /* file, host_device, raw */
+    char *filename;             /* file/host_device */
+    char *file;                 /* raw: the node below */
+    char *aio;
+    bool read_only;
+    bool direct;
+    bool used;
+};
+
+struct qc_netdev {
+    char *id;
+    int fd;
+    bool used;
+};
+
+struct qc_object {
+    char *id;
+    char *type;                 /* memory-backend-ram / -file / -memfd */
+    uint64_t size;
+    bool share, hugepages;
+};
+
+struct qc_state {
+    GPtrArray *chardevs, *nodes, *netdevs, *objects;
+    char *memory_backend;       /* -machine memory-backend= */
+    bool have_mem;
+};
+
+static void chardev_free(gpointer p)
+{
+    struct qc_chardev *c = p;
+    g_free(c->id);
+    g_free(c->backend);
+    g_free(c->path);
+    g_free(c);
+}
+
+static void node_free(gpointer p)
+{
+    struct qc_node *n = p;
+    g_free(n->name);
+    g_free(n->driver);
+    g_free(n->filename);
+    g_free(n->file);
+    g_free(n->aio);
+    g_free(n);
+}
+
+static void netdev_free(gpointer p)
+{
+    struct qc_netdev *n = p;
+    g_free(n->id);
+    g_free(n);
+}
+
+static void object_free(gpointer p)
+{
+    struct qc_object *o = p;
+    g_free(o->id);
+    g_free(o->type);
+    g_free(o);
+}
+
+static struct qc_chardev *find_chardev(struct qc_state *st, const char *id)
+{
+    for (guint i = 0; i < st->chardevs->len; i++) {
+        struct qc_chardev *c = st->chardevs->pdata[i];
+        if (strcmp(c->id, id) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static struct qc_node *find_node(struct qc_state *st, const char *name)
+{
+    for (guint i = 0; i < st->nodes->len; i++) {
+        struct qc_node *n = st->nodes->pdata[i];
+        if (strcmp(n->name, name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static struct qc_netdev *find_netdev(struct qc_state *st, const char *id)
+{
+    for (guint i = 0; i < st->netdevs->len; i++) {
+        struct qc_netdev *n = st->netdevs->pdata[i];
+        if (strcmp(n->id, id) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static int need_id(const char *opt, const char *what, const char *id, GError **err)
+{
+    if (!id || !*id)
+        return fail(err, "%s %s: no id; give id=NAME", opt, what);
+    return 0;
+}
+
+static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-chardev", arg, "backend", err);
+    if (!p)
+        return -1;
+    const char *backend = get(p, "backend"), *id = get(p, "id");
+    if (!backend)
+        return fail(err, "-chardev: no backend; give e.g. -chardev pty,id=charserial0");
+    if (need_id("-chardev", backend, id, err) < 0)
+        return -1;
+    if (find_chardev(st, id))
+        return fail(err, "-chardev %s: id '%s' is used twice", backend, id);
+    struct qc_chardev c = { .fd = -1, .wait = true };
+    if (strcmp(backend, "socket") == 0) {
+        static const char *const k[] = { "backend", "id", "fd", "path", "server", "wait", "nowait", NULL };
+        if (check_keys("-chardev", backend, p, k, err) < 0)
+            return -1;
+        const char *fd = get(p, "fd"), *path = get(p, "path");
+        if (fd && parse_fd("-chardev socket", fd, &c.fd, err) < 0)
+            return -1;
+        if (!!fd == !!path)
+            return fail(err, "-chardev socket,id=%s: give fd=N or path=PATH", id);
+        if (get_bool("-chardev socket", p, "server", &c.server, err) < 0 ||
+            get_bool("-chardev socket", p, "wait", &c.wait, err) < 0)
+            return -1;
+        if (get(p, "nowait"))
+            c.wait = false;
+        if (!c.server)
+            return fail(err, "-chardev socket,id=%s: vmm only listens; give server=on", id);
+        c.path = g_strdup(path);
+    } else if (strcmp(backend, "pty") == 0 || strcmp(backend, "null") == 0) {
+        static const char *const k[] = { "backend", "id", NULL };
+        if (check_keys("-chardev", backend, p, k, err) < 0)
+            return -1;
+    } else if (strcmp(backend, "file") == 0) {
+        static const char *const k[] = { "backend", "id", "path", NULL };
+        if (check_keys("-chardev", backend, p, k, err) < 0)
+            return -1;
+        const char *path = get(p, "path");
+        if (!path || !*path)
+            return fail(err, "-chardev file,id=%s: no path; give path=FILE", id);
+        c.path = g_strdup(path);
+    } else {
+        return fail(err, "-chardev %s: backend '%s' is not supported by vmm (pty, file, socket, null are)", id, backend);
+    }
+    struct qc_chardev *n = g_new(struct qc_chardev, 1);
+    *n = c;
+    n->id = g_strdup(id);
+    n->backend = g_strdup(backend);
+    g_ptr_array_add(st->chardevs, n);
+    return 0;
+}
+
+static int opt_blockdev(struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-blockdev", arg, NULL, err);
+    if (!p)
+        return -1;
+    const char *driver = get(p, "driver"), *name = get(p, "node-name");
+    if (!driver)
+        return fail(err, "-blockdev: no driver; give driver=file or driver=raw");
+    if (!name || !*name)
+        return fail(err, "-blockdev %s: no node-name", driver);
+    if (find_node(st, name))
+        return fail(err, "-blockdev %s: node-name '%s' is used twice", driver, name);
+    struct qc_node n = { 0 };
+    if (get_bool("-blockdev", p, "read-only", &n.read_only, err) < 0 ||
+        get_bool("-blockdev", p, "cache.direct", &n.direct, err) < 0)
+        return -1;
+    if (strcmp(driver, "file") == 0 || strcmp(driver, "host_device") == 0) {
+        static const char *const k[] = { "driver", "node-name", "filename", "aio", "cache.direct", "read-only", NULL };
+        if (check_keys("-blockdev", driver, p, k, err) < 0)
+            return -1;
+        const char *f = get(p, "filename"), *aio = get(p, "aio");
+        if (!f || !*f)
+            return fail(err, "-blockdev %s,node-name=%s: no filename", driver, name);
+        if (aio && strcmp(aio, "native") != 0 && strcmp(aio, "threads") != 0 && strcmp(aio, "io_uring") != 0)
+            return fail(err, "-blockdev %s: aio=%s is not one of native, threads, io_uring", name, aio);
+        n.filename = g_strdup(f);
+        n.aio = g_strdup(aio);
+    } else if (strcmp(driver, "raw") == 0) {
+        static const char *const k[] = { "driver", "node-name", "file", "cache.direct", "read-only", NULL };
+        if (check_keys("-blockdev", driver, p, k, err) < 0)
+            return -1;
+        const char *f = get(p, "file");
+        if (!f || !*f)
+            return fail(err, "-blockdev raw,node-name=%s: no file (the protocol node's node-name)", name);
+        if (!find_node(st, f))
+            return fail(err, "-blockdev raw,node-name=%s: file '%s' is not a -blockdev node given before it", name, f);
+        n.file = g_strdup(f);
+    } else {
+        return fail(err, "-blockdev %s: driver '%s' is not supported by vmm (raw images only: file, host_device, raw)",
+                    name, driver);
+    }
+    struct qc_node *np = g_new(struct qc_node, 1);
+    *np = n;
+    np->name = g_strdup(name);
+    np->driver = g_strdup(driver);
+    g_ptr_array_add(st->nodes, np);
+    return 0;
+}
+
+static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-netdev", arg, "type", err);
+    if (!p)
+        return -1;
+    const char *type = get(p, "type"), *id = get(p, "id");
+    if (!type)
+        return fail(err, "-netdev: no type; give e.g. -netdev tap,fd=N,id=hostnet0");
+    if (strcmp(type, "user") == 0)
+        return fail(err, "-netdev user: vmm has no user-mode (slirp) networking yet; use <interface type='ethernet'> "
+                    "(a tap)");
+    if (strcmp(type, "tap") != 0)
+        return fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=)", type);
+    if (need_id("-netdev", type, id, err) < 0)
+        return -1;
+    if (find_netdev(st, id))
+        return fail(err, "-netdev tap: id '%s' is used twice", id);
+    static const char *const k[] = { "type", "id", "fd", "fds", NULL };
+    if (check_keys("-netdev", "tap", p, k, err) < 0)
+        return -1;
+    const char *fd = get(p, "fd"), *fds = get(p, "fds");
+    int n = -1;
+    if (fd && fds)
+        return fail(err, "-netdev tap,id=%s: give fd= or fds=, not both", id);
+    if (fds) {
+        if (strchr(fds, ':'))
+            return fail(err, "-netdev tap,id=%s: fds=%s: vmm takes one inherited tap fd per NIC (no multiqueue "
+                        "<driver queues=...>)", id, fds);
+        fd = fds;
+    }
+    if (!fd)
+        return fail(err, "-netdev tap,id=%s: no fd=; vmm uses the tap fd libvirt opened (ifname=/script= are not "
+                    "supported)", id);
+    if (parse_fd("-netdev tap", fd, &n, err) < 0)
+        return -1;
+    struct qc_netdev *nd = g_new0(struct qc_netdev, 1);
+    nd->id = g_strdup(id);
+    nd->fd = n;
+    g_ptr_array_add(st->netdevs, nd);
+    return 0;
+}
+
+static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-object", arg, "qom-type", err);
+    if (!p)
+        return -1;
+    const char *type = get(p, "qom-type"), *id = get(p, "id");
+    if (!type)
+        return fail(err, "-object: no type; give e.g. -object iothread,id=iothread1");
+    if (qemu_compat_ignored("-object", "qom-type", type))
+        return 0;
+    if (need_id("-object", type, id, err) < 0)
+        return -1;
+    if (strcmp(type, "iothread") == 0) {
+        static const char *const k[] = { "qom-type", "id", NULL };
+        if (check_keys("-object", type, p, k, err) < 0)
+            return -1;
+        if (c->nr_iothreads >= VMM_MAX_IOTHREADS)
+            return fail(err, "-object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
+        for (unsigned i = 0; i < c->nr_iothreads; i++)
+            if (strcmp(c->iothreads[i], id) == 0)
+                return fail(err, "-object iothread: id '%s' is used twice", id);
+        c->iothreads = g_renew(char *, c->iothreads, c->nr_iothreads + 1);
+        c->iothreads[c->nr_iothreads++] = g_strdup(id);
+        return 0;
+    }
+    if (strcmp(type, "memory-backend-ram") == 0 || strcmp(type, "memory-backend-memfd") == 0 ||
+        strcmp(type, "memory-backend-file") == 0) {
+        static const char *const k[] = { "qom-type", "id", "size", "share", "hugetlb", "mem-path", "x-use-canonical-path-for-ramblock-id", NULL };
+        if (check_keys("-object", type, p, k, err) < 0)
+            return -1;
+        struct qc_object o = { 0 };
+        const char *size = get(p, "size");
+        if (!size || parse_size(size, 1, &o.size) < 0)
+            return fail(err, "-object %s,id=%s: size=%s is not a size", type, id, size ? size : "");
+        if (get_bool("-object", p, "share", &o.share, err) < 0 ||
+            get_bool("-object", p, "hugetlb", &o.hugepages, err) < 0)
+            return -1;
+        if (strcmp(type, "memory-backend-file") == 0) {
+            /* Only hugetlbfs is a file vmm can honour: it maps huge pages. */
+            const char *path = get(p, "mem-path");
+            if (!path || (strcmp(path, "/dev/hugepages") != 0 && !g_str_has_prefix(path, "/dev/hugepages/") &&
+                          !g_str_has_prefix(path, "/dev/hugepages2M")))
+                return fail(err, "-object memory-backend-file,id=%s: mem-path=%s: vmm backs RAM with anonymous memory, "
+                            "its memfd or 2M huge pages (/dev/hugepages), not a file", id, path ? path : "");
+            o.hugepages = true;
+        } else if (get(p, "mem-path")) {
+            return fail(err, "-object %s,id=%s: mem-path is for memory-backend-file", type, id);
+        }
+        struct qc_object *np = g_new(struct qc_object, 1);
+        *np = o;
+        np->id = g_strdup(id);
+        np->type = g_strdup(type);
+        g_ptr_array_add(st->objects, np);
+        return 0;
+    }
+    return fail(err, "-object %s,id=%s: object type '%s' is not supported by vmm", type, id, type);
+}
+
+static const char *const machines_ok[] = { "pc", "pc-i440fx-7.2", NULL };
+
+static bool machine_known(const char *t)
+{
+    for (const char *const *m = machines_ok; *m; m++)
+        if (strcmp(*m, t) == 0)
+            return true;
+    return g_str_has_prefix(t, "pc-i440fx-");
+}
+
+static int check_accel(const char *opt, const char *accel, GError **err)
+{
+    /* "kvm", or a list tried in order ("kvm:tcg"): vmm is the kvm part. */
+    if (strcmp(accel, "kvm") != 0 && !g_str_has_prefix(accel, "kvm:"))
+        return fail(err, "%s: accel=%s: vmm runs on KVM only; give accel=kvm", opt, accel);
+    return 0;
+}
+
+static int opt_machine(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg,
+                       GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-machine", arg, "type", err);
+    if (!p)
+        return -1;
+    const char *type = get(p, "type");
+    static const char *const k[] = { "type", "memory-backend", NULL };
+    if (check_keys("-machine", type ? type : "", p, k, err) < 0)
+        return -1;
+    const char *accel = get(p, "accel");
+    if (accel && check_accel("-machine", accel, err) < 0)
+        return -1;
+    if (type) {
+        if (strcmp(type, "none") == 0)
+            q->probe = true;
+        else if (!machine_known(type))
+            return fail(err, "-machine %s: vmm offers the machine 'pc' (pc-i440fx-7.2: PCI bus 0, devices at "
+                        "bus=pci.0,addr=N) and 'none'", type);
+        g_free(q->machine_type);
+        q->machine_type = g_strdup(type);
+    }
+    const char *mb = get(p, "memory-backend");
+    if (mb) {
+        g_free(st->memory_backend);
+        st->memory_backend = g_strdup(mb);
+    }
+    (void)c;
+    return 0;
+}
+
+static int opt_cpu(struct vm_config *c, struct qemu_compat *q, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-cpu", arg, "model", err);
+    if (!p)
+        return -1;
+    const char *model = get(p, "model");
+    if (!model || (strcmp(model, "host") != 0 && strcmp(model, "max") != 0))
+        return fail(err, "-cpu %s: vmm offers the CPU models host and max (<cpu mode='host-passthrough'> or "
+                    "'maximum')", model ? model : "");
+    static const char *const k[] = { "model", NULL };
+    if (check_keys("-cpu", model, p, k, err) < 0)
+        return -1;
+    bool mig = true;
+    if (get_bool("-cpu", p, "migratable", &mig, err) < 0)
+        return -1;
+    c->cpu_model = CPU_MODEL_HOST;
+    q->cpu_migratable = mig;
+    return 0;
+}
+
+static int parse_uint(const char *opt, const char *key, const char *v, unsigned max, unsigned *out, GError **err)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = v ? strtoul(v, &end, 10) : 0;
+    if (!v || !g_ascii_isdigit(v[0]) || *end || errno || n > max)
+        return fail(err, "%s: %s=%s is not a number up to %u", opt, key, v ? v : "", max);
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int opt_smp(struct vm_config *c, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-smp", arg, "cpus", err);
+    if (!p)
+        return -1;
+    static const char *const k[] = { "cpus", "maxcpus", NULL };
+    if (check_keys("-smp", "", p, k, err) < 0)
+        return -1;
+    unsigned cpus = 1, max = 0, s = 1, d = 1, co = 1, t = 1;
+    if (get(p, "cpus") && parse_uint("-smp", "cpus", get(p, "cpus"), 100000, &cpus, err) < 0)
+        return -1;
+    if (get(p, "maxcpus") && parse_uint("-smp", "maxcpus", get(p, "maxcpus"), 100000, &max, err) < 0)
+        return -1;
+    if ((get(p, "sockets") && parse_uint("-smp", "sockets", get(p, "sockets"), 100000, &s, err) < 0) ||
+        (get(p, "dies") && parse_uint("-smp", "dies", get(p, "dies"), 100000, &d, err) < 0) ||
+        (get(p, "cores") && parse_uint("-smp", "cores", get(p, "cores"), 100000, &co, err) < 0) ||
+        (get(p, "threads") && parse_uint("-smp", "threads", get(p, "threads"), 100000, &t, err) < 0))
+        return -1;
+    if (!max)
+        max = cpus;
+    if ((get(p, "sockets") || get(p, "cores") || get(p, "dies")) && (uint64_t)s * d * co * t != max)
+        return fail(err, "-smp: sockets*dies*cores*threads (%u) is not maxcpus (%u)", s * d * co * t, max);
+    c->cpus_boot = cpus;
+    c->cpus_max = max;
+    return 0;
+}
+
+static int opt_m(struct vm_config *c, struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-m", arg, "size", err);
+    if (!p)
+        return -1;
+    static const char *const k[] = { "size", NULL };
+    if (check_keys("-m", "", p, k, err) < 0)   /* slots=, maxmem=: DIMM hotplug, which vmm does not have */
+        return -1;
+    const char *size = get(p, "size");
+    int r = size ? parse_size(size, MIB, &c->mem_size) : -EINVAL;
+    if (r < 0)
+        return fail(err, "-m: '%s' is not a size (a number of MiB, or with a K, M, G suffix)", size ? size : "");
+    st->have_mem = true;
+    return 0;
+}
+
+/* addr=0xN or 0xN.0 on bus pci.0: the slot. */
+static int pci_addr(const char *what, GPtrArray *p, int *slot, GError **err)
+{
+    const char *bus = get(p, "bus"), *addr = get(p, "addr");
+    if (bus && strcmp(bus, "pci.0") != 0)
+        return fail(err, "-device %s: bus=%s: vmm has the one PCI bus pci.0", what, bus);
+    bool mf = false;
+    if (get_bool("-device", p, "multifunction", &mf, err) < 0)
+        return -1;
+    if (mf)
+        return fail(err, "-device %s: multifunction=on is not supported by vmm", what);
+    *slot = 0;
+    if (!addr)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long s = strtoul(addr, &end, 0);
+    if (end == addr || errno || (*end && strcmp(end, ".0") != 0 && strcmp(end, ".00") != 0))
+        return fail(err, "-device %s: addr=%s is not a PCI device number (function 0) like 0x3", what, addr);
+    if (s < 1 || s >= 32)
+        return fail(err, "-device %s: addr=%s: the slot must be 1 to 31", what, addr);
+    *slot = (int)s;
+    return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    if (strlen(s) != 17)
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        const char *p = s + 3 * i;
+        if (!g_ascii_isxdigit(p[0]) || !g_ascii_isxdigit(p[1]) || (i < 5 && p[2] != ':'))
+            return -1;
+        mac[i] = (uint8_t)(g_ascii_xdigit_value(p[0]) << 4 | g_ascii_xdigit_value(p[1]));
+    }
+    return 0;
+}
+
+/* A chardev as a --serial/--console backend. */
+static int use_chardev(struct qc_state *st, const char *what, const char *id, enum serial_mode *mode, char **path,
+                       GError **err)
+{
+    if (!id)
+        return fail(err, "-device %s: no chardev=", what);
+    struct qc_chardev *ch = find_chardev(st, id);
+    if (!ch)
+        return fail(err, "-device %s: chardev '%s' is not a -chardev", what, id);
+    if (ch->used)
+        return fail(err, "-device %s: chardev '%s' is used twice", what, id);
+    ch->used = true;
+    g_clear_pointer(path, g_free);
+    if (strcmp(ch->backend, "pty") == 0)
+        *mode = SERIAL_PTY;
+    else if (strcmp(ch->backend, "null") == 0)
+        *mode = SERIAL_OFF;
+    else if (strcmp(ch->backend, "file") == 0) {
+        *mode = SERIAL_FILE;
+        *path = g_strdup(ch->path);
+    } else if (ch->path) {
+        if (ch->wait)
+            return fail(err, "-chardev socket,id=%s: wait=on is not supported for a %s; give wait=off", id, what);
+        *mode = SERIAL_SOCKET;
+        *path = g_strdup(ch->path);
+    } else {
+        return fail(err, "-chardev socket,id=%s,fd=%d: vmm cannot serve a %s on an inherited socket; use a pty, a file "
+                    "or path=", id, ch->fd, what);
+    }
+    return 0;
+}
+
+static int dup_id(struct vm_config *c, const char *id)
+{
+    for (unsigned i = 0; i < c->nr_disks; i++)
+        if (strcmp(c->disks[i].id, id) == 0)
+            return 1;
+    for (unsigned i = 0; i < c->nr_nets; i++)
+        if (strcmp(c->nets[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-device", arg, "driver", err);
+    if (!p)
+        return -1;
+    const char *drv = get(p, "driver"), *id = get(p, "id");
+    if (!drv)
+        return fail(err, "-device: no driver; give e.g. -device virtio-blk-pci,drive=NODE,id=virtio-disk0");
+    if (qemu_compat_ignored("-device", "driver", drv))
+        return 0;
+    if (strcmp(drv, "virtio-blk-pci") == 0) {
+        static const char *const k[] = { "driver", "id", "bus", "addr", "drive", "num-queues", "serial", "iothread",
+                                         "multifunction", NULL };
+        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+            return -1;
+        if (c->nr_disks >= VMM_MAX_DISKS)
+            return fail(err, "-device %s: at most %u disks", drv, VMM_MAX_DISKS);
+        if (dup_id(c, id))
+            return fail(err, "-device %s: id '%s' is used twice", drv, id);
+        struct disk_config d = { .aio = BLOCK_AIO_IO_URING, .cache = BLOCK_CACHE_WRITEBACK, .num_queues = 1 };
+        if (pci_addr(drv, p, &d.pci_slot, err) < 0)
+            return -1;
+        const char *drive = get(p, "drive");
+        if (!drive)
+            return fail(err, "-device %s,id=%s: no drive= (a -blockdev node-name)", drv, id);
+        struct qc_node *fmt = find_node(st, drive);
+        if (!fmt)
+            return fail(err, "-device %s,id=%s: drive '%s' is not a -blockdev node", drv, id, drive);
+        struct qc_node *proto = fmt->file ? find_node(st, fmt->file) : fmt;
+        if (fmt->used || proto->used)
+            return fail(err, "-device %s,id=%s: drive '%s' is used by another device", drv, id, drive);
+        fmt->used = proto->used = true;
+        d.readonly = fmt->read_only || proto->read_only;
+        if (fmt->direct || proto->direct)
+            d.cache = BLOCK_CACHE_NONE;
+        if (proto->aio)
+            d.aio = strcmp(proto->aio, "native") == 0    ? BLOCK_AIO_NATIVE
+                    : strcmp(proto->aio, "threads") == 0 ? BLOCK_AIO_THREADS
+                                                         : BLOCK_AIO_IO_URING;
+        const char *nq = get(p, "num-queues"), *serial = get(p, "serial"), *iot = get(p, "iothread");
+        if (nq && parse_uint("-device virtio-blk-pci", "num-queues", nq, VMM_DISK_MAX_QUEUES, &d.num_queues, err) < 0)
+            return -1;
+        if (nq && d.num_queues < 1)
+            return fail(err, "-device %s: num-queues=0", drv);
+        if (serial && strlen(serial) > VMM_DISK_SERIAL_MAX)
+            return fail(err, "-device %s: serial '%s' is longer than %d bytes", drv, serial, VMM_DISK_SERIAL_MAX);
+        d.path = g_strdup(proto->filename);
+        d.id = g_strdup(id);
+        d.serial = g_strdup(serial);
+        d.iothread = g_strdup(iot);
+        c->disks = g_renew(struct disk_config, c->disks, c->nr_disks + 1);
+        c->disks[c->nr_disks++] = d;
+        return 0;
+    }
+    if (strcmp(drv, "virtio-net-pci") == 0) {
+        static const char *const k[] = { "driver", "id", "bus", "addr", "netdev", "mac", "multifunction", NULL };
+        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+            return -1;
+        if (c->nr_nets >= VMM_MAX_NICS)
+            return fail(err, "-device %s: at most %u NICs", drv, VMM_MAX_NICS);
+        if (dup_id(c, id))
+            return fail(err, "-device %s: id '%s' is used twice", drv, id);
+        struct net_config n = { .fd = -1, .num_queues = 1 };
+        if (pci_addr(drv, p, &n.pci_slot, err) < 0)
+            return -1;
+        const char *nd = get(p, "netdev"), *mac = get(p, "mac");
+        if (!nd)
+            return fail(err, "-device %s,id=%s: no netdev=", drv, id);
+        struct qc_netdev *b = find_netdev(st, nd);
+        if (!b)
+            return fail(err, "-device %s,id=%s: netdev '%s' is not a -netdev", drv, id, nd);
+        if (b->used)
+            return fail(err, "-device %s,id=%s: netdev '%s' is used by another NIC", drv, id, nd);
+        b->used = true;
+        if (mac) {
+            if (parse_mac(mac, n.mac) < 0 || (n.mac[0] & 1))
+                return fail(err, "-device %s,id=%s: mac=%s is not a unicast MAC address", drv, id, mac);
+            n.mac_set = true;
+        }
+        n.fd = b->fd;
+        n.id = g_strdup(id);
+        c->nets = g_renew(struct net_config, c->nets, c->nr_nets + 1);
+        c->nets[c->nr_nets++] = n;
+        return 0;
+    }
+    if (strcmp(drv, "isa-serial") == 0) {
+        static const char *const k[] = { "driver", "id", "chardev", "index", NULL };
+        if (check_keys("-device", drv, p, k, err) < 0)
+            return -1;
+        const char *idx = get(p, "index");
+        if ((idx && strcmp(idx, "0") != 0) || q->serial_dev_id)
+            return fail(err, "-device isa-serial: vmm has one serial port (COM1, index=0)");
+        if (use_chardev(st, drv, get(p, "chardev"), &c->serial_mode, &c->serial_path, err) < 0)
+            return -1;
+        q->serial_label = g_strdup(get(p, "chardev"));
+        q->serial_dev_id = g_strdup(id ? id : "serial0");
+        return 0;
+    }
+    if (strcmp(drv, "virtio-serial-pci") == 0) {
+        static const char *const k[] = { "driver", "id", "bus", "addr", "multifunction", NULL };
+        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+            return -1;
+        if (q->vserial_dev_id)
+            return fail(err, "-device virtio-serial-pci: vmm has one virtio console device");
+        if (pci_addr(drv, p, &c->console_pci_slot, err) < 0)
+            return -1;
+        q->vserial_dev_id = g_strdup(id);
+        return 0;
+    }
+    if (strcmp(drv, "virtconsole") == 0) {
+        static const char *const k[] = { "driver", "id", "chardev", "bus", "nr", NULL };
+        if (check_keys("-device", drv, p, k, err) < 0)
+            return -1;
+        const char *bus = get(p, "bus"), *nr = get(p, "nr");
+        if (!q->vserial_dev_id)
+            return fail(err, "-device virtconsole: needs a -device virtio-serial-pci before it");
+        g_autofree char *want = g_strdup_printf("%s.0", q->vserial_dev_id);
+        if (bus && strcmp(bus, want) != 0)
+            return fail(err, "-device virtconsole: bus=%s is not the virtio-serial-pci's (%s)", bus, want);
+        if ((nr && strcmp(nr, "0") != 0) || q->console_dev_id)
+            return fail(err, "-device virtconsole: vmm's virtio console has one port (nr=0)");
+        if (use_chardev(st, drv, get(p, "chardev"), &c->console_mode, &c->console_path, err) < 0)
+            return -1;
+        q->console_label = g_strdup(get(p, "chardev"));
+        q->console_dev_id = g_strdup(id ? id : "console0");
+        return 0;
+    }
+    return fail(err, "-device %s: device type '%s' is not supported by vmm", drv, drv);
+}
+
+static int opt_mon(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-mon", arg, "chardev", err);
+    if (!p)
+        return -1;
+    static const char *const k[] = { "chardev", "id", "mode", "pretty", NULL };
+    if (check_keys("-mon", "", p, k, err) < 0)
+        return -1;
+    const char *mode = get(p, "mode"), *id = get(p, "chardev");
+    if (!mode || strcmp(mode, "control") != 0)
+        return fail(err, "-mon: mode=%s: vmm offers QMP only; give mode=control", mode ? mode : "readline");
+    if (!id)
+        return fail(err, "-mon: no chardev=");
+    struct qc_chardev *ch = find_chardev(st, id);
+    if (!ch)
+        return fail(err, "-mon: chardev '%s' is not a -chardev", id);
+    if (strcmp(ch->backend, "socket") != 0)
+        return fail(err, "-mon: chardev '%s' is a %s; QMP needs a socket chardev", id, ch->backend);
+    if (ch->used)
+        return fail(err, "-mon: chardev '%s' is used twice", id);
+    ch->used = true;
+    g_autofree char *spec = NULL;
+    if (ch->path) {
+        /* config_parse_qmp takes ",," as a comma in the path. */
+        g_auto(GStrv) parts = g_strsplit(ch->path, ",", -1);
+        g_autofree char *esc = g_strjoinv(",,", parts);
+        spec = g_strdup_printf("unix:%s,wait=%s", esc, ch->wait ? "on" : "off");
+    } else {
+        spec = g_strdup_printf("fd=%d,wait=%s", ch->fd, ch->wait ? "on" : "off");
+    }
+    if (config_parse_qmp(c, spec, err) < 0)
+        return -1;
+    if (!q->monitor_label)
+        q->monitor_label = g_strdup(id);
+    return 0;
+}
+
+/* ---- the option table ---- */
+
+enum qc_phase { PH_EARLY, PH_DEVICES };
+
+static const struct qc_option {
+    const char *name;
+    bool has_arg;
+} options[] = {
+    { "name", true }, { "S", false }, { "object", true }, { "machine", true }, { "M", true }, { "accel", true },
+    { "enable-kvm", false }, { "cpu", true }, { "m", true }, { "overcommit", true }, { "smp", true },
+    { "uuid", true }, { "display", true }, { "no-user-config", false }, { "nodefaults", false },
+    { "nographic", false }, { "chardev", true }, { "mon", true }, { "qmp", true }, { "rtc", true },
+    { "no-shutdown", false }, { "no-reboot", false }, { "no-acpi", false }, { "no-hpet", false },
+    { "boot", true }, { "kernel", true }, { "initrd", true }, { "append", true }, { "blockdev", true },
+    { "device", true }, { "netdev", true }, { "audiodev", true }, { "msg", true }, { "sandbox", true },
+    { "global", true }, { "usb", false }, { "pidfile", true }, { "daemonize", false },
+};
+
+bool qemu_compat_wanted(int argc, char **argv)
+{
+    if (argc > 0 && argv[0]) {
+        g_autofree char *base = g_path_get_basename(argv[0]);
+        if (strcmp(base, "qemu-system-x86_64") == 0)
+            return true;
+    }
+    int i = 1;
+    while (i < argc && strcmp(argv[i], "-S") == 0)
+        i++;
+    if (i >= argc)
+        return false;
+    const char *a = argv[i];
+    return a[0] == '-' && a[1] != '-' && a[1] && a[2];
+}
+
+static int simple_ignored(const char *opt, const char *arg, const char *implied, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg(opt, arg, implied, err);
+    if (!p)
+        return -1;
+    static const char *const none[] = { NULL };
+    return check_keys(opt, "", p, none, err);
+}
+
+static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *name,
+                        const char *arg, GError **err)
+{
+    if (strcmp(name, "name") == 0) {
+        g_autoptr(GPtrArray) p = parse_arg("-name", arg, "guest", err);
+        if (!p)
+            return -1;
+        static const char *const k[] = { "guest", "process", NULL };
+        if (check_keys("-name", "", p, k, err) < 0)
+            return -1;
+        if (get(p, "guest")) {
+            g_free(c->name);
+            c->name = g_strdup(get(p, "guest"));
+        }
+    } else if (strcmp(name, "S") == 0) {
+        c->paused = true;
+    } else if (strcmp(name, "object") == 0) {
+        return opt_object(c, st, arg, err);
+    } else if (strcmp(name, "machine") == 0 || strcmp(name, "M") == 0) {
+        return opt_machine(c, q, st, arg, err);
+    } else if (strcmp(name, "accel") == 0) {
+        g_autoptr(GPtrArray) p = parse_arg("-accel", arg, "accel", err);
+        if (!p)
+            return -1;
+        static const char *const k[] = { "accel", NULL };
+        if (check_keys("-accel", "", p, k, err) < 0)
+            return -1;
+        return check_accel("-accel", get(p, "accel") ? get(p, "accel") : "", err);
+    } else if (strcmp(name, "enable-kvm") == 0) {
+        /* what vmm does anyway */
+    } else if (strcmp(name, "cpu") == 0) {
+        return opt_cpu(c, q, arg, err);
+    } else if (strcmp(name, "m") == 0) {
+        return opt_m(c, st, arg, err);
+    } else if (strcmp(name, "overcommit") == 0) {
+        return simple_ignored("-overcommit", arg, NULL, err);
+    } else if (strcmp(name, "smp") == 0) {
+        return opt_smp(c, arg, err);
+    } else if (strcmp(name, "uuid") == 0) {
+        if (config_parse_uuid(arg, c->uuid) < 0)
+            return fail(err, "-uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", arg);
+    } else if (strcmp(name, "display") == 0) {
+        return simple_ignored("-display", arg, "type", err);
+    } else if (strcmp(name, "chardev") == 0) {
+        return opt_chardev(st, arg, err);
+    } else if (strcmp(name, "qmp") == 0) {
+        if (!g_str_has_prefix(arg, "unix:"))
+            return fail(err, "-qmp %s: vmm serves QMP on unix:PATH,server=on,wait=off", arg);
+        if (config_parse_qmp(c, arg, err) < 0) {
+            g_prefix_error(err, "-qmp: ");
+            return -1;
+        }
+        if (!q->monitor_label)
+            q->monitor_label = g_strdup("compat_monitor0");
+    } else if (strcmp(name, "rtc") == 0) {
+        return simple_ignored("-rtc", arg, NULL, err);
+    } else if (strcmp(name, "no-shutdown") == 0) {
+        q->no_shutdown = true;
+        c->no_shutdown = true;
+    } else if (strcmp(name, "no-reboot") == 0) {
+        c->reboot = REBOOT_EXIT;
+    } else if (strcmp(name, "no-acpi") == 0) {
+        return fail(err, "-no-acpi: vmm's machine is ACPI-only (the guest finds its devices through ACPI); "
+                    "give the domain <features><acpi/></features>");
+    } else if (strcmp(name, "boot") == 0) {
+        return simple_ignored("-boot", arg, "order", err);
+    } else if (strcmp(name, "kernel") == 0) {
+        g_free(c->kernel);
+        c->kernel = g_strdup(arg);
+    } else if (strcmp(name, "initrd") == 0) {
+        g_free(c->initrd);
+        c->initrd = g_strdup(arg);
+    } else if (strcmp(name, "append") == 0) {
+        g_free(c->cmdline);
+        c->cmdline = g_strdup(arg);
+    } else if (strcmp(name, "blockdev") == 0) {
+        return opt_blockdev(st, arg, err);
+    } else if (strcmp(name, "netdev") == 0) {
+        return opt_netdev(st, arg, err);
+    } else if (strcmp(name, "audiodev") == 0) {
+        return simple_ignored("-audiodev", arg, "driver", err);
+    } else if (strcmp(name, "msg") == 0) {
+        return simple_ignored("-msg", arg, NULL, err);
+    } else if (strcmp(name, "sandbox") == 0 || strcmp(name, "no-user-config") == 0 ||
+               strcmp(name, "nodefaults") == 0 || strcmp(name, "nographic") == 0 || strcmp(name, "usb") == 0 ||
+               strcmp(name, "no-hpet") == 0) {
+        /* in the ignored table as whole options */
+    } else if (strcmp(name, "global") == 0) {
+        g_autoptr(GPtrArray) p = parse_arg("-global", arg, NULL, err);
+        if (!p)
+            return -1;
+        for (guint i = 0; i < p->len; i++) {
+            struct opt_pair *o = p->pdata[i];
+            if (!qemu_compat_ignored("-global", o->key, o->value))
+                return fail(err, "-global %s: not supported by vmm", arg);
+        }
+    } else if (strcmp(name, "pidfile") == 0) {
+        g_free(q->pidfile);
+        q->pidfile = g_strdup(arg);
+    } else if (strcmp(name, "daemonize") == 0) {
+        q->daemonize = true;
+    }
+    return 0;
+}
+
+int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char **argv, GError **err)
+{
+    memset(q, 0, sizeof(*q));
+    q->cpu_migratable = true;
+    /* QEMU mode has no default devices: COM1 only with -device isa-serial. */
+    c->serial_mode = SERIAL_OFF;
+    struct qc_state st = {
+        .chardevs = g_ptr_array_new_with_free_func(chardev_free),
+        .nodes = g_ptr_array_new_with_free_func(node_free),
+        .netdevs = g_ptr_array_new_with_free_func(netdev_free),
+        .objects = g_ptr_array_new_with_free_func(object_free),
+    };
+    int r = -1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0) {
+            printf("QEMU emulator version %d.%d.%d (vmm %s; QEMU-compatible front end)\n", QMP_QEMU_MAJOR,
+                   QMP_QEMU_MINOR, QMP_QEMU_MICRO, VMM_VERSION);
+            r = 1;
+            goto out;
+        }
+    /* Two passes, as QEMU: what devices refer to (-chardev, -blockdev,
+     * -netdev, -object) first, then -device and -mon. */
+    for (int phase = PH_EARLY; phase <= PH_DEVICES; phase++) {
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (a[0] != '-' || !a[1]) {
+                fail(err, "'%s': expected an option (QEMU-style, e.g. -machine)", a);
+                goto out;
+            }
+            const char *name = a + 1 + (a[1] == '-');
+            const struct qc_option *o = NULL;
+            for (size_t k = 0; k < G_N_ELEMENTS(options); k++)
+                if (strcmp(options[k].name, name) == 0)
+                    o = &options[k];
+            if (!o) {
+                fail(err, "%s: option not supported by vmm (see README, QEMU compatibility)", a);
+                goto out;
+            }
+            const char *arg = NULL;
+            if (o->has_arg) {
+                if (i + 1 >= argc) {
+                    fail(err, "%s: needs a value", a);
+                    goto out;
+                }
+                arg = argv[++i];
+            }
+            bool dev = strcmp(name, "device") == 0 || strcmp(name, "mon") == 0;
+            if (phase == PH_EARLY && !dev) {
+                if (early_option(c, q, &st, name, arg, err) < 0)
+                    goto out;
+            } else if (phase == PH_DEVICES && dev) {
+                if ((strcmp(name, "device") == 0 ? opt_device(c, q, &st, arg, err) : opt_mon(c, q, &st, arg, err)) < 0)
+                    goto out;
+            }
+        }
+    }
+    /* What nothing used is refused: vmm would not create it. */
+    for (guint i = 0; i < st.chardevs->len; i++) {
+        struct qc_chardev *ch = st.chardevs->pdata[i];
+        if (!ch->used) {
+            fail(err, "-chardev %s,id=%s: no device uses it (vmm creates chardevs only for isa-serial, "
+                 "virtconsole and -mon)", ch->backend, ch->id);
+            goto out;
+        }
+    }
+    for (guint i = 0; i < st.nodes->len; i++) {
+        struct qc_node *n = st.nodes->pdata[i];
+        if (!n->used) {
+            fail(err, "-blockdev %s,node-name=%s: no device uses it", n->driver, n->name);
+            goto out;
+        }
+    }
+    for (guint i = 0; i < st.netdevs->len; i++) {
+        struct qc_netdev *n = st.netdevs->pdata[i];
+        if (!n->used) {
+            fail(err, "-netdev tap,id=%s: no NIC uses it", n->id);
+            goto out;
+        }
+    }
+    if (q->vserial_dev_id && !q->console_dev_id) {
+        fail(err, "-device virtio-serial-pci,id=%s: vmm's virtio console needs a virtconsole on it", q->vserial_dev_id);
+        goto out;
+    }
+    for (guint i = 0; i < st.objects->len; i++) {
+        struct qc_object *o = st.objects->pdata[i];
+        if (!st.memory_backend || strcmp(st.memory_backend, o->id) != 0) {
+            fail(err, "-object %s,id=%s: only the machine's memory-backend= is supported", o->type, o->id);
+            goto out;
+        }
+        if (st.have_mem && o->size != c->mem_size) {
+            fail(err, "-object %s,id=%s: size %" G_GUINT64_FORMAT " is not -m's %" G_GUINT64_FORMAT, o->type, o->id,
+                 o->size, c->mem_size);
+            goto out;
+        }
+        c->mem_size = o->size;
+        c->mem_shared = o->share;
+        c->mem_hugepages = o->hugepages;
+    }
+    if (st.memory_backend && !st.objects->len) {
+        fail(err, "-machine memory-backend=%s: no such -object", st.memory_backend);
+        goto out;
+    }
+    if (!q->probe && !c->kernel) {
+        fail(err, "no -kernel: vmm boots a kernel directly (the domain's <os><kernel>); firmware boot is not supported");
+        goto out;
+    }
+    if (q->probe && (c->nr_disks || c->nr_nets || c->kernel)) {
+        fail(err, "-machine none: no devices or kernel with the 'none' machine");
+        goto out;
+    }
+    if (!c->cmdline)
+        c->cmdline = g_strdup("");
+    r = 0;
+out:
+    g_ptr_array_unref(st.chardevs);
+    g_ptr_array_unref(st.nodes);
+    g_ptr_array_unref(st.netdevs);
+    g_ptr_array_unref(st.objects);
+    g_free(st.memory_backend);
+    return r;
+}
+
+void qemu_compat_clear(struct qemu_compat *q)
+{
+    g_free(q->pidfile);
+    g_free(q->machine_type);
+    g_free(q->monitor_label);
+    g_free(q->serial_label);
+    g_free(q->serial_dev_id);
+    g_free(q->console_label);
+    g_free(q->console_dev_id);
+    g_free(q->vserial_dev_id);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ---- -daemonize and -pidfile ---- */
+
+static int ready_fd = -1;
+static bool pidfile_written;
+
+int qemu_compat_daemonize(GError **err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return fail(err, "-daemonize: pipe: %s", g_strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return fail(err, "-daemonize: fork: %s", g_strerror(errno));
+    if (pid > 0) {
+        close(p[1]);
+        char b;
+        ssize_t n;
+        do
+            n = read(p[0], &b, 1);
+        while (n < 0 && errno == EINTR);
+        if (n == 1)
+            _exit(0);
+        /* The child failed before it was ready (it said why on stderr). */
+        int status;
+        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+            _exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : VMM_EXIT_HOST);
+        _exit(VMM_EXIT_HOST);
+    }
+    close(p[0]);
+    ready_fd = p[1];
+    setsid();
+    return 0;
+}
+
+int qemu_compat_daemon_ready(const struct qemu_compat *q, GError **err)
+{
+    if (q->pidfile) {
+        int fd = open(q->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return fail(err, "-pidfile %s: %s", q->pidfile, g_strerror(errno));
+        g_autofree char *s = g_strdup_printf("%d\n", (int)getpid());
+        ssize_t w = write(fd, s, strlen(s));
+        close(fd);
+        if (w != (ssize_t)strlen(s))
+            return fail(err, "-pidfile %s: write failed", q->pidfile);
+        pidfile_written = true;
+    }
+    if (ready_fd >= 0) {
+        /* Nothing of the parent's stdio stays open: libvirt reads its
+         * stdout/stderr pipes until EOF. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            if (null > 2)
+                close(null);
+        }
+        char b = 1;
+        if (write(ready_fd, &b, 1) != 1) {
+            /* the parent is gone; nothing to tell */
+        }
+        close(ready_fd);
+        ready_fd = -1;
+    }
+    return 0;
+}
+
+void qemu_compat_cleanup(const struct qemu_compat *q)
+{
+    if (pidfile_written && q->pidfile)
+        unlink(q->pidfile);
+}
