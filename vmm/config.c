@@ -47,6 +47,7 @@ void config_clear(struct vm_config *c)
     g_free(c->serial_path);
     g_free(c->console_path);
     g_free(c->restore_dir);
+    g_free(c->incoming);
     for (unsigned i = 0; i < c->nr_disks; i++) {
         g_free(c->disks[i].id);
         g_free(c->disks[i].path);
@@ -130,6 +131,7 @@ void config_print_help(void)
     printf(
 "Usage: vmm --kernel PATH [options]\n"
 "       vmm --restore DIR [--qmp ...] [--paused] [--serial ...] [--console ...]\n"
+"       vmm --incoming tcp:HOST:PORT|unix:PATH [the same]\n"
 "Boots a guest on /dev/kvm: one process is one VM.\n"
 "\n"
 "Guest image:\n"
@@ -226,6 +228,11 @@ void config_print_help(void)
 "                         DIR/memory (copy on write, not read up front); only --qmp,\n"
 "                         --paused, --serial, --console (a new backend, not on/off)\n"
 "                         and --log-level may be added. A bad snapshot: one line, exit 2\n"
+"  --incoming tcp:HOST:PORT | unix:PATH\n"
+"                         wait there for a migration (QMP migrate on the source, which\n"
+"                         sends the machine, its state and RAM; the VM runs here once\n"
+"                         loaded); the same options as with --restore may be added.\n"
+"                         A broken or refused stream: one line, exit 2\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -762,7 +769,7 @@ out:
 enum {
     OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_CPU_MODEL, OPT_MEMORY, OPT_SERIAL,
     OPT_LOG_LEVEL, OPT_NAME, OPT_TEST_EXIT, OPT_REBOOT, OPT_DISK, OPT_RNG, OPT_CONSOLE, OPT_OBJECT, OPT_NET,
-    OPT_QMP, OPT_UUID, OPT_RESTORE,
+    OPT_QMP, OPT_UUID, OPT_RESTORE, OPT_INCOMING,
 };
 
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
@@ -788,6 +795,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         { "reboot", required_argument, NULL, OPT_REBOOT },
         { "paused", no_argument, NULL, 'S' },
         { "restore", required_argument, NULL, OPT_RESTORE },
+        { "incoming", required_argument, NULL, OPT_INCOMING },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -801,11 +809,12 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
          * --paused, --serial, --console, --log-level): --restore takes it
          * from the snapshot instead. */
         if (!c->machine_opt && opt >= OPT_KERNEL && opt != OPT_QMP && opt != OPT_SERIAL && opt != OPT_CONSOLE &&
-            opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && idx >= 0)
+            opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && opt != OPT_INCOMING && idx >= 0)
             c->machine_opt = longopts[idx].name;
         idx = -1;
         switch (opt) {
         case OPT_RESTORE: g_free(c->restore_dir); c->restore_dir = g_strdup(optarg); break;
+        case OPT_INCOMING: g_free(c->incoming); c->incoming = g_strdup(optarg); break;
         case OPT_KERNEL: g_free(c->kernel); c->kernel = g_strdup(optarg); break;
         case OPT_INITRD: g_free(c->initrd); c->initrd = g_strdup(optarg); break;
         case OPT_CMDLINE: g_free(c->cmdline); c->cmdline = g_strdup(optarg); break;
@@ -888,14 +897,19 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     }
     if (optind < argc)
         return fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
+    if (c->restore_dir && c->incoming)
+        return fail(err, "--incoming: the machine comes from --restore already; give one of them");
+    if (c->incoming && c->machine_opt)
+        return fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "
+                    "--paused, --serial, --console and --log-level may be added", c->machine_opt);
     if (c->restore_dir && c->machine_opt)
         return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
                     "--serial, --console and --log-level may be added", c->machine_opt);
-    if (c->restore_dir && c->paused && c->nr_qmp == 0)
+    if ((c->restore_dir || c->incoming) && c->paused && c->nr_qmp == 0)
         return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
                     "give --qmp unix:PATH");
-    if (c->restore_dir)
-        return 0;       /* the cmdline, like the rest, comes from the snapshot */
+    if (c->restore_dir || c->incoming)
+        return 0;       /* the cmdline, like the rest, comes from the snapshot or the source */
     if (!c->cmdline)
         c->cmdline = g_strdup("console=ttyS0");
     return 0;

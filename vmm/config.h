@@ -120,6 +120,9 @@ struct vm_config {
     /* --restore DIR: the machine comes from the snapshot in DIR (its config
      * section); the command line may then only add host-side options. */
     char *restore_dir;
+    /* --incoming URI: the machine comes from a migration source that
+     * connects there (vmm/migration.h); the same rules as --restore. */
+    char *incoming;
     bool serial_given, console_given;   /* --serial / --console were on the command line */
     const char *machine_opt;            /* the first machine-shaping option given ("--kernel"...), or NULL */
 };

@@ -292,8 +292,12 @@ int machine_run(struct machine *m)
                                                  m->console_be, snapshot_restore_memory_fd(m->restore), &err)
                             : vm_create(&m->vm, m->cfg, m->kvm_fd, &m->caps, m->loop, m->serial_be, m->console_be,
                                         &err);
-        if (cr == 0 && m->restore && snapshot_restore_load(m->restore, &m->vm, &err) < 0)
+        if (cr == 0 && m->restore &&
+            (snapshot_restore_fill_memory(m->restore, &m->vm, &err) < 0 ||
+             snapshot_restore_load(m->restore, &m->vm, &err) < 0))
             cr = -1;
+        if (m->restore)     /* an incoming migration's source waits for this */
+            snapshot_restore_answer(m->restore, cr < 0 ? err->message : NULL);
         if (cr < 0) {
             log_error("%s", err->message);
             /* A snapshot that does not load is the user's input

@@ -11,6 +11,7 @@
 #include "vmm/qmp.h"
 #include "vmm/qmp_cmds.h"
 #include "vmm/vmem_qmp.h"
+#include "vmm/migration.h"
 #include "vmm/snapshot.h"
 
 int main(int argc, char **argv)
@@ -28,10 +29,12 @@ int main(int argc, char **argv)
     if (pr == 1)
         return 0;
     struct snapshot_restore *restore = NULL;
-    if (pr == 0 && cfg.restore_dir) {
-        /* The machine is the snapshot's: its config replaces the checks of
-         * a command line (a later guest reset boots its kernel again). */
-        restore = snapshot_restore_open(cfg.restore_dir, &cfg, &err);
+    if (pr == 0 && (cfg.restore_dir || cfg.incoming)) {
+        /* The machine is the snapshot's (or the source's): its config
+         * replaces the checks of a command line (a later guest reset boots
+         * its kernel again). */
+        restore = cfg.restore_dir ? snapshot_restore_open(cfg.restore_dir, &cfg, &err)
+                                  : migration_incoming(cfg.incoming, &cfg, &err);
         if (!restore) {
             fprintf(stderr, "vmm: error: %s\n", err->message);
             config_clear(&cfg);
@@ -72,6 +75,7 @@ int main(int argc, char **argv)
         vmem_qmp_register(m.qmp, &m);
         snapshot_qmp_register(m.qmp, &m);
         cpu_qmp_register(m.qmp, &m);
+        migration_qmp_register(m.qmp, &m);
         if (compat)
             qemu_compat_qmp_register(m.qmp, &m, &qc);
         status = qmp_cmds_listen(&m);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -396,7 +397,22 @@ static int write_all(int fd, const void *p, size_t n, off_t off)
     return 0;
 }
 
-static bool page_zero(const uint8_t *p)
+int write_all_stream(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+bool snapshot_page_zero(const uint8_t *p)
 {
     const uint64_t *q = (const uint64_t *)p;
     for (unsigned i = 0; i < GUEST_PAGE_SIZE / 8; i++)
@@ -404,6 +420,7 @@ static bool page_zero(const uint8_t *p)
             return false;
     return true;
 }
+
 
 /* RAM into fd: runs of non-zero pages written, zero pages left as holes. */
 static int write_memory(const struct guest_memory *gm, int fd)
@@ -414,7 +431,7 @@ static int write_memory(const struct guest_memory *gm, int fd)
     uint64_t run = 0, npages = gm->ram_size / GUEST_PAGE_SIZE;
     bool in_run = false;
     for (uint64_t pg = 0; pg <= npages; pg++) {
-        bool data = pg < npages && !page_zero(base + pg * GUEST_PAGE_SIZE);
+        bool data = pg < npages && !snapshot_page_zero(base + pg * GUEST_PAGE_SIZE);
         if (data && !in_run) {
             run = pg;
             in_run = true;
@@ -459,22 +476,27 @@ static int flush_disks(const struct vm_config *c, GError **err)
     return 0;
 }
 
-int snapshot_save(struct machine *m, const char *dir, GError **err)
+GBytes *snapshot_state_stream(struct machine *m, GError **err)
 {
-    if (!m->vm_live || (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH))
-        return fail(err, "the VM must be paused for a snapshot (QMP stop first)");
+    if (!m->vm_live || (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH)) {
+        fail(err, "the VM must be paused for a snapshot (QMP stop first)");
+        return NULL;
+    }
     struct vm *vm = &m->vm;
-    if (vm->stopping)
-        return fail(err, "the VM is shutting down or resetting");
-    if (guest_memory_hotplug_region(&vm->mem))
-        return fail(err, "a VM with virtio-mem (--memory hotplug_size) cannot be snapshotted yet");
+    if (vm->stopping) {
+        fail(err, "the VM is shutting down or resetting");
+        return NULL;
+    }
+    if (guest_memory_hotplug_region(&vm->mem)) {
+        fail(err, "a VM with virtio-mem (--memory hotplug_size) cannot be saved yet");
+        return NULL;
+    }
     for (unsigned i = 0; i < m->cfg->nr_nets; i++)
-        if (!m->cfg->nets[i].tap)
-            return fail(err, "NIC %s is on an inherited fd (fd=); a snapshot needs tap=NAME to restore",
-                        m->cfg->nets[i].id);
-    if (g_mkdir_with_parents(dir, 0700) < 0)
-        return fail(err, "cannot create %s: %s", dir, g_strerror(errno));
-
+        if (!m->cfg->nets[i].tap) {
+            fail(err, "NIC %s is on an inherited fd (fd=); its state can only be restored with tap=NAME",
+                 m->cfg->nets[i].id);
+            return NULL;
+        }
     unsigned nr_vcpus = vm_nr_vcpus(vm);
     struct state_writer *w = state_writer_new();
     state_begin_section(w, "snapshot", SNAPSHOT_VERSION);
@@ -487,9 +509,21 @@ int snapshot_save(struct machine *m, const char *dir, GError **err)
     if (save_devices(vm, w, err) < 0 || flush_disks(m->cfg, err) < 0 || save_irqchip(vm, w, err) < 0 ||
         save_vcpus(vm, w, err) < 0 || save_clock(vm, w, err) < 0) {
         state_writer_free(w);
-        return -1;
+        return NULL;
     }
-    g_autoptr(GBytes) stream = state_writer_finish(w);
+    return state_writer_finish(w);
+}
+
+int snapshot_save(struct machine *m, const char *dir, GError **err)
+{
+    if (!m->vm_live || (m->state != RUN_STATE_PAUSED && m->state != RUN_STATE_PRELAUNCH))
+        return fail(err, "the VM must be paused for a snapshot (QMP stop first)");
+    if (g_mkdir_with_parents(dir, 0700) < 0)
+        return fail(err, "cannot create %s: %s", dir, g_strerror(errno));
+    g_autoptr(GBytes) stream = snapshot_state_stream(m, err);
+    if (!stream)
+        return -1;
+    struct vm *vm = &m->vm;
 
     g_autofree char *state_tmp = g_build_filename(dir, "state.tmp", NULL);
     g_autofree char *mem_tmp = g_build_filename(dir, "memory.tmp", NULL);
@@ -528,8 +562,10 @@ int snapshot_save(struct machine *m, const char *dir, GError **err)
 
 struct snapshot_restore {
     struct state_reader *r;
-    int mem_fd;
+    int mem_fd;             /* the memory file, or -1 */
+    int sock;               /* --incoming: the connection RAM comes on and the answer goes to, or -1 */
     uint32_t nr_vcpus;
+    char *what;             /* "--restore DIR", "--incoming URI": errors start with it */
 };
 
 int snapshot_restore_memory_fd(const struct snapshot_restore *s)
@@ -544,28 +580,20 @@ void snapshot_restore_free(struct snapshot_restore *s)
     state_reader_free(s->r);
     if (s->mem_fd >= 0)
         close(s->mem_fd);
+    if (s->sock >= 0)
+        close(s->sock);
+    g_free(s->what);
     g_free(s);
 }
 
-struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config *c, GError **err)
+struct snapshot_restore *snapshot_restore_from_stream(GBytes *bytes, struct vm_config *c, const char *what,
+                                                     GError **err)
 {
-    g_autofree char *state_path = g_build_filename(dir, "state", NULL);
-    g_autofree char *mem_path = g_build_filename(dir, "memory", NULL);
-    g_autofree char *data = NULL;
-    gsize len = 0;
     GError *e = NULL;
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
-        g_set_error(err, CONFIG_ERROR, 0, "--restore %s: not a directory", dir);
-        return NULL;
-    }
-    if (!g_file_get_contents(state_path, &data, &len, &e)) {
-        g_set_error(err, CONFIG_ERROR, 0, "--restore %s: %s", dir, e->message);
-        g_error_free(e);
-        return NULL;
-    }
-    g_autoptr(GBytes) bytes = g_bytes_new_take(g_steal_pointer(&data), len);
     struct snapshot_restore *s = g_new0(struct snapshot_restore, 1);
     s->mem_fd = -1;
+    s->sock = -1;
+    s->what = g_strdup(what);
     s->r = state_reader_new(bytes, &e);
     uint64_t ram = 0;
     if (!s->r)
@@ -583,23 +611,106 @@ struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config
                     " disagrees with its config (%" G_GUINT64_FORMAT ")", ram, c->mem_size);
         goto fail;
     }
-    s->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (s->mem_fd < 0 || fstat(s->mem_fd, &st) < 0) {
-        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %s", mem_path, g_strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram) {
-        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %" G_GUINT64_FORMAT " bytes, the snapshot's RAM is %"
-                    G_GUINT64_FORMAT, mem_path, (uint64_t)st.st_size, ram);
-        goto fail;
-    }
     return s;
 fail:
-    g_set_error(err, CONFIG_ERROR, 0, "--restore %s: %s", dir, e ? e->message : "cannot read the snapshot");
+    g_set_error(err, CONFIG_ERROR, 0, "%s: %s", what, e ? e->message : "cannot read the state");
     g_clear_error(&e);
     snapshot_restore_free(s);
     return NULL;
+}
+
+struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config *c, GError **err)
+{
+    g_autofree char *state_path = g_build_filename(dir, "state", NULL);
+    g_autofree char *mem_path = g_build_filename(dir, "memory", NULL);
+    g_autofree char *data = NULL;
+    g_autofree char *what = g_strdup_printf("--restore %s", dir);
+    gsize len = 0;
+    GError *e = NULL;
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: not a directory", what);
+        return NULL;
+    }
+    if (!g_file_get_contents(state_path, &data, &len, &e)) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s", what, e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    g_autoptr(GBytes) bytes = g_bytes_new_take(g_steal_pointer(&data), len);
+    struct snapshot_restore *s = snapshot_restore_from_stream(bytes, c, what, err);
+    if (!s)
+        return NULL;
+    s->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (s->mem_fd < 0 || fstat(s->mem_fd, &st) < 0) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s: %s", what, mem_path, g_strerror(errno));
+        snapshot_restore_free(s);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->mem_size) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s: %" G_GUINT64_FORMAT " bytes, the snapshot's RAM is %"
+                    G_GUINT64_FORMAT, what, mem_path, (uint64_t)st.st_size, c->mem_size);
+        snapshot_restore_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void snapshot_restore_set_socket(struct snapshot_restore *s, int sock)
+{
+    s->sock = sock;
+}
+
+static int read_full(int fd, void *p, size_t n)
+{
+    uint8_t *b = p;
+    while (n) {
+        ssize_t k = read(fd, b, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err)
+{
+    if (s->sock < 0)
+        return 0;
+    /* Runs of RAM: u64 offset, u64 length (page multiples inside RAM), the
+     * bytes; an offset of all ones ends them. */
+    struct guest_memory *gm = &vm->mem;
+    for (;;) {
+        uint64_t hdr[2];
+        if (read_full(s->sock, hdr, sizeof(hdr)) < 0) {
+            g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of RAM", s->what);
+            return -1;
+        }
+        uint64_t off = GUINT64_FROM_LE(hdr[0]), len = GUINT64_FROM_LE(hdr[1]);
+        if (off == UINT64_MAX && len == 0)
+            return 0;
+        if (off % GUEST_PAGE_SIZE || len % GUEST_PAGE_SIZE || off > gm->ram_size || len > gm->ram_size - off) {
+            g_set_error(err, CONFIG_ERROR, 0, "%s: corrupted stream (RAM run of %" G_GUINT64_FORMAT
+                        " bytes at %" G_GUINT64_FORMAT ")", s->what, len, off);
+            return -1;
+        }
+        if (read_full(s->sock, gm->base + off, len) < 0) {
+            g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of RAM", s->what);
+            return -1;
+        }
+    }
+}
+
+void snapshot_restore_answer(struct snapshot_restore *s, const char *error)
+{
+    if (s->sock < 0)
+        return;
+    g_autofree char *line = error ? g_strdup_printf("ERR %s\n", error) : g_strdup("OK\n");
+    if (write_all_stream(s->sock, line, strlen(line)) < 0)
+        log_warn("%s: cannot answer the source: %s", s->what, g_strerror(errno));
 }
 
 int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **err)
@@ -614,7 +725,7 @@ int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **er
                     "state: sections follow that this vmm does not know (a newer vmm's snapshot?)");
     }
     if (e) {
-        g_set_error(err, CONFIG_ERROR, 0, "--restore: %s", e->message);
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s", s->what, e->message);
         g_error_free(e);
         return -1;
     }

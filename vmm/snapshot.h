@@ -20,6 +20,8 @@
 #define VMM_SNAPSHOT_H
 
 #include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "vmm/config.h"
 
@@ -39,6 +41,9 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c);
 /* Fills *c (from config_init_defaults) from the section. -1 with *err. */
 int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err);
 
+/* The state stream of the paused machine (everything but RAM; disks
+ * drained and flushed). NULL with *err. */
+GBytes *snapshot_state_stream(struct machine *m, GError **err);
 /* Writes DIR/state and DIR/memory of the paused machine. -1 with *err. */
 int snapshot_save(struct machine *m, const char *dir, GError **err);
 
@@ -51,11 +56,25 @@ struct snapshot_restore;
  * size. Nothing is built yet. NULL with *err (one line). */
 struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config *c, GError **err);
 int snapshot_restore_memory_fd(const struct snapshot_restore *s);
+/* The same from a stream in memory (--incoming); `what` starts its errors. */
+struct snapshot_restore *snapshot_restore_from_stream(GBytes *stream, struct vm_config *c, const char *what,
+                                                     GError **err);
+/* --incoming: RAM comes on this connection (s owns it from now on) and the
+ * answer goes back on it. */
+void snapshot_restore_set_socket(struct snapshot_restore *s, int sock);
+/* With a socket: reads the RAM runs into vm's memory. Else nothing. */
+int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err);
+/* With a socket: tells the source "OK" (error NULL) or "ERR error". */
+void snapshot_restore_answer(struct snapshot_restore *s, const char *error);
 /* Loads every remaining section into vm (built by vm_create_restored from
  * the config above, vCPU threads not started). -1 with *err: the VM must
  * not run then. */
 int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **err);
 void snapshot_restore_free(struct snapshot_restore *s);
+
+/* Helpers shared with the migration code. */
+int write_all_stream(int fd, const void *p, size_t n);
+bool snapshot_page_zero(const uint8_t *p);
 
 /* x-vmm-snapshot {"dir": DIR}. */
 void snapshot_qmp_register(struct qmp_server *s, struct machine *m);

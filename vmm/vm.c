@@ -676,10 +676,9 @@ static int create_devices(struct vm *vm)
 }
 
 static int create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
-                  struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be, int mem_fd,
-                  GError **err)
+                  struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be, bool restoring,
+                  int mem_fd, GError **err)
 {
-    const bool restoring = mem_fd >= 0;
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
     vm->kvm_fd = kvm_fd;
@@ -721,7 +720,7 @@ static int create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const 
     if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
         return kvm_fail(err, "KVM_SET_IDENTITY_MAP_ADDR");
 
-    if (restoring ? guest_memory_create_from_file(&vm->mem, cfg->mem_size, mem_fd, err) < 0
+    if (mem_fd >= 0 ? guest_memory_create_from_file(&vm->mem, cfg->mem_size, mem_fd, err) < 0
                   : guest_memory_create(&vm->mem, cfg->mem_size, cfg->mem_hugepages, cfg->mem_shared, err) < 0)
         return -1;
     if (cfg->mem_hotplug_size &&
@@ -796,14 +795,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
               struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
               GError **err)
 {
-    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, -1, err);
+    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, false, -1, err);
 }
 
 int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,
                        struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
                        int mem_fd, GError **err)
 {
-    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, mem_fd, err);
+    return create(vm, cfg, kvm_fd, caps, loop, serial_be, console_be, true, mem_fd, err);
 }
 
 int vm_start(struct vm *vm, bool paused, GError **err)

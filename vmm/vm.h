@@ -116,7 +116,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const stru
               struct loop *loop, struct char_backend *serial_be, struct char_backend *console_be,
               GError **err);
 /* vm_create for a restore: guest RAM is a private (copy-on-write) mapping of
- * mem_fd, a snapshot's memory file of cfg->mem_size bytes, and nothing is
+ * mem_fd, a snapshot's memory file of cfg->mem_size bytes (or, with mem_fd
+ * -1, RAM as cfg asks, for an incoming migration to fill), and nothing is
  * written into it (no firmware, tables or kernel); the vCPUs are created but
  * their state, like the devices', is the snapshot's to load. */
 int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const struct kvm_caps *caps,

@@ -278,6 +278,12 @@ check "--restore with --cpus" 2 "--cpus: the machine comes from the snapshot wit
     --restore "$f" --cpus 2
 check "--restore with --disk" 2 "--disk: the machine comes from the snapshot" -- --disk "$f/text" --restore "$f"
 check "--restore without a value" 2 "option --restore needs a value" -- --restore
+check "--incoming with a bad URI" 2 "--incoming http://x: give tcp:HOST:PORT or unix:PATH" -- --incoming http://x
+check "--incoming tcp without a port" 2 "--incoming tcp:localhost: give tcp:HOST:PORT" -- --incoming tcp:localhost
+check "--incoming with --restore" 2 "--incoming: the machine comes from --restore already" -- \
+    --restore "$f" --incoming tcp:127.0.0.1:4444
+check "--incoming with --kernel" 2 "--kernel: the machine comes from the migration source" -- \
+    --kernel "$good" --incoming tcp:127.0.0.1:4444
 
 # The QEMU-style front end (libvirt's argv): one line naming the option, exit 2.
 q=(-name guest=t -S -machine pc-i440fx-7.2,usb=off -accel kvm -m 64 -nodefaults -kernel "$good")

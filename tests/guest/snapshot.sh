@@ -3,7 +3,8 @@
 # counter that stamps and verifies every page from 16 MiB up, a periodic
 # LAPIC timer, a virtio-blk disk written, read back and flushed each round):
 #   - x-vmm-snapshot is refused while the VM runs; after QMP stop it writes
-#     DIR/state and DIR/memory (the RAM size exactly);
+#     DIR/state and DIR/memory (the RAM size exactly); cont then runs the
+#     source on;
 #   - vmm is killed (SIGKILL); vmm --restore DIR goes on: the serial output of
 #     both processes joined is one run, "count 1, 2, ..." consecutive (not
 #     from 1 again, no second boot banner), every page verifies for two
@@ -104,7 +105,15 @@ check "stop + x-vmm-snapshot: two empty returns" eval '[ "$(grep -c "^{\"return\
 check "DIR/state and DIR/memory (32 MiB exactly), no .tmp left" \
     eval '[ -s "$snap/state" ] && [ "$(stat -c %s "$snap/memory")" = $((32 << 20)) ] && ! ls "$snap" | grep -q tmp'
 before=$(last_count "$tmp/out1")
+# The source goes on after its snapshot (cont); what it does from here is
+# not in the snapshot, and its output is set aside.
+cp "$tmp/out1" "$tmp/out1.at-snapshot"
+qmp "$sock" '{"execute":"cont"}' > /dev/null
+wait_counts $((before + 1)) "$tmp/out1"
+check "the source goes on after the snapshot (cont)" \
+    eval 'consecutive "$tmp/out1" && [ "$(last_count "$tmp/out1")" -gt "$before" ]' -- "$tmp/out1"
 kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+mv "$tmp/out1.at-snapshot" "$tmp/out1"
 
 # --- restore ---
 sock2=$tmp/q2.sock

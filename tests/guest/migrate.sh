@@ -1,0 +1,194 @@
+#!/bin/bash
+# Migration between two vmm processes on this host (guest-tests/snapshot: a
+# round counter that stamps and verifies every page from 16 MiB up, a
+# periodic LAPIC timer, a virtio-blk disk written, read back and flushed each
+# round; the disk is shared storage, the same file for both):
+#   - over TCP (loopback) and over a unix socket: `migrate` returns {}, the
+#     source sends MIGRATION setup, active, completed and exits 0; the
+#     destination (--incoming) runs on: the serial output of both joined is
+#     one consecutive count, every page verifies, the timer ticks on, the
+#     disk keeps working;
+#   - failures leave the source running unchanged: nobody listening
+#     (MIGRATION failed, the count goes on), a destination that refuses the
+#     machine (its --serial takes the port away: "refused" with its reason),
+#     a peer that takes part of the stream and hangs up;
+#   - a destination fed garbage or a stream cut short: exit 2, one line.
+# Emits TAP; skips where /dev/kvm cannot run a VM.
+#
+# usage: migrate.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
+set -u
+vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$3 qmpc=$(readlink -f "$4")
+if ! why=$("$srcroot/tools/kvm-check"); then
+    echo "1..0 # SKIP $why"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-migrate.XXXXXX")
+src= dst= fake=
+trap 'kill -KILL $src $dst $fake 2>/dev/null; [ -n "${VMM_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() {
+    n=$((n + 1)); failed=$((failed + 1))
+    echo "not ok $n - $1"
+    shift
+    for f in "$@"; do [ -e "$f" ] && tail -n 8 "$f" | sed "s|^|#   $(basename "$f"): |"; done
+}
+check() {
+    local desc=$1; shift
+    local files=()
+    local cmd=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
+    [ $# -gt 0 ] && { shift; files=("$@"); }
+    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
+}
+count_lines() { cat "$@" 2>/dev/null | grep -a -c '^count '; }
+# Waits up to 60 s until the joined FILES have at least N count lines.
+wait_counts() {
+    local want=$1 i=0; shift
+    while [ "$(count_lines "$@")" -lt "$want" ] && [ $i -lt 600 ]; do
+        cat "$@" 2>/dev/null | grep -q FAIL && return
+        sleep 0.1; i=$((i + 1))
+    done
+}
+wait_sock() {
+    local i=0
+    while [ ! -S "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+}
+qmp() {
+    local sock=$1; shift
+    { echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"; } | "$qmpc" "$sock" 2>&1 | tail -n +3
+}
+consecutive() {
+    cat "$@" | grep -a '^count ' | awk '{ if ($2 != NR) { print "line " NR ": " $0; bad = 1; exit } } END { exit bad }'
+}
+last_count() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $2 }'; }
+last_ticks() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $4 }'; }
+port() { echo $((20000 + RANDOM % 20000)); }
+# Waits for vmm PID to end (30 s); its status in $status.
+reap() {
+    local i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1"
+    status=$?
+}
+
+disk=$tmp/disk.img
+head -c 1M /dev/zero > "$disk"
+# start_src TAG: a source vmm on the snapshot guest, 2 rounds done.
+start_src() {
+    rm -f "$tmp/s.sock"
+    "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" --serial "file=$tmp/src-$1" \
+        --qmp "unix:$tmp/s.sock" 2> "$tmp/src-$1.err" < /dev/null &
+    src=$!
+    wait_sock "$tmp/s.sock"
+    wait_counts 2 "$tmp/src-$1"
+}
+
+for how in tcp unix; do
+    if [ $how = tcp ]; then uri=tcp:127.0.0.1:$(port); else uri=unix:$tmp/mig.sock; fi
+    start_src $how
+    "$vmm" --incoming "$uri" --serial "file=$tmp/dst-$how" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-$how.err" \
+        < /dev/null &
+    dst=$!
+    sleep 0.5       # let it listen
+    r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
+    reap "$src"; src=
+    ev=$(grep -o '"status": "[a-z]*"' <<<"$r" | tr '\n' ' ')
+    check "$how: migrate returns {}, MIGRATION setup, active, completed, the source exits 0" \
+        eval '[ "$status" = 0 ] && grep -q "^{\"return\": {}}" <<<"$r" &&
+              [ "$ev" = "\"status\": \"setup\" \"status\": \"active\" \"status\": \"completed\" " ]' \
+        -- <(echo "$r") "$tmp/src-$how.err"
+    before=$(last_count "$tmp/src-$how")
+    wait_counts $((before + 2)) "$tmp/src-$how" "$tmp/dst-$how"
+    check "$how: the destination goes on from $before: consecutive, every page verified, no second boot" \
+        eval 'consecutive "$tmp/src-$how" "$tmp/dst-$how" && ! grep -q -e FAIL -e "guest up" "$tmp/dst-$how" &&
+              [ "$(last_count "$tmp/src-$how" "$tmp/dst-$how")" -ge $((before + 2)) ]' \
+        -- "$tmp/dst-$how" "$tmp/dst-$how.err"
+    check "$how: the timer ticks on and the disk keeps working at the destination" \
+        eval '[ "$(last_ticks "$tmp/src-$how" "$tmp/dst-$how")" -gt "$(last_ticks "$tmp/src-$how")" ] &&
+              cat "$tmp/src-$how" "$tmp/dst-$how" | grep -a "^count " | awk "\$2 != \$6 { exit 1 }"' \
+        -- "$tmp/dst-$how"
+    r=$(qmp "$tmp/d.sock" '{"execute":"query-status"}')
+    check "$how: the destination says running, logs no error or warning" \
+        eval 'grep -q "\"status\": \"running\"" <<<"$r" && ! grep -qE "error|warn" "$tmp/dst-$how.err"' \
+        -- <(echo "$r") "$tmp/dst-$how.err"
+    kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
+done
+
+# --- failures: the source runs on ---
+start_src fail
+p=$(port)
+r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}" \
+        '{"execute":"query-migrate"}' '{"execute":"query-status"}')
+c0=$(count_lines "$tmp/src-fail")
+wait_counts $((c0 + 1)) "$tmp/src-fail"
+check "nobody listening: an error, MIGRATION failed, query-migrate failed, still running and counting" \
+    eval 'grep -q "\"error\".*cannot connect" <<<"$r" && grep -q "MIGRATION.*failed" <<<"$r" &&
+          grep -q "\"return\": {\"status\": \"failed\"" <<<"$r" && grep -q "\"status\": \"running\"" <<<"$r" &&
+          [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ]' -- <(echo "$r") "$tmp/src-fail"
+
+p=$(port)
+"$vmm" --incoming "tcp:127.0.0.1:$p" --serial off 2> "$tmp/dst-refuse.err" < /dev/null &
+dst=$!
+sleep 0.5
+r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+reap "$dst"; dst=
+c0=$(count_lines "$tmp/src-fail")
+wait_counts $((c0 + 1)) "$tmp/src-fail"
+check "a destination that refuses the machine: exit 2 there, its reason in the source's error, RESUME, counting on" \
+    eval '[ "$status" = 2 ] && grep -q "\"error\".*refused.*has a serial port" <<<"$r" &&
+          grep -q "\"event\": \"RESUME\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
+          consecutive "$tmp/src-fail"' -- <(echo "$r") "$tmp/dst-refuse.err"
+
+# A peer that takes 100 KiB and hangs up.
+p=$(port)
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+c, _ = s.accept(); got = 0
+while got < 100 * 1024:
+    b = c.recv(65536)
+    if not b: break
+    got += len(b)
+c.close()' "$p" &
+fake=$!
+sleep 0.5
+r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+wait "$fake"; fake=
+c0=$(count_lines "$tmp/src-fail")
+wait_counts $((c0 + 1)) "$tmp/src-fail"
+check "a peer that hangs up mid-stream: an error, the source counts on, every page still verifies" \
+    eval 'grep -q "\"error\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
+          consecutive "$tmp/src-fail" && ! grep -q FAIL "$tmp/src-fail"' -- <(echo "$r") "$tmp/src-fail"
+kill -KILL "$src"; wait "$src" 2>/dev/null; src=
+
+# --- a destination fed garbage or a cut stream ---
+dest_gets() {
+    local desc=$1 want=$2 feed=$3 p
+    p=$(port)
+    "$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/bout" 2> "$tmp/berr" < /dev/null &
+    dst=$!
+    sleep 0.5
+    python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(bytes.fromhex(sys.argv[2])); c.close()' "$p" "$feed"
+    reap "$dst"; dst=
+    check "$desc: the destination exits 2 with one line ($want)" \
+        eval '[ "$status" = 2 ] && [ "$(wc -l < "$tmp/berr")" = 1 ] && grep -qE -- "$want" "$tmp/berr" && [ ! -s "$tmp/bout" ]' \
+        -- "$tmp/berr"
+}
+dest_gets "garbage" "not a vmm migration stream" "$(printf 'GET / HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n')"
+# magic, a length of 1000, then 10 bytes of it
+dest_gets "a stream cut in the state" "ended in the middle of the state" \
+    "$(printf VMMMIGR1 | od -An -tx1 | tr -d ' \n')e8030000000000000102030405060708090a"
+dest_gets "a state that is not one" "not a vmm state stream" \
+    "$(printf VMMMIGR1 | od -An -tx1 | tr -d ' \n')10000000000000000102030405060708090a0b0c0d0e0f10"
+check "--incoming with --memory: exit 2, one line" \
+    eval '"$vmm" --incoming tcp:127.0.0.1:1 --memory 64M 2> "$tmp/berr"; [ $? = 2 ] && [ "$(wc -l < "$tmp/berr")" = 1 ] &&
+          grep -q -- "--memory: the machine comes from the migration source" "$tmp/berr"' -- "$tmp/berr"
+
+echo "1..$n"
+[ "$failed" = 0 ]
