@@ -250,5 +250,34 @@ else
         "$([ "$vst" = 1 ] || echo "vmm status $vst")$(grep '^not ok' "$dir/cpuhp.out")"
 fi
 
+# The same for a disk: guest-tests/pcihp (cycles=1) waits for a disk in a
+# hotplug slot, reads "VMMHP0001" from its sector 0, and ejects it once
+# device_del asks; --test-exit 1 when all its checks pass.
+if ! has blockdev-add device_add device_del; then
+    skip "remove-device --wait on a guest that ejects: vmm has no $(missing blockdev-add device_add device_del) (issue 5, PCI hotplug)"
+elif [ ! -f "$images/pcihp.elf" ]; then
+    skip "remove-device --wait on a guest that ejects: no $images/pcihp.elf"
+else
+    P=$dir/p.sock
+    truncate -s 1M "$dir/hp.img"
+    printf 'VMMHP0001' | dd of="$dir/hp.img" conv=notrunc 2>/dev/null
+    "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial file="$dir/pcihp.out" --test-exit --reboot exit \
+        --cmdline "cycles=1" --qmp "unix:$P" >/dev/null 2>"$dir/pcihp.err" </dev/null &
+    vpid=$!
+    for _ in $(seq 600); do grep -q "ready for hotplug" "$dir/pcihp.out" 2>/dev/null && break; sleep 0.1; done
+    run -s "$P" add-disk "$dir/hp.img" --id hd
+    report "pcihp guest: add-disk --id hd" "$(expect 0)"
+    run -s "$P" --timeout 60 remove-device hd --wait
+    report "pcihp guest: remove-device --wait returns once the guest has ejected the disk, its node deleted" \
+        "$(expect 0)$([ "$out" = "removed hd and block node hd" ] || echo "printed '$out'")"
+    for _ in $(seq 600); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$vpid" 2>/dev/null
+    wait "$vpid"
+    vst=$?
+    vpid=
+    report "pcihp guest: every check of the guest passed (test-exit 1)" \
+        "$([ "$vst" = 1 ] || echo "vmm status $vst: $(tail -3 "$dir/pcihp.err")")$(grep '^not ok' "$dir/pcihp.out")"
+fi
+
 echo "1..$n"
 [ "$failed" = 0 ]
