@@ -74,17 +74,28 @@ start() {
     pid=$!
     local i=0
     while [ ! -S "$esock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    "$vmmctl" -s "$esock" --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
-    wpid=$!
-    # the watcher is connected before any command: vmm has accepted it (two
+    # The watcher, connected before any command: vmm has accepted it (two
     # listeners and one client socket); QEMU makes the second socket only
-    # once the first has its client (wait=on), and serves one client a socket
-    i=0
-    if [ $engine = vmm ]; then
-        while [ "$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:')" -lt 3 ] && [ $i -lt 300 ]; do
-            sleep 0.1; i=$((i + 1)); done
+    # once the first has its client (wait=on), and serves one client a
+    # socket. A connect between the engine's bind and listen is refused:
+    # then the watcher ends at once and goes again.
+    local tries=0
+    while :; do
+        "$vmmctl" -s "$esock" --json --timeout 120 events > "$tmp/events" 2> "$tmp/events.err" &
+        wpid=$!
+        i=0
+        while kill -0 "$wpid" 2>/dev/null && ! accepted $engine && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+        accepted $engine && break
+        tries=$((tries + 1))
+        [ $tries -lt 20 ] || break
+        sleep 0.1
+    done
+}
+accepted() {
+    if [ "$1" = vmm ]; then
+        [ "$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:')" -ge 3 ]
     else
-        while [ ! -S "$sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+        [ -S "$sock" ]
     fi
 }
 # Waits for vmm; its status in $status.
@@ -275,6 +286,8 @@ sequence() {    # ENGINE: vmm or qemu; leaves replies, transcript, status in $tm
         json quit
     } > "$tmp/seq-$e.replies" 2>&1
     finish
+    cp "$tmp/err" "$tmp/seq-$e.err"
+    cp "$tmp/events.err" "$tmp/seq-$e.events.err"
     echo "status $status, boots $(banners)" >> "$tmp/seq-$e.replies"
     transcript > "$tmp/seq-$e.events"
 }
@@ -286,7 +299,8 @@ else
     sequence vmm
     sequence qemu
     check "the same replies as QEMU 7.2 to -S, cont, stop, stop, cont, cont, system_reset, stop, system_reset, cont, quit" \
-        cmp -s "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies" -- "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies"
+        cmp -s "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies" -- "$tmp/seq-vmm.replies" "$tmp/seq-qemu.replies" \
+        "$tmp/seq-qemu.err" "$tmp/seq-qemu.events.err"
     check "the same QMP event transcript as QEMU 7.2 for that sequence" \
         cmp -s "$tmp/seq-vmm.events" "$tmp/seq-qemu.events" -- "$tmp/seq-vmm.events" "$tmp/seq-qemu.events"
 fi
