@@ -112,9 +112,16 @@ finish() {
 transcript() {
     sed -E 's/^\{"timestamp":\{[^}]*\},"event":"([A-Z_]+)"(,"data":(.*))?\}$/\1 \3/; s/ $//' "$tmp/events"
 }
-# The guest's output with each reboot's banner on a line of its own: a reset
-# can cut the line being printed ("count 4# lifecycle guest up").
-norm() { sed -E 's/^.+(# lifecycle guest up)$/\1/' "$tmp/out"; }
+# The guest's complete lines, with each reboot's banner on a line of its
+# own: a reset can cut the line being printed ("count 4# lifecycle guest
+# up"), and the end of the VM the last one ("count ").
+norm() {
+    if [ -s "$tmp/out" ] && [ "$(tail -c 1 "$tmp/out" | od -An -tx1 | tr -d ' ')" != 0a ]; then
+        sed '$d' "$tmp/out"
+    else
+        cat "$tmp/out"
+    fi | sed -E 's/^.+(# lifecycle guest up)$/\1/'
+}
 banners() { norm | grep -c '^# lifecycle guest up'; }
 wait_banner_count() {   # N COUNT: the Nth boot has printed "count COUNT"
     local i=0
