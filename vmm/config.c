@@ -631,6 +631,68 @@ int config_open_nets(struct vm_config *c, GError **err)
     return 0;
 }
 
+void config_add_disk(struct vm_config *c, const struct disk_config *d)
+{
+    c->disks = g_renew(struct disk_config, c->disks, c->nr_disks + 1);
+    struct disk_config *n = &c->disks[c->nr_disks++];
+    *n = *d;
+    n->id = g_strdup(d->id);
+    n->path = g_strdup(d->path);
+    n->serial = g_strdup(d->serial);
+    n->iothread = g_strdup(d->iothread);
+}
+
+void config_add_net(struct vm_config *c, const struct net_config *n)
+{
+    c->nets = g_renew(struct net_config, c->nets, c->nr_nets + 1);
+    struct net_config *e = &c->nets[c->nr_nets++];
+    *e = *n;
+    e->id = g_strdup(n->id);
+    e->tap = g_strdup(n->tap);
+}
+
+bool config_has_device(const struct vm_config *c, const char *id)
+{
+    for (unsigned i = 0; i < c->nr_disks; i++)
+        if (g_strcmp0(c->disks[i].id, id) == 0)
+            return true;
+    for (unsigned i = 0; i < c->nr_nets; i++)
+        if (g_strcmp0(c->nets[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+bool config_remove_device(struct vm_config *c, const char *id, struct tap **tap)
+{
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        struct disk_config *d = &c->disks[i];
+        if (g_strcmp0(d->id, id) != 0)
+            continue;
+        g_free(d->id);
+        g_free(d->path);
+        g_free(d->serial);
+        g_free(d->iothread);
+        memmove(d, d + 1, (c->nr_disks - i - 1) * sizeof(*d));
+        c->nr_disks--;
+        return true;
+    }
+    for (unsigned i = 0; i < c->nr_nets; i++) {
+        struct net_config *n = &c->nets[i];
+        if (g_strcmp0(n->id, id) != 0)
+            continue;
+        if (tap)
+            *tap = n->backend;
+        else
+            tap_close(n->backend);
+        g_free(n->id);
+        g_free(n->tap);
+        memmove(n, n + 1, (c->nr_nets - i - 1) * sizeof(*n));
+        c->nr_nets--;
+        return true;
+    }
+    return false;
+}
+
 static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mode, char **path, GError **err)
 {
     g_clear_pointer(path, g_free);

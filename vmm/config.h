@@ -151,6 +151,19 @@ void config_clear(struct vm_config *c);
  * already open are closed by config_clear. */
 int config_open_nets(struct vm_config *c, GError **err);
 void config_print_help(void);
+
+/* Hotplug's changes (vmm/hotplug.c). The arrays are reallocated: pointers
+ * into c->disks / c->nets do not survive these calls. */
+/* Appends a copy of d (strings duplicated). */
+void config_add_disk(struct vm_config *c, const struct disk_config *d);
+/* Appends a copy of n (strings duplicated; the backend pointer moves into c). */
+void config_add_net(struct vm_config *c, const struct net_config *n);
+/* Is `id` the id of a disk or NIC of c? */
+bool config_has_device(const struct vm_config *c, const char *id);
+/* Deletes the disk or NIC `id`, keeping the others in order. A NIC's tap is
+ * not closed but handed to *tap (when tap is non-NULL; else closed). false
+ * when there is no such device. */
+bool config_remove_device(struct vm_config *c, const char *id, struct tap **tap);
 /* "978c6af3-b5f0-4591-a637-630869349030" (any case) into out in lower case.
  * Returns 0 or -EINVAL. */
 int config_parse_uuid(const char *s, char out[37]);

@@ -2,6 +2,7 @@
  * run state QMP shows and changes (pause/resume, reset, power button). */
 #include "vmm/machine.h"
 #include "vmm/vmem.h"
+#include "vmm/hotplug.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -312,6 +313,7 @@ int machine_run(struct machine *m)
             m->vm.first_run_since_ns = m->start_ns;
         }
         vmem_machine_attach(m);
+        hotplug_vm_created(m);
         m->vm_live = true;
         m->host_reason = NULL;
         int efd = m->vm.stop_eventfd;

@@ -5,6 +5,7 @@
 #include "vmm/config.h"
 #include "vmm/cpu_qmp.h"
 #include "vmm/log.h"
+#include "vmm/hotplug_qmp.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
 #include "vmm/qemu_compat.h"
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
         migration_qmp_register(m.qmp, &m);
         if (compat)
             qemu_compat_qmp_register(m.qmp, &m, &qc);
+        hotplug_qmp_register(m.qmp, &m);
         status = qmp_cmds_listen(&m);
     }
     /* -daemonize: the parent exits 0 now that the socket listens. */

@@ -447,9 +447,6 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     if (vm->console_be && add_virtio_console(vm, err) < 0)
         return -1;
-    /* Everything from here on (disks, NICs) and every free slot can be
-     * hot-(un)plugged; the devices above stay for the VM's life. */
-    vm->pci_hotplug_slots = ACPI_PCIHP_ALL_SLOTS & ~pci_host_slots_used(vm->pci);
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
         if (add_virtio_blk(vm, &vm->cfg->disks[i], vm->cfg->disks[i].pci_slot ? vm->cfg->disks[i].pci_slot : -1,
                            false, err) < 0)
@@ -460,6 +457,13 @@ static int create_pci(struct vm *vm, GError **err)
             return -1;
     if (vm->cfg->mem_hotplug_size && add_virtio_mem(vm, err) < 0)
         return -1;
+    /* The disks, NICs and free slots can be hot-(un)plugged; the other
+     * devices stay for the VM's life. */
+    uint32_t fixed = pci_host_slots_used(vm->pci);
+    for (unsigned slot = 0; slot < PCI_MAX_SLOTS; slot++)
+        if (vm->pci_slots[slot].vp)
+            fixed &= ~(1u << slot);
+    vm->pci_hotplug_slots = ACPI_PCIHP_ALL_SLOTS & ~fixed;
     return 0;
 }
 

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include "devices/tap.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
 
@@ -577,6 +580,55 @@ static void test_iothreads(void **state)
     expect_err("--object iothread: at most", many);
 }
 
+/* Hotplug's changes to the config: copies in, removal by id keeping the
+ * order, a NIC's tap handed back instead of closed, and copies that stay
+ * valid while the arrays move. */
+static void test_hotplug_add_remove(void **state)
+{
+    struct vm_config c;
+    config_init_defaults(&c);
+    char id[16], path[32];
+    for (unsigned i = 0; i < 5; i++) {
+        g_snprintf(id, sizeof(id), "d%u", i);
+        g_snprintf(path, sizeof(path), "/img/%u", i);
+        struct disk_config d = { .id = id, .path = path, .readonly = i == 2, .num_queues = i + 1,
+                                 .serial = i == 3 ? "ser" : NULL };
+        config_add_disk(&c, &d);
+        memset(id, 'x', sizeof(id) - 1);        /* the config has its own copies */
+        memset(path, 'x', sizeof(path) - 1);
+    }
+    assert_int_equal(c.nr_disks, 5);
+    assert_string_equal(c.disks[3].path, "/img/3");
+    assert_string_equal(c.disks[3].serial, "ser");
+    assert_true(config_has_device(&c, "d4"));
+    assert_false(config_has_device(&c, "d5"));
+
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, fds), 0);
+    struct tap *t = tap_from_socket(fds, 1);
+    struct net_config n = { .id = "n0", .fd = -1, .num_queues = 1, .backend = t };
+    config_add_net(&c, &n);
+    assert_true(config_has_device(&c, "n0"));
+
+    assert_true(config_remove_device(&c, "d2", NULL));
+    assert_false(config_remove_device(&c, "d2", NULL));
+    assert_int_equal(c.nr_disks, 4);
+    const char *order[] = { "d0", "d1", "d3", "d4" };
+    for (unsigned i = 0; i < 4; i++)
+        assert_string_equal(c.disks[i].id, order[i]);
+    assert_int_equal(c.disks[2].num_queues, 4);
+
+    struct tap *back = NULL;
+    assert_true(config_remove_device(&c, "n0", &back));
+    assert_ptr_equal(back, t);
+    assert_int_equal(c.nr_nets, 0);
+    assert_false(config_has_device(&c, "n0"));
+    tap_close(back);
+    close(fds[0]);
+    close(fds[1]);
+    config_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_iothreads),
         cmocka_unit_test(test_nets),
+        cmocka_unit_test(test_hotplug_add_remove),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_console, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_limits, files_setup, files_teardown),

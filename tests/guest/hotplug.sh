@@ -1,0 +1,53 @@
+#!/bin/bash
+# ACPI PCI hotplug end to end: the pcihp guest (guest-tests/pcihp.c) under
+# vmm with a QMP socket, and qmp-hotplug (tests/guest/qmp-hotplug.c) driving
+# CYCLES add/remove cycles of a virtio-blk disk plus the error cases. The
+# guest sees each disk appear (PCIU, GED), reads it, ejects it on request;
+# the driver sees DEVICE_DELETED only after that and checks vmm's fd count
+# and RSS stay flat; vmm must keep running until the guest's debug-exit
+# (status 1: every guest test passed). vmm only: QEMU's microvm has no ACPI
+# PCI hotplug. Emits TAP; skips where /dev/kvm cannot run a VM.
+#
+# usage: hotplug.sh VMM IMAGE_DIR SOURCE_ROOT QMP_HOTPLUG [CYCLES]
+set -u
+vmm=$(readlink -f "$1") images=$2 srcroot=$3 driver=$4 cycles=${5:-${HOTPLUG_CYCLES:-100}}
+if ! why=$("$srcroot/tools/kvm-check"); then
+    echo "1..0 # SKIP $why"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
+pid=
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+# the driver: 1 + 6 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1
+echo "1..19"
+dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
+"$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit \
+    --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles" </dev/null >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+# (not holding our stdout: a pipe reading this script's TAP would wait for it)
+(sleep 600; kill -KILL "$pid") >/dev/null 2>&1 &
+watchdog=$!
+"$driver" "$tmp/qmp.sock" "$pid" "$tmp" "$cycles" 1
+[ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
+wait "$pid"
+rc=$?
+pid=
+kill "$watchdog" 2>/dev/null
+# The guest's TAP lines, renumbered after the driver's 14.
+n=14
+while read -r line; do
+    case "$line" in
+    "ok "*|"not ok "*)
+        n=$((n + 1))
+        echo "$line" | sed -E "s/^(not )?ok [0-9]+/\\1ok $n - guest:/; s/- guest: -/- guest:/" ;;
+    "#"*) echo "$line" ;;
+    esac
+done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)' | grep -v '^# cycle [0-9]* ejected')
+while [ $n -lt 18 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+if [ "$rc" = 1 ]; then
+    echo "ok 19 - vmm ran the guest to its end: debug-exit 0 (status 1)"
+else
+    echo "not ok 19 - vmm exited with status $rc, not 1"
+    sed 's/^/#   out| /' "$tmp/out" | tail -20
+    sed 's/^/#   err| /' "$tmp/err" | tail -20
+fi
