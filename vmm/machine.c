@@ -86,13 +86,25 @@ int machine_resume(struct machine *m, GError **err)
     return 0;
 }
 
+/* -no-shutdown and the guest powered off: vmm waits in machine_run, or is
+ * about to (the loop may still be finishing the batch that saw the stop). */
+static bool poweroff_pending(struct machine *m)
+{
+    return m->cfg->no_shutdown &&
+           (m->poweroff_wait ||
+            (m->vm_live && __atomic_load_n(&m->vm.stop_reason, __ATOMIC_ACQUIRE) == VM_STOP_POWEROFF));
+}
+
 void machine_reset(struct machine *m)
 {
-    if (m->poweroff_wait) {
-        m->reset_after_poweroff = true;
-        m->state = RUN_STATE_PRELAUNCH;     /* QEMU: a reset out of shutdown leaves prelaunch */
-        emit(m, "RESET", guest_reason(false, "host-qmp-system-reset"));
-        loop_quit(m->loop);
+    if (poweroff_pending(m)) {
+        if (!m->reset_after_poweroff && !m->quit_after_poweroff) {
+            m->reset_after_poweroff = true;
+            m->state = RUN_STATE_PRELAUNCH;     /* QEMU: a reset out of shutdown leaves prelaunch */
+            emit(m, "RESET", guest_reason(false, "host-qmp-system-reset"));
+        }
+        if (m->poweroff_wait)
+            loop_quit(m->loop);
         return;
     }
     if (m->vm_live && vm_request_stop(&m->vm, VM_STOP_HOST_RESET, 0))
@@ -108,8 +120,18 @@ void machine_powerdown(struct machine *m)
 
 void machine_shutdown(struct machine *m, const char *reason)
 {
+    if (poweroff_pending(m) && m->vm_live) {
+        /* Powered off, not yet waiting: machine_run must not wait then. */
+        m->quit_after_poweroff = true;
+        m->reset_after_poweroff = false;
+        m->state = RUN_STATE_SHUTDOWN;
+        emit(m, "SHUTDOWN", guest_reason(false, reason));
+        return;
+    }
     if (m->vm_live && !vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0))
         return;     /* the VM was stopping already; that stop has its event */
+    if (m->poweroff_wait)
+        m->reset_after_poweroff = false;
     if (!m->vm_live)
         loop_quit(m->loop);
     /* Now, before a reply the caller may send (QEMU's quit: the event first). */
@@ -340,12 +362,16 @@ int machine_run(struct machine *m)
             if (!m->cfg->no_shutdown)
                 return VMM_EXIT_POWEROFF;
             /* QEMU's -no-shutdown: stay, in state shutdown, until
-             * system_reset (a new boot), quit or a signal. */
-            m->poweroff_wait = true;
-            lr = loop_run(m->loop);
-            m->poweroff_wait = false;
-            if (lr < 0)
-                return VMM_EXIT_HOST;
+             * system_reset (a new boot), quit or a signal, unless one of
+             * them came already while the VM was being taken down. */
+            if (!m->reset_after_poweroff && !m->quit_after_poweroff) {
+                m->poweroff_wait = true;
+                lr = loop_run(m->loop);
+                m->poweroff_wait = false;
+                if (lr < 0)
+                    return VMM_EXIT_HOST;
+            }
+            m->quit_after_poweroff = false;
             if (!m->reset_after_poweroff)
                 return VMM_EXIT_POWEROFF;
             m->reset_after_poweroff = false;

@@ -44,9 +44,12 @@ struct machine {
     /* Why the host reset the VM, for the RESET event ("host-qmp-system-reset"). */
     const char *host_reason;
     /* -no-shutdown: the guest powered off and vmm waits (poweroff_wait);
-     * system_reset then asks for a new boot (reset_after_poweroff). */
+     * system_reset then asks for a new boot (reset_after_poweroff), a
+     * signal or quit for the end (quit_after_poweroff: either may come
+     * before the wait has begun). */
     bool poweroff_wait;
     bool reset_after_poweroff;
+    bool quit_after_poweroff;
 
     /* --restore: the snapshot the first boot is built from (then freed);
      * NULL otherwise. Set by main after machine_open. */

@@ -1,0 +1,284 @@
+#!/bin/bash
+# libvirt drives vmm as its QEMU (issue 6; libvirt-contract.md). Starts a
+# private libvirtd as the contract's §1 says (root, qemu.conf with
+# user=root, no cgroups, no namespaces, stdio_handler=file, a libvirt-qemu
+# user) inside a mount namespace of its own: /etc/libvirt, /var/lib/libvirt,
+# /var/cache/libvirt, /var/log/libvirt, /run/libvirt, /etc/passwd and
+# /etc/group are private copies, so nothing of the host's changes and all of
+# it is gone when the test ends. Then:
+#   - virsh domcapabilities --emulatorbin VMM: kvm, the pc machine,
+#     host-passthrough;
+#   - a transient domain: direct kernel boot of guest-tests/lifecycle (a
+#     counter on COM1), a virtio disk at the PCI slot libvirt chose, a pty
+#     serial: running; its serial read through the pty virsh ttyconsole
+#     names; the disk (and an ethernet NIC where /dev/net/tun exists) at the
+#     PCI slots libvirt chose; suspend/resume (domstate follows the events);
+#     virsh reboot (power off, system_reset, cont); libvirtd killed
+#     and started again keeps the VM running and managed; virsh shutdown
+#     (ACPI power button: the guest powers off) ends the domain;
+#   - again, then virsh destroy ends it;
+#   - no vmm process left behind after each scenario.
+# Every libvirt call is bounded (timeout); a hang fails the case instead of
+# the run. Emits TAP; skips without root, libvirtd/virsh or a usable
+# /dev/kvm. tools/packages.txt has the packages.
+#
+# usage: libvirt.sh VMM IMAGE_DIR SOURCE_ROOT
+set -u
+vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$(readlink -f "$3")
+
+if [ -z "${VMM_LIBVIRT_NS:-}" ]; then
+    [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (libvirtd's system instance)"; exit 0; }
+    for b in libvirtd virsh unshare; do
+        command -v $b > /dev/null || { echo "1..0 # SKIP $b is not installed (tools/packages.txt)"; exit 0; }
+    done
+    if ! why=$("$srcroot/tools/kvm-check"); then
+        echo "1..0 # SKIP $why"
+        exit 0
+    fi
+    exec env VMM_LIBVIRT_NS=1 unshare -m --propagation private "$0" "$@"
+fi
+
+priv=$(mktemp -d "${TMPDIR:-/tmp}/vmm-libvirt.XXXXXX")
+chmod 755 "$priv"
+n=0 failed=0
+lvpid=
+ok() {
+    n=$((n + 1))
+    if [ -z "$2" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        printf '%s\n' "$2" | sed 's/^/#   /'
+        failed=$((failed + 1))
+    fi
+}
+# The vmm processes running this binary now (pid list).
+vmm_pids() {
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/exe" 2>/dev/null)" = "$vmm" ] && echo "${p#/proc/}"
+    done
+}
+before=$(vmm_pids | sort)
+stop_libvirtd() {
+    [ -n "$lvpid" ] && kill "$lvpid" 2>/dev/null
+    local i=0
+    while [ -n "$lvpid" ] && kill -0 "$lvpid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -n "$lvpid" ] && kill -KILL "$lvpid" 2>/dev/null
+    lvpid=
+}
+cleanup() {
+    # Domains first (their vmm processes), then the daemon.
+    for d in $(timeout 20 virsh -c qemu:///system list --name 2>/dev/null); do
+        timeout 20 virsh -c qemu:///system destroy "$d" > /dev/null 2>&1
+    done
+    stop_libvirtd
+    for p in $(comm -13 <(echo "$before") <(vmm_pids | sort)); do kill -KILL "$p" 2>/dev/null; done
+    for d in /run/libvirt /var/log/libvirt /var/cache/libvirt /var/lib/libvirt /etc/libvirt /etc/group /etc/passwd; do
+        umount "$d" 2>/dev/null
+    done
+    rm -rf "$priv"
+}
+trap cleanup EXIT
+
+# ---- a private libvirtd (contract §1) ----
+for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /run/libvirt; do
+    mkdir -p "$priv$d"
+    [ -d "$d" ] || mkdir -p "$d"
+    mount --bind "$priv$d" "$d" || { echo "1..0 # SKIP cannot bind-mount over $d"; exit 0; }
+done
+cp /etc/passwd "$priv/passwd"; cp /etc/group "$priv/group"
+# Debian's libvirt resolves its QEMU user before reading qemu.conf (§1.2).
+grep -q '^libvirt-qemu:' "$priv/group" || echo 'libvirt-qemu:x:64055:' >> "$priv/group"
+grep -q '^libvirt-qemu:' "$priv/passwd" ||
+    echo 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin' >> "$priv/passwd"
+mount --bind "$priv/passwd" /etc/passwd && mount --bind "$priv/group" /etc/group
+mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu /run/libvirt/qemu
+cat > /etc/libvirt/qemu.conf <<'EOF'
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+EOF
+cat > /etc/libvirt/libvirtd.conf <<'EOF'
+log_filters = "1:qemu 1:libvirt 3:conf 1:util.command 3:util 3:object 3:json 3:event 3:rpc 3:remote 3:access 3:cpu 3:security 3:storage 3:network 3:nodedev 3:secret"
+log_outputs = "1:file:/var/log/libvirt/libvirtd-debug.log"
+EOF
+V() { timeout "${T:-60}" virsh -q -c qemu:///system "$@"; }
+start_libvirtd() {
+    libvirtd -d -p /run/libvirtd-vmm-test.pid 2> "$priv/libvirtd.err" || return 1
+    local i=0
+    while [ ! -S /run/libvirt/libvirt-sock ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    lvpid=$(cat /run/libvirtd-vmm-test.pid 2>/dev/null)
+    T=30 V version > /dev/null 2>&1
+}
+if ! start_libvirtd; then
+    ok "libvirtd starts (private instance)" "$(cat "$priv/libvirtd.err"; tail -5 /var/log/libvirt/libvirtd-debug.log 2>/dev/null)"
+    echo "1..$n"
+    exit 1
+fi
+ok "libvirtd starts (private instance)" ""
+# The daemon's log of a failed step, for the TAP comment.
+lvlog() { grep -E "error|Failed|failed" /var/log/libvirt/libvirtd-debug.log 2>/dev/null | tail -n "${1:-5}"; }
+no_vmm_left() {
+    local left i=0
+    while :; do
+        left=$(comm -13 <(echo "$before") <(vmm_pids | sort))
+        [ -z "$left" ] || [ $i -ge 100 ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+    ok "$1: no vmm process left behind" "${left:+still running: $left}"
+}
+
+# ---- capabilities ----
+V domcapabilities --emulatorbin "$vmm" --virttype kvm --arch x86_64 > "$priv/domcaps.xml" 2> "$priv/domcaps.err"
+st=$?
+problems=$(
+    [ $st = 0 ] || echo "virsh status $st: $(cat "$priv/domcaps.err")"
+    grep -q '<domain>kvm</domain>' "$priv/domcaps.xml" || echo "no <domain>kvm</domain>"
+    grep -q '<machine>pc-i440fx-7.2</machine>' "$priv/domcaps.xml" || echo "no pc-i440fx-7.2 machine"
+    grep -q "<mode name='host-passthrough' supported='yes'>" "$priv/domcaps.xml" || echo "no host-passthrough"
+    grep -q "<enum name='hostPassthroughMigratable'>" "$priv/domcaps.xml" || echo "no hostPassthroughMigratable"
+)
+ok "domcapabilities --emulatorbin vmm: kvm, pc-i440fx-7.2, host-passthrough" \
+    "$problems${problems:+$'\n'$(head -c 1500 "$priv/domcaps.xml"; lvlog)}"
+no_vmm_left "probe"
+
+# ---- a domain ----
+truncate -s 1M "$priv/disk.raw"
+# An ethernet NIC (libvirt makes the tap and passes its fd) where the host has
+# /dev/net/tun.
+nic=
+[ -c /dev/net/tun ] && nic="    <interface type='ethernet'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>"
+domxml() {   # domxml NAME
+    cat <<EOF
+<domain type='kvm'>
+  <name>$1</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>2</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$images/lifecycle.elf</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$vmm</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native'/>
+      <source file='$priv/disk.raw'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+$nic
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}
+state() { V domstate "$1" 2>&1 | head -n 1; }
+wait_state() {   # wait_state DOM WANT: up to 20 s
+    local i=0 s
+    while [ $i -lt 200 ]; do
+        s=$(state "$1")
+        [ "$s" = "$2" ] && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "$s"
+    return 1
+}
+gone() {   # the transient domain has ended (up to 20 s)
+    local i=0
+    while V dominfo "$1" > /dev/null 2>&1 && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    ! V dominfo "$1" > /dev/null 2>&1
+}
+
+domxml vmm1 > "$priv/vmm1.xml"
+V create "$priv/vmm1.xml" > "$priv/create.out" 2>&1
+st=$?
+ok "virsh create: the domain runs" \
+    "$([ $st = 0 ] && wait_state vmm1 running > /dev/null || { cat "$priv/create.out"; tail -5 /var/log/libvirt/qemu/vmm1.log; lvlog; })"
+# The devices sit where libvirt put them (its live XML against vmm's query-pci).
+V dumpxml vmm1 > "$priv/live.xml" 2>/dev/null
+T=20 V qemu-monitor-command vmm1 '{"execute": "query-pci"}' > "$priv/pci.json" 2>&1
+problems=$(python3 - "$priv/live.xml" "$priv/pci.json" 2> "$priv/slots" <<'PY'
+import json, re, sys
+xml = open(sys.argv[1]).read()
+pci = json.load(open(sys.argv[2]))
+slots = {d["qdev_id"]: d["slot"] for b in pci["return"] for d in b["devices"]}
+want = {}
+for m in re.finditer(r"<(disk|interface)\b(.*?)</\1>", xml, re.S):
+    body = m.group(2)
+    alias = re.search(r"<alias name='([^']+)'", body)
+    addr = re.search(r"<address type='pci'[^>]*slot='(0x[0-9a-f]+)'", body)
+    if alias and addr:
+        want[alias.group(1)] = int(addr.group(1), 16)
+if not want:
+    print("no PCI devices in the live XML")
+print("# " + ", ".join(f"{k} in slot {v}" for k, v in want.items()), file=sys.stderr)
+for k, v in want.items():
+    if slots.get(k) != v:
+        print(f"{k}: libvirt slot {v}, vmm slot {slots.get(k)}")
+PY
+)
+ok "devices at the PCI slots libvirt chose (live XML = query-pci)" "$problems${problems:+$'\n'$(cat "$priv/pci.json")}"
+cat "$priv/slots"
+pty=$(V ttyconsole vmm1 2>/dev/null)
+out=
+if [ -n "$pty" ] && [ -c "$pty" ]; then
+    timeout 20 head -c 300 < "$pty" > "$priv/pty.out" 2>/dev/null
+    out=$(cat "$priv/pty.out")
+fi
+ok "the guest's serial output through the pty libvirt reports" \
+    "$([[ "$out" == *count* ]] || echo "pty '$pty': $(printf '%s' "$out" | head -c 200)")"
+
+V suspend vmm1 > /dev/null 2>&1
+s1=$(state vmm1)
+V resume vmm1 > /dev/null 2>&1
+s2=$(state vmm1)
+ok "suspend → paused, resume → running" "$([ "$s1" = paused ] && [ "$s2" = running ] || echo "after suspend '$s1', after resume '$s2'")"
+
+# libvirtd restart: it reconnects (greeting, query-status, query-jobs,
+# qom-list...) and keeps the VM (contract §5.3).
+vpid=$(cat /run/libvirt/qemu/vmm1.pid 2>/dev/null)
+stop_libvirtd
+start_libvirtd
+ok "libvirtd restarted: the VM is still running and managed" \
+    "$(kill -0 "$vpid" 2>/dev/null && [ "$(state vmm1)" = running ] || { echo "vmm pid $vpid, state $(state vmm1)"; lvlog; })"
+
+# virsh reboot: system_powerdown, the guest powers off (SHUTDOWN; vmm stays:
+# -no-shutdown), system_reset + cont: it boots again (a second banner).
+timeout 30 head -c 100000 < "$pty" > "$priv/reboot.pty" 2>/dev/null &
+rdpid=$!
+V reboot vmm1 > "$priv/reboot.out" 2>&1
+st=$?
+i=0; while [ "$(grep -c 'lifecycle guest up' "$priv/reboot.pty")" -lt 1 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+kill $rdpid 2>/dev/null
+ok "virsh reboot: power off, system_reset, cont; the guest boots again" \
+    "$([ $st = 0 ] && grep -q 'lifecycle guest up' "$priv/reboot.pty" && wait_state vmm1 running > /dev/null ||
+       { cat "$priv/reboot.out"; state vmm1; tail -c 300 "$priv/reboot.pty"; lvlog; })"
+
+V shutdown vmm1 > "$priv/shutdown.out" 2>&1
+ok "virsh shutdown: the guest powers off through ACPI and the domain ends" \
+    "$(gone vmm1 || { cat "$priv/shutdown.out"; state vmm1; tail -3 /var/log/libvirt/qemu/vmm1.log; })"
+no_vmm_left "shutdown"
+
+domxml vmm2 > "$priv/vmm2.xml"
+V create "$priv/vmm2.xml" > "$priv/create2.out" 2>&1
+wait_state vmm2 running > /dev/null
+V destroy vmm2 > "$priv/destroy.out" 2>&1
+st=$?
+ok "virsh destroy ends the domain" "$([ $st = 0 ] && gone vmm2 || cat "$priv/destroy.out")"
+no_vmm_left "destroy"
+
+echo "1..$n"
+[ "$failed" = 0 ]
