@@ -344,6 +344,8 @@ int machine_run(struct machine *m)
         if (vm_start(&m->vm, m->state != RUN_STATE_RUNNING, &err) < 0)
             log_error("%s", err->message);
         int lr = loop_run(m->loop);
+        if (m->migration_stop)
+            m->migration_stop(m);
         loop_remove_fd(m->loop, efd);
         vm_stop_vcpus(&m->vm);
         m->vm_live = false;

@@ -54,6 +54,9 @@ struct machine {
     /* --restore: the snapshot the first boot is built from (then freed);
      * NULL otherwise. Set by main after machine_open. */
     struct snapshot_restore *restore;
+    /* Set while a migration runs (vmm/migration.c): machine_run calls it
+     * before it destroys the VM, to cancel the migration and join its thread. */
+    void (*migration_stop)(struct machine *m);
     uint64_t start_ns;          /* CLOCK_MONOTONIC at main()'s start (else machine_open): restore-to-running counts from it */
 
     /* Host resources kept across boots (machine_open / machine_close). */

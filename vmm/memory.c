@@ -364,3 +364,67 @@ uint64_t guest_memory_low_end(const struct guest_memory *gm)
 {
     return gm->regions[0].size;
 }
+
+/* ---- dirty tracking ---- */
+
+static bool is_ram_region(const struct guest_region *r)
+{
+    return r->plugged == NULL;
+}
+
+uint64_t guest_memory_region_pages(const struct guest_memory *gm, unsigned i)
+{
+    return gm->regions[i].size / GUEST_PAGE_SIZE;
+}
+
+int guest_memory_log_dirty(struct guest_memory *gm, int vm_fd, bool on)
+{
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        struct guest_region *r = &gm->regions[i];
+        if (!is_ram_region(r))
+            continue;
+        if (on) {
+            uint64_t nl = (guest_memory_region_pages(gm, i) + BITS_PER_LONG - 1) / BITS_PER_LONG;
+            for (uint64_t k = 0; k < nl; k++)
+                __atomic_store_n(&r->dirty[k], 0UL, __ATOMIC_RELAXED);
+        }
+        struct kvm_userspace_memory_region kr = {
+            .slot = r->slot,
+            .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+            .guest_phys_addr = r->gpa,
+            .memory_size = r->size,
+            .userspace_addr = (uint64_t)(uintptr_t)r->hva,
+        };
+        if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+uint64_t guest_memory_dirty_merge(unsigned long *dst, const unsigned long *kvm, unsigned long *vmm, size_t nlongs)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < nlongs; k++) {
+        dst[k] = kvm[k] | __atomic_exchange_n(&vmm[k], 0UL, __ATOMIC_RELAXED);
+        n += (uint64_t)__builtin_popcountl(dst[k]);
+    }
+    return n;
+}
+
+int64_t guest_memory_sync_dirty(struct guest_memory *gm, int vm_fd, unsigned long *const *out)
+{
+    int64_t total = 0;
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        struct guest_region *r = &gm->regions[i];
+        if (!is_ram_region(r))
+            continue;
+        uint64_t nl = (guest_memory_region_pages(gm, i) + BITS_PER_LONG - 1) / BITS_PER_LONG;
+        /* KVM writes its bitmap in 64-bit words. */
+        g_autofree unsigned long *kvm = g_new0(unsigned long, nl + 1);
+        struct kvm_dirty_log log = { .slot = r->slot, .dirty_bitmap = kvm };
+        if (ioctl(vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return -errno;
+        total += (int64_t)guest_memory_dirty_merge(out[i], kvm, r->dirty, nl);
+    }
+    return total;
+}

@@ -83,6 +83,26 @@ int guest_memory_fill(struct guest_memory *gm, uint64_t gpa, int byte, uint64_t 
 void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len);
 bool guest_memory_page_dirty(const struct guest_memory *gm, uint64_t gpa);
 
+/* ---- dirty tracking for migration ---- */
+
+/* Turns KVM's dirty log (KVM_MEM_LOG_DIRTY_PAGES) on or off for every RAM
+ * region (not the hotplug region). Turning it on clears the VMM's own
+ * bitmap: from then on a page counts as dirty when the guest (KVM's log) or
+ * vmm (guest_memory_mark_dirty) wrote it. 0 or -errno. */
+int guest_memory_log_dirty(struct guest_memory *gm, int vm_fd, bool on);
+/* Pages of RAM region i (region i's size / 4 KiB bits; unsigned longs of
+ * (pages + 63) / 64). */
+uint64_t guest_memory_region_pages(const struct guest_memory *gm, unsigned i);
+/* Fills out[i] (a bitmap per RAM region, see above) with the pages written
+ * since the last call (or since the log went on): KVM_GET_DIRTY_LOG, which
+ * also re-arms KVM's log, OR'd with the VMM's bitmap, which is cleared.
+ * Returns the number of dirty pages, or -errno. */
+int64_t guest_memory_sync_dirty(struct guest_memory *gm, int vm_fd, unsigned long *const *out);
+/* dst[k] = kvm[k] | exchange(vmm[k], 0) for k < nlongs; returns the bits set
+ * in dst. (The merge guest_memory_sync_dirty does; vmm words are taken
+ * atomically, so a mark made meanwhile lands in this round or the next.) */
+uint64_t guest_memory_dirty_merge(unsigned long *dst, const unsigned long *kvm, unsigned long *vmm, size_t nlongs);
+
 /* Highest guest-physical address of RAM below 4 GiB (exclusive). */
 uint64_t guest_memory_low_end(const struct guest_memory *gm);
 

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "vmm/log.h"
+#include "vmm/loop.h"
 #include "vmm/machine.h"
 #include "vmm/qmp.h"
 #include "vmm/snapshot.h"
@@ -23,7 +26,9 @@
 struct migrate_stats {
     bool done;
     const char *status;         /* QEMU's MigrationStatus words */
-    uint64_t total_ms, downtime_ms, transferred, total, normal, duplicate;
+    char *error;
+    uint64_t t0, t_stop;
+    uint64_t total_ms, downtime_ms, transferred, total, normal, duplicate, remaining, dirty_sync_count;
     double mbps;
 };
 static struct migrate_stats stats;
@@ -225,44 +230,6 @@ static int connect_to(const char *uri, GError **err)
     return fd;
 }
 
-static void emit_status(struct machine *m, const char *status)
-{
-    stats.status = status;
-    if (!m->emit_event)
-        return;
-    JsonObject *o = json_object_new();
-    json_object_set_string_member(o, "status", status);
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
-    json_node_take_object(n, o);
-    m->emit_event(m, "MIGRATION", n);
-}
-
-/* RAM as runs of non-zero pages, then the end marker. */
-static int send_ram(int fd, const struct guest_memory *gm)
-{
-    uint64_t npages = gm->ram_size / GUEST_PAGE_SIZE, run = 0;
-    bool in_run = false;
-    for (uint64_t pg = 0; pg <= npages; pg++) {
-        bool data = pg < npages && !snapshot_page_zero(gm->base + pg * GUEST_PAGE_SIZE);
-        if (pg < npages)
-            data ? stats.normal++ : stats.duplicate++;
-        if (data && !in_run) {
-            run = pg;
-            in_run = true;
-        } else if (!data && in_run) {
-            uint64_t hdr[2] = { GUINT64_TO_LE(run * GUEST_PAGE_SIZE), GUINT64_TO_LE((pg - run) * GUEST_PAGE_SIZE) };
-            if (write_all_stream(fd, hdr, sizeof(hdr)) < 0 ||
-                write_all_stream(fd, gm->base + run * GUEST_PAGE_SIZE, (pg - run) * GUEST_PAGE_SIZE) < 0)
-                return -1;
-            stats.transferred += sizeof(hdr) + (pg - run) * GUEST_PAGE_SIZE;
-            in_run = false;
-        }
-    }
-    uint64_t end[2] = { UINT64_MAX, 0 };
-    stats.transferred += sizeof(end);
-    return write_all_stream(fd, end, sizeof(end));
-}
-
 /* The destination's one line, within the timeout. */
 static int read_answer(int fd, char *buf, size_t cap, unsigned timeout_ms)
 {
@@ -289,75 +256,384 @@ static int read_answer(int fd, char *buf, size_t cap, unsigned timeout_ms)
     return 0;
 }
 
+/* ---- the source ---- */
+
+#define MAX_PASSES 30
+
+struct migration {
+    struct machine *m;
+    char *uri;
+    int fd;
+    pthread_t thread;
+    bool joined;
+    GBytes *config;             /* the stream the connection begins with */
+    GBytes *state;              /* the full state, taken on the main loop once paused */
+    unsigned long *pending[GUEST_MAX_REGIONS];  /* dirty, not sent yet */
+    bool paused_by_us;          /* the VM was running when the final stop came */
+    volatile bool cancel;
+    bool ok;
+    char *error;
+};
+
+static struct migration *current;       /* main loop thread */
+static uint64_t downtime_limit_ms = 300;
+static GMutex stats_lock;
+
+static void set_status(struct machine *m, const char *status, bool event)
+{
+    g_mutex_lock(&stats_lock);
+    stats.status = status;
+    g_mutex_unlock(&stats_lock);
+    if (!event || !m->emit_event)
+        return;
+    JsonObject *o = json_object_new();
+    json_object_set_string_member(o, "status", status);
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(n, o);
+    m->emit_event(m, "MIGRATION", n);
+}
+
+static void add_transferred(uint64_t n)
+{
+    g_mutex_lock(&stats_lock);
+    stats.transferred += n;
+    g_mutex_unlock(&stats_lock);
+}
+
+static uint64_t transferred(void)
+{
+    g_mutex_lock(&stats_lock);
+    uint64_t t = stats.transferred;
+    g_mutex_unlock(&stats_lock);
+    return t;
+}
+
+/* The pages of `bitmap` (one per RAM region; NULL: every page) as runs;
+ * zero pages too unless skip_zero (the first pass only, when the
+ * destination's RAM is still all zero). */
+static int send_pages(struct migration *mg, unsigned long *const *bitmap, bool skip_zero)
+{
+    const struct guest_memory *gm = &mg->m->vm.mem;
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        const struct guest_region *r = &gm->regions[i];
+        if (r->plugged)
+            continue;
+        uint64_t npages = r->size / GUEST_PAGE_SIZE, run = 0;
+        uint64_t off0 = (uint64_t)(r->hva - gm->base);
+        bool in_run = false;
+        for (uint64_t pg = 0; pg <= npages; pg++) {
+            bool send = false;
+            if (pg < npages) {
+                bool dirty = !bitmap || ((bitmap[i][pg / 64] >> (pg % 64)) & 1);
+                send = dirty && !(skip_zero && snapshot_page_zero(r->hva + pg * GUEST_PAGE_SIZE));
+                if (dirty && skip_zero) {
+                    g_mutex_lock(&stats_lock);
+                    if (send)
+                        stats.normal++;
+                    else
+                        stats.duplicate++;
+                    g_mutex_unlock(&stats_lock);
+                }
+            }
+            if (send && !in_run) {
+                run = pg;
+                in_run = true;
+            } else if (!send && in_run) {
+                if (mg->cancel)
+                    return -1;
+                uint64_t bytes = (pg - run) * GUEST_PAGE_SIZE;
+                uint64_t hdr[2] = { GUINT64_TO_LE(off0 + run * GUEST_PAGE_SIZE), GUINT64_TO_LE(bytes) };
+                if (write_all_stream(mg->fd, hdr, sizeof(hdr)) < 0 ||
+                    write_all_stream(mg->fd, r->hva + run * GUEST_PAGE_SIZE, bytes) < 0)
+                    return -1;
+                add_transferred(sizeof(hdr) + bytes);
+                in_run = false;
+            }
+        }
+    }
+    return 0;
+}
+
+static void pending_or(struct migration *mg, unsigned long *const *bits)
+{
+    const struct guest_memory *gm = &mg->m->vm.mem;
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        if (gm->regions[i].plugged)
+            continue;
+        uint64_t nl = (guest_memory_region_pages(gm, i) + 63) / 64;
+        for (uint64_t k = 0; k < nl; k++)
+            mg->pending[i][k] |= bits[i][k];
+    }
+}
+
+/* Main loop: the final stop, and the state taken while stopped. */
+static void stop_on_loop(void *opaque)
+{
+    struct migration *mg = opaque;
+    struct machine *m = mg->m;
+    g_autoptr(GError) e = NULL;
+    if (mg->cancel || !m->vm_live)
+        return;
+    g_mutex_lock(&stats_lock);
+    stats.t_stop = now_ms();
+    g_mutex_unlock(&stats_lock);
+    mg->paused_by_us = m->state == RUN_STATE_RUNNING;
+    machine_pause(m);
+    mg->state = snapshot_state_stream(m, &e);
+    if (!mg->state)
+        mg->error = g_strdup(e->message);
+}
+
+static void finish_on_loop(void *opaque);
+
+static void fail_with(struct migration *mg, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void fail_with(struct migration *mg, const char *fmt, ...)
+{
+    if (mg->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    mg->error = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+static void *migration_thread(void *opaque)
+{
+    struct migration *mg = opaque;
+    struct machine *m = mg->m;
+    struct guest_memory *gm = &m->vm.mem;
+    int vm_fd = m->vm.vm_fd;
+    unsigned long *dirty[GUEST_MAX_REGIONS] = { 0 };
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        uint64_t nl = (guest_memory_region_pages(gm, i) + 63) / 64 + 1;
+        dirty[i] = g_new0(unsigned long, nl);
+        mg->pending[i] = g_new0(unsigned long, nl);
+    }
+    gsize n;
+    const void *p = g_bytes_get_data(mg->config, &n);
+    uint64_t len = GUINT64_TO_LE((uint64_t)n);
+    char answer[512] = "";
+    int r;
+    if (write_all_stream(mg->fd, MAGIC, 8) < 0 || write_all_stream(mg->fd, &len, sizeof(len)) < 0 ||
+        write_all_stream(mg->fd, p, n) < 0) {
+        fail_with(mg, "sending failed: %s", g_strerror(errno));
+        goto out;
+    }
+    add_transferred(16 + n);
+    if ((r = guest_memory_log_dirty(gm, vm_fd, true)) < 0) {
+        fail_with(mg, "cannot turn on KVM's dirty log: %s", g_strerror(-r));
+        goto out;
+    }
+    /* Pass 0: all of RAM (zero pages are zero at the destination already). */
+    uint64_t t0 = now_ms(), b0 = transferred();
+    if (send_pages(mg, NULL, true) < 0) {
+        fail_with(mg, mg->cancel ? "cancelled" : "sending failed: %s", g_strerror(errno));
+        goto out;
+    }
+    double bytes_per_ms = (double)(transferred() - b0) / (double)MAX(now_ms() - t0, 1u);
+    /* Then what was written meanwhile, until what is left fits the downtime
+     * limit at the rate seen so far, or MAX_PASSES. */
+    for (unsigned pass = 1;; pass++) {
+        int64_t nd = guest_memory_sync_dirty(gm, vm_fd, dirty);
+        if (nd < 0) {
+            fail_with(mg, "KVM_GET_DIRTY_LOG: %s", g_strerror((int)-nd));
+            goto out;
+        }
+        g_mutex_lock(&stats_lock);
+        stats.dirty_sync_count++;
+        stats.remaining = (uint64_t)nd * GUEST_PAGE_SIZE;
+        g_mutex_unlock(&stats_lock);
+        double eta_ms = (double)nd * GUEST_PAGE_SIZE / MAX(bytes_per_ms, 1.0);
+        if (eta_ms <= (double)downtime_limit_ms || pass >= MAX_PASSES || mg->cancel) {
+            pending_or(mg, dirty);
+            break;
+        }
+        uint64_t tp = now_ms(), b = transferred();
+        if (send_pages(mg, dirty, false) < 0) {
+            fail_with(mg, mg->cancel ? "cancelled" : "sending failed: %s", g_strerror(errno));
+            goto out;
+        }
+        bytes_per_ms = (double)(transferred() - b) / (double)MAX(now_ms() - tp, 1u);
+    }
+    /* Stop and copy what is left, then the device state. */
+    loop_call_wait(m->loop, stop_on_loop, mg);
+    if (mg->cancel) {
+        fail_with(mg, "cancelled");
+        goto out;
+    }
+    if (!mg->state) {
+        fail_with(mg, "cannot take the VM's state");
+        goto out;
+    }
+    int64_t nd = guest_memory_sync_dirty(gm, vm_fd, dirty);
+    if (nd < 0) {
+        fail_with(mg, "KVM_GET_DIRTY_LOG: %s", g_strerror((int)-nd));
+        goto out;
+    }
+    pending_or(mg, dirty);
+    uint64_t end[2] = { UINT64_MAX, 0 };
+    p = g_bytes_get_data(mg->state, &n);
+    len = GUINT64_TO_LE((uint64_t)n);
+    if (send_pages(mg, mg->pending, false) < 0 || write_all_stream(mg->fd, end, sizeof(end)) < 0 ||
+        write_all_stream(mg->fd, &len, sizeof(len)) < 0 || write_all_stream(mg->fd, p, n) < 0) {
+        fail_with(mg, mg->cancel ? "cancelled" : "sending failed: %s", g_strerror(errno));
+        goto out;
+    }
+    add_transferred(sizeof(end) + 8 + n);
+    if (read_answer(mg->fd, answer, sizeof(answer), ANSWER_TIMEOUT_MS) < 0)
+        fail_with(mg, mg->cancel ? "cancelled" : "no answer from the destination (it went away or took too long)");
+    else if (strcmp(answer, "OK") != 0)
+        fail_with(mg, "the destination refused: %s", g_str_has_prefix(answer, "ERR ") ? answer + 4 : answer);
+    else
+        mg->ok = true;
+out:
+    /* A destination that refused the machine said why before it hung up:
+     * that beats "broken pipe". */
+    if (!mg->ok && !mg->cancel && mg->error && g_str_has_prefix(mg->error, "sending failed") &&
+        read_answer(mg->fd, answer, sizeof(answer), 1000) == 0 && g_str_has_prefix(answer, "ERR ")) {
+        g_free(mg->error);
+        mg->error = g_strdup_printf("the destination refused: %s", answer + 4);
+    }
+    for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++)
+        g_free(dirty[i]);
+    loop_call(m->loop, finish_on_loop, mg);
+    return NULL;
+}
+
+static void migration_free(struct migration *mg)
+{
+    for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++)
+        g_free(mg->pending[i]);
+    if (mg->config)
+        g_bytes_unref(mg->config);
+    if (mg->state)
+        g_bytes_unref(mg->state);
+    if (mg->fd >= 0)
+        close(mg->fd);
+    g_free(mg->uri);
+    g_free(mg->error);
+    g_free(mg);
+}
+
+/* Main loop: the thread is done (or was cancelled and joined by
+ * stop_for_machine, whose VM is going away). */
+static void finish_on_loop(void *opaque)
+{
+    struct migration *mg = opaque;
+    struct machine *m = mg->m;
+    if (!mg->joined)
+        pthread_join(mg->thread, NULL);
+    bool vm_ok = !mg->joined && m->vm_live;
+    if (current == mg)
+        current = NULL;
+    m->migration_stop = NULL;
+    uint64_t t1 = now_ms();
+    g_mutex_lock(&stats_lock);
+    stats.total_ms = t1 - stats.t0;
+    stats.downtime_ms = stats.t_stop ? t1 - stats.t_stop : 0;
+    stats.mbps = stats.total_ms ? (double)stats.transferred * 8 / 1e6 / ((double)stats.total_ms / 1000) : 0;
+    stats.done = true;
+    if (mg->ok)
+        stats.remaining = 0;
+    g_free(stats.error);
+    stats.error = g_strdup(mg->error);
+    g_mutex_unlock(&stats_lock);
+    if (mg->ok && vm_ok) {
+        set_status(m, "completed", true);
+        log_info("migration to %s completed: %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT " ms, downtime %"
+                 G_GUINT64_FORMAT " ms", mg->uri, stats.transferred, stats.total_ms, stats.downtime_ms);
+        /* The guest runs at the destination now: this process ends (exit 0). */
+        m->state = RUN_STATE_SHUTDOWN;
+        vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0);
+    } else if (!mg->joined) {
+        if (vm_ok)
+            guest_memory_log_dirty(&m->vm.mem, m->vm.vm_fd, false);
+        log_warn("migration to %s: %s", mg->uri, mg->error ? mg->error : "failed");
+        set_status(m, mg->cancel ? "cancelled" : "failed", true);
+        /* The source goes on as it was. */
+        if (mg->paused_by_us && vm_ok && m->state == RUN_STATE_PAUSED)
+            machine_resume(m, NULL);
+    }
+    migration_free(mg);
+}
+
+/* The machine is about to destroy the VM (guest poweroff, reset, quit):
+ * a migration in flight is cancelled and its thread joined first. */
+static void stop_for_machine(struct machine *m)
+{
+    struct migration *mg = current;
+    m->migration_stop = NULL;
+    if (!mg)
+        return;
+    mg->cancel = true;
+    shutdown(mg->fd, SHUT_RDWR);
+    pthread_join(mg->thread, NULL);
+    mg->joined = true;      /* finish_on_loop, queued, only frees it */
+    current = NULL;
+    set_status(m, "cancelled", true);
+}
+
 int migration_migrate(struct machine *m, const char *uri, GError **err)
 {
+    if (current) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "a migration is already in progress");
+        return -1;
+    }
     if (!m->vm_live || m->state == RUN_STATE_SHUTDOWN || m->state == RUN_STATE_INTERNAL_ERROR) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "the VM is not running");
         return -1;
     }
+    if (guest_memory_hotplug_region(&m->vm.mem)) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "a VM with virtio-mem cannot migrate yet");
+        return -1;
+    }
+    g_mutex_lock(&stats_lock);
+    g_free(stats.error);
     memset(&stats, 0, sizeof(stats));
-    uint64_t t0 = now_ms();
-    emit_status(m, "setup");
+    stats.t0 = now_ms();
+    stats.total = m->vm.mem.ram_size;
+    g_mutex_unlock(&stats_lock);
+    set_status(m, "setup", true);
     int fd = connect_to(uri, err);
     if (fd < 0) {
-        emit_status(m, "failed");
+        g_mutex_lock(&stats_lock);
         stats.done = true;
+        stats.error = g_strdup((*err)->message);
+        g_mutex_unlock(&stats_lock);
+        set_status(m, "failed", true);
         return -1;
     }
-    bool was_running = m->state == RUN_STATE_RUNNING;
-    emit_status(m, "active");
-    uint64_t t_stop = now_ms();
-    machine_pause(m);
-    stats.total = m->vm.mem.ram_size;
-    GBytes *stream = snapshot_state_stream(m, err);
-    int ret = -1;
-    char answer[512] = "";
-    if (stream) {
-        gsize n;
-        const void *p = g_bytes_get_data(stream, &n);
-        uint64_t len = GUINT64_TO_LE((uint64_t)n);
-        if (write_all_stream(fd, MAGIC, 8) < 0 || write_all_stream(fd, &len, sizeof(len)) < 0 ||
-            write_all_stream(fd, p, n) < 0 || send_ram(fd, &m->vm.mem) < 0) {
-            /* A destination that refused the machine said why before it hung up. */
-            int e = errno;
-            if (read_answer(fd, answer, sizeof(answer), 1000) == 0 && g_str_has_prefix(answer, "ERR "))
-                g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "migration to %s: the destination refused: %s",
-                            uri, answer + 4);
-            else
-                g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "migration to %s: sending failed: %s", uri,
-                            g_strerror(e));
-        } else if (read_answer(fd, answer, sizeof(answer), ANSWER_TIMEOUT_MS) < 0) {
-            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "migration to %s: no answer from the destination (it went away or took too long)", uri);
-        } else if (strcmp(answer, "OK") != 0) {
-            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "migration to %s: the destination refused: %s", uri,
-                        g_str_has_prefix(answer, "ERR ") ? answer + 4 : answer);
-        } else {
-            ret = 0;
-        }
-        stats.transferred += 16 + n;
-        g_bytes_unref(stream);
-    }
-    close(fd);
-    uint64_t t1 = now_ms();
-    stats.total_ms = t1 - t0;
-    stats.downtime_ms = t1 - t_stop;
-    stats.mbps = stats.total_ms ? (double)stats.transferred * 8 / 1e6 / ((double)stats.total_ms / 1000) : 0;
-    stats.done = true;
-    if (ret < 0) {
-        emit_status(m, "failed");
-        log_warn("%s", (*err)->message);
-        /* The source goes on as it was. */
-        if (was_running)
-            machine_resume(m, NULL);
+    struct migration *mg = g_new0(struct migration, 1);
+    mg->m = m;
+    mg->uri = g_strdup(uri);
+    mg->fd = fd;
+    struct state_writer *w = state_writer_new();
+    state_begin_section(w, "snapshot", SNAPSHOT_VERSION);
+    state_put_u64(w, m->vm.mem.ram_size);
+    state_put_u32(w, vm_nr_vcpus(&m->vm));
+    state_end_section(w);
+    snapshot_config_save(w, m->cfg);
+    mg->config = state_writer_finish(w);
+    set_status(m, "active", true);
+    int r = pthread_create(&mg->thread, NULL, migration_thread, mg);
+    if (r != 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot start the migration thread: %s", g_strerror(r));
+        set_status(m, "failed", true);
+        migration_free(mg);
         return -1;
     }
-    emit_status(m, "completed");
-    log_info("migration to %s completed: %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT " ms", uri,
-             stats.transferred, stats.total_ms);
-    /* The guest runs at the destination now: this process ends (exit 0). */
-    m->state = RUN_STATE_SHUTDOWN;
-    vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0);
+    current = mg;
+    m->migration_stop = stop_for_machine;
+    return 0;
+}
+
+int migration_cancel(struct machine *m)
+{
+    (void)m;
+    if (current) {
+        current->cancel = true;
+        shutdown(current->fd, SHUT_RDWR);
+    }
     return 0;
 }
 
@@ -386,30 +662,59 @@ static JsonNode *cmd_migrate(const struct qmp_cmd_ctx *ctx, JsonObject *args, GE
 static JsonNode *cmd_query_migrate(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     JsonObject *o = json_object_new();
+    g_mutex_lock(&stats_lock);
     if (stats.status) {
         json_object_set_string_member(o, "status", stats.status);
-        if (stats.done) {
-            json_object_set_int_member(o, "total-time", (gint64)stats.total_ms);
+        uint64_t total = stats.done ? stats.total_ms : now_ms() - stats.t0;
+        json_object_set_int_member(o, "total-time", (gint64)total);
+        if (stats.done && stats.t_stop)
             json_object_set_int_member(o, "downtime", (gint64)stats.downtime_ms);
-        }
+        if (stats.error && stats.done && strcmp(stats.status, "completed") != 0)
+            json_object_set_string_member(o, "error-desc", stats.error);
         JsonObject *ram = json_object_new();
         json_object_set_int_member(ram, "transferred", (gint64)stats.transferred);
-        json_object_set_int_member(ram, "remaining", 0);
+        json_object_set_int_member(ram, "remaining", (gint64)stats.remaining);
         json_object_set_int_member(ram, "total", (gint64)stats.total);
         json_object_set_int_member(ram, "duplicate", (gint64)stats.duplicate);
         json_object_set_int_member(ram, "normal", (gint64)stats.normal);
         json_object_set_int_member(ram, "normal-bytes", (gint64)(stats.normal * GUEST_PAGE_SIZE));
         json_object_set_double_member(ram, "mbps", stats.mbps);
-        json_object_set_int_member(ram, "dirty-sync-count", 1);
+        json_object_set_int_member(ram, "dirty-sync-count", (gint64)stats.dirty_sync_count);
         json_object_set_object_member(o, "ram", ram);
     }
+    g_mutex_unlock(&stats_lock);
     JsonNode *n = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(n, o);
     return n;
+}
+
+static JsonNode *cmd_migrate_cancel(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    if (!qmp_args_check(args, NULL, err))
+        return NULL;
+    migration_cancel(ctx->opaque);
+    return NULL;
+}
+
+static JsonNode *cmd_migrate_set_parameters(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    static const char *const known[] = { "downtime-limit", NULL };
+    int64_t v = (int64_t)downtime_limit_ms;
+    if (!qmp_args_check(args, known, err) || !qmp_arg_int(args, "downtime-limit", false, &v, err))
+        return NULL;
+    if (v < 0 || v > 2000000) {
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC,
+                    "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000 seconds");
+        return NULL;
+    }
+    downtime_limit_ms = (uint64_t)v;
+    return NULL;
 }
 
 void migration_qmp_register(struct qmp_server *s, struct machine *m)
 {
     qmp_register(s, "migrate", cmd_migrate, m, 0);
     qmp_register(s, "query-migrate", cmd_query_migrate, m, 0);
+    qmp_register(s, "migrate_cancel", cmd_migrate_cancel, m, 0);
+    qmp_register(s, "migrate-set-parameters", cmd_migrate_set_parameters, m, 0);
 }

@@ -1,16 +1,18 @@
-/* Migration between vmm processes, first step: stop-and-copy (no pre-copy
- * yet). The source (QMP `migrate {"uri": URI}`) pauses the VM, sends the
- * state stream of a snapshot (vmm/snapshot.h) and then RAM, and waits for
- * the destination's answer; "OK" → the source exits 0, anything else (or a
- * broken connection) → the source runs on as before and `migrate` fails.
- * The destination (`vmm --incoming URI`) accepts one connection, builds the
- * machine from the stream's config, fills RAM, loads every section, answers,
- * and runs.
+/* Live migration between vmm processes (pre-copy). The source (QMP
+ * `migrate {"uri": URI}`) sends the machine's config, then RAM while the VM
+ * runs (KVM's dirty log OR'd with vmm's own dirty bitmap says what to send
+ * again), then pauses it, sends the rest of RAM and the state stream of a
+ * snapshot (vmm/snapshot.h), and waits for the destination's answer: "OK" →
+ * the source exits 0; anything else, a broken connection or migrate_cancel →
+ * the source runs on as before (MIGRATION failed / cancelled). The
+ * destination (`vmm --incoming URI`) accepts one connection, builds the
+ * machine from the config, fills RAM, loads every section, answers, and runs.
  *
- * Wire format: "VMMMIGR1", u64 length of the state stream, the stream (its
- * own header, sections and CRC-32), then RAM runs (u64 offset, u64 length,
- * the bytes; zero pages are not sent) ended by offset ~0 / length 0; then
- * the destination sends one line "OK" or "ERR <message>". Integers LE.
+ * Wire format (integers LE): "VMMMIGR1", u64 length, a state stream with the
+ * "snapshot" and "config" sections only; RAM runs (u64 offset into RAM, u64
+ * length, the bytes; a page may come several times, the last copy wins),
+ * ended by offset ~0 / length 0; u64 length, the whole state stream; then
+ * the destination sends one line, "OK" or "ERR <message>".
  *
  * URIs: tcp:HOST:PORT, unix:PATH. */
 #ifndef VMM_MIGRATION_H
@@ -30,10 +32,18 @@ int migration_check_uri(const char *uri, GError **err);
  * stream from it; *c gets its config (as snapshot_restore_open). NULL with
  * *err (CONFIG_ERROR: exit 2). Blocks until the source connects. */
 struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c, GError **err);
-/* The source side; main loop thread, synchronous. -1 with *err (the VM runs
- * on as it did). On success the VM is stopped and vmm exits 0. */
+/* The source side (main loop thread): connects and starts the migration
+ * thread, which sends RAM while the VM runs (pass 0: all of it; then the
+ * pages KVM's dirty log and vmm's own bitmap show written, pass after pass,
+ * until what is left fits the downtime limit at the rate seen, or 30
+ * passes), then has the main loop pause the VM and take its state, sends the
+ * rest and the state and waits for the answer. -1 with *err when it cannot
+ * start (nothing changed); later failures end in MIGRATION failed with the
+ * source running on as it was; success stops the VM and vmm exits 0. */
 int migration_migrate(struct machine *m, const char *uri, GError **err);
-/* migrate, query-migrate. */
+/* migrate_cancel: the migration in flight fails ("cancelled"); none: nothing. */
+int migration_cancel(struct machine *m);
+/* migrate, query-migrate, migrate_cancel, migrate-set-parameters. */
 void migration_qmp_register(struct qmp_server *s, struct machine *m);
 
 #endif

@@ -676,6 +676,55 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
+/* After RAM, the source sends the whole state stream, taken once the VM was
+ * paused: it replaces the config-only stream the connection began with. */
+static int read_final_state(struct snapshot_restore *s, GError **err)
+{
+    uint64_t len;
+    if (read_full(s->sock, &len, sizeof(len)) < 0) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended before the device state", s->what);
+        return -1;
+    }
+    len = GUINT64_FROM_LE(len);
+    if (len > STATE_FILE_MAX) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: corrupted stream (state of %" G_GUINT64_FORMAT " bytes)", s->what,
+                    len);
+        return -1;
+    }
+    uint8_t *buf = g_malloc(len ? len : 1);
+    if (read_full(s->sock, buf, len) < 0) {
+        g_free(buf);
+        g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of the device state", s->what);
+        return -1;
+    }
+    g_autoptr(GBytes) bytes = g_bytes_new_take(buf, len);
+    GError *e = NULL;
+    struct vm_config scratch;
+    config_init_defaults(&scratch);
+    struct state_reader *r = state_reader_new(bytes, &e);
+    uint64_t ram = 0;
+    uint32_t nr = 0;
+    if (r && state_open_section(r, "snapshot", SNAPSHOT_VERSION, NULL, &e) == 0) {
+        state_get_u64(r, &ram);
+        state_get_u32(r, &nr);
+        if (state_close_section(r, &e) == 0)
+            snapshot_config_load(r, &scratch, &e);
+    }
+    if (!e && ram != scratch.mem_size)
+        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: RAM size disagrees with its config");
+    config_clear(&scratch);
+    if (e) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s", s->what, e->message);
+        g_error_free(e);
+        state_reader_free(r);
+        return -1;
+    }
+    state_reader_free(s->r);
+    s->r = r;
+    s->nr_vcpus = nr;
+    return 0;
+}
+
 int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err)
 {
     if (s->sock < 0)
@@ -691,7 +740,7 @@ int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GErr
         }
         uint64_t off = GUINT64_FROM_LE(hdr[0]), len = GUINT64_FROM_LE(hdr[1]);
         if (off == UINT64_MAX && len == 0)
-            return 0;
+            return read_final_state(s, err);
         if (off % GUEST_PAGE_SIZE || len % GUEST_PAGE_SIZE || off > gm->ram_size || len > gm->ram_size - off) {
             g_set_error(err, CONFIG_ERROR, 0, "%s: corrupted stream (RAM run of %" G_GUINT64_FORMAT
                         " bytes at %" G_GUINT64_FORMAT ")", s->what, len, off);

@@ -8,10 +8,15 @@
 #     destination (--incoming) runs on: the serial output of both joined is
 #     one consecutive count, every page verifies, the timer ticks on, the
 #     disk keeps working;
+#   - live: RAM goes while the guest runs and keeps writing pages (pre-copy
+#     with KVM's dirty log); pages it wrote after they were sent must arrive
+#     again, or the destination's next round finds a stale page and FAILs;
 #   - failures leave the source running unchanged: nobody listening
 #     (MIGRATION failed, the count goes on), a destination that refuses the
-#     machine (its --serial takes the port away: "refused" with its reason),
-#     a peer that takes part of the stream and hangs up;
+#     machine (its --serial takes the port away: error-desc with its
+#     reason), a peer that takes part of the stream and hangs up, and
+#     migrate_cancel while the source is stuck sending to a peer that never
+#     reads (MIGRATION cancelled); migrate-set-parameters downtime-limit;
 #   - a destination fed garbage or a stream cut short: exit 2, one line.
 # Emits TAP; skips where /dev/kvm cannot run a VM.
 #
@@ -58,6 +63,25 @@ qmp() {
     local sock=$1; shift
     { echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"; } | "$qmpc" "$sock" 2>&1 | tail -n +3
 }
+# mig_run SOCK PID COMMAND...: runs the commands on one connection and holds
+# it (its events come on it) until the migration has ended (query-migrate on
+# a second connection says completed, failed or cancelled, or the source
+# PID is gone), then asks query-migrate and query-status on it (if the
+# source still runs).
+mig_run() {
+    local sock=$1 pid=$2; shift 2
+    {
+        echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"
+        local i=0 st
+        while [ $i -lt 600 ] && kill -0 "$pid" 2>/dev/null; do
+            st=$(qmp "$sock" '{"execute":"query-migrate"}' | grep -o '"status": "[a-z]*"' | head -n 1)
+            case $st in *completed*|*failed*|*cancelled*) break ;; esac
+            sleep 0.1; i=$((i + 1))
+        done
+        # (a source that has exited gets nothing more: its events are read)
+        kill -0 "$pid" 2>/dev/null && { echo '{"execute":"query-migrate"}'; echo '{"execute":"query-status"}'; }
+    } | "$qmpc" "$sock" 2>&1 | tail -n +3
+}
 consecutive() {
     cat "$@" | grep -a '^count ' | awk '{ if ($2 != NR) { print "line " NR ": " $0; bad = 1; exit } } END { exit bad }'
 }
@@ -92,9 +116,9 @@ for how in tcp unix; do
         < /dev/null &
     dst=$!
     sleep 0.5       # let it listen
-    r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
+    r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
     reap "$src"; src=
-    ev=$(grep -o '"status": "[a-z]*"' <<<"$r" | tr '\n' ' ')
+    ev=$(grep '"MIGRATION"' <<<"$r" | grep -o '"status": "[a-z]*"' | tr '\n' ' ')
     check "$how: migrate returns {}, MIGRATION setup, active, completed, the source exits 0" \
         eval '[ "$status" = 0 ] && grep -q "^{\"return\": {}}" <<<"$r" &&
               [ "$ev" = "\"status\": \"setup\" \"status\": \"active\" \"status\": \"completed\" " ]' \
@@ -132,36 +156,62 @@ p=$(port)
 "$vmm" --incoming "tcp:127.0.0.1:$p" --serial off 2> "$tmp/dst-refuse.err" < /dev/null &
 dst=$!
 sleep 0.5
-r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
 reap "$dst"; dst=
 c0=$(count_lines "$tmp/src-fail")
 wait_counts $((c0 + 1)) "$tmp/src-fail"
-check "a destination that refuses the machine: exit 2 there, its reason in the source's error, RESUME, counting on" \
-    eval '[ "$status" = 2 ] && grep -q "\"error\".*refused.*has a serial port" <<<"$r" &&
-          grep -q "\"event\": \"RESUME\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
+check "a destination that refuses the machine: exit 2 there; MIGRATION failed, error-desc with its reason, running" \
+    eval '[ "$status" = 2 ] && grep -q "MIGRATION.*failed" <<<"$r" &&
+          grep -q "\"error-desc\": \"the destination refused: .*has a serial port" <<<"$r" &&
+          grep -q "\"status\": \"running\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
           consecutive "$tmp/src-fail"' -- <(echo "$r") "$tmp/dst-refuse.err"
 
-# A peer that takes 100 KiB and hangs up.
-p=$(port)
-python3 -c '
-import socket, sys
+# fake_peer PORT BYTES: accepts one connection, reads BYTES (-1: none, and
+# holds it open 30 s) and hangs up.
+fake_peer() {
+    python3 -c '
+import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-c, _ = s.accept(); got = 0
-while got < 100 * 1024:
+c, _ = s.accept(); want = int(sys.argv[2]); got = 0
+if want < 0:
+    time.sleep(30)
+while got < want:
     b = c.recv(65536)
     if not b: break
     got += len(b)
-c.close()' "$p" &
-fake=$!
-sleep 0.5
-r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+c.close()' "$1" "$2" &
+    fake=$!
+    sleep 0.5
+}
+p=$(port)
+fake_peer "$p" $((100 * 1024))
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
 wait "$fake"; fake=
 c0=$(count_lines "$tmp/src-fail")
 wait_counts $((c0 + 1)) "$tmp/src-fail"
-check "a peer that hangs up mid-stream: an error, the source counts on, every page still verifies" \
-    eval 'grep -q "\"error\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
-          consecutive "$tmp/src-fail" && ! grep -q FAIL "$tmp/src-fail"' -- <(echo "$r") "$tmp/src-fail"
+check "a peer that hangs up mid-stream: MIGRATION failed, the source counts on, every page still verifies" \
+    eval 'grep -q "MIGRATION.*failed" <<<"$r" && grep -q "\"status\": \"running\"" <<<"$r" &&
+          [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] && consecutive "$tmp/src-fail" && ! grep -q FAIL "$tmp/src-fail"' \
+    -- <(echo "$r") "$tmp/src-fail"
+
+# A peer that never reads: the source is stuck sending until migrate_cancel.
+p=$(port)
+fake_peer "$p" -1
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}" \
+        '{"execute":"query-migrate"}' '{"execute":"migrate_cancel"}')
+kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null; fake=
+c0=$(count_lines "$tmp/src-fail")
+wait_counts $((c0 + 1)) "$tmp/src-fail"
+check "migrate_cancel while sending: active, then MIGRATION cancelled, the source counts on unchanged" \
+    eval 'grep -q "\"return\": {\"status\": \"active\"" <<<"$r" && grep -q "MIGRATION.*cancelled" <<<"$r" &&
+          grep -q "\"return\": {\"status\": \"cancelled\"" <<<"$r" && grep -q "\"status\": \"running\"" <<<"$r" &&
+          [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] && consecutive "$tmp/src-fail" && ! grep -q FAIL "$tmp/src-fail"' \
+    -- <(echo "$r") "$tmp/src-fail"
+r=$(qmp "$tmp/s.sock" '{"execute":"migrate-set-parameters","arguments":{"downtime-limit":50}}' \
+        '{"execute":"migrate-set-parameters","arguments":{"downtime-limit":-1}}')
+check "migrate-set-parameters downtime-limit: 50 taken, -1 refused" \
+    eval '[ "$(head -n 1 <<<"$r")" = "{\"return\": {}}" ] && grep -q "\"error\".*downtime_limit" <<<"$r"' -- <(echo "$r")
 kill -KILL "$src"; wait "$src" 2>/dev/null; src=
 
 # --- a destination fed garbage or a cut stream ---

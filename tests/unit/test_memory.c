@@ -233,6 +233,32 @@ static void test_dirty_tracking(void **state)
     assert_int_equal(dirty_count(gm, 0, 256 * PAGE), 6);
 }
 
+/* The migration's dirty set: KVM's bitmap OR the VMM's, which is taken and
+ * cleared; the count is of the merged bits. A VMM write (guest_memory_write)
+ * shows in the next merge and not in the one after. */
+static void test_dirty_merge(void **state)
+{
+    unsigned long kvm[3] = { 0x5UL, 0, 1UL << 63 };
+    unsigned long vmm[3] = { 0x6UL, 0xf0UL, 0 };
+    unsigned long dst[3] = { ~0UL, ~0UL, ~0UL };
+    assert_int_equal(guest_memory_dirty_merge(dst, kvm, vmm, 3), 3 + 4 + 1);
+    assert_true(dst[0] == 0x7UL && dst[1] == 0xf0UL && dst[2] == 1UL << 63);
+    assert_true(vmm[0] == 0 && vmm[1] == 0 && vmm[2] == 0);
+    unsigned long none[3] = { 0 };
+    assert_int_equal(guest_memory_dirty_merge(dst, none, vmm, 3), 0);
+    assert_true(dst[0] == 0 && dst[1] == 0 && dst[2] == 0);
+
+    struct guest_memory *gm = *state;
+    uint8_t b = 1;
+    assert_int_equal(guest_memory_write(gm, 5 * GUEST_PAGE_SIZE + 100, &b, 1), 0);
+    uint64_t nl = (guest_memory_region_pages(gm, 0) + 63) / 64;
+    g_autofree unsigned long *zero = g_new0(unsigned long, nl);
+    g_autofree unsigned long *out = g_new0(unsigned long, nl);
+    assert_int_equal(guest_memory_dirty_merge(out, zero, gm->regions[0].dirty, nl), 1);
+    assert_true(out[0] == 1UL << 5);
+    assert_int_equal(guest_memory_dirty_merge(out, zero, gm->regions[0].dirty, nl), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +270,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup_5g, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_tracking, setup_256m, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_tracking, setup_5g, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_merge, setup_256m, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
