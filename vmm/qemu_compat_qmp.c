@@ -279,11 +279,12 @@ static JsonNode *cmd_query_chardev(const struct qmp_cmd_ctx *ctx, JsonObject *ar
     return arr_node(a);
 }
 
-/* QOM objects for qom-list and qom-get (vmm/qom.c's registry): each boot
- * device with an id under /machine/peripheral (its read-only "type", which
- * makes it a child<TYPE> there: libvirt takes an id missing from qom-list
- * /machine/peripheral on reconnect as unplugged; hotplug adds and removes
- * its own), and the boot vCPUs' "migratable" (libvirt asks on reconnect). */
+/* QOM objects for qom-list and qom-get (vmm/qom.c's registry): the serial
+ * and virtio-serial devices with ids under /machine/peripheral (a read-only
+ * "type", which makes each a child<TYPE> there: libvirt takes an id missing
+ * from qom-list /machine/peripheral on reconnect as unplugged; the disks and
+ * NICs, boot-time and hot-plugged, are hotplug_qmp.c's), and the boot vCPUs'
+ * "migratable" (libvirt asks on reconnect). */
 static JsonNode *get_string(void *opaque, GError **err)
 {
     JsonNode *n = json_node_new(JSON_NODE_VALUE);
@@ -340,10 +341,7 @@ void qemu_compat_qmp_register(struct qmp_server *s, struct machine *m, const str
     qmp_register(s, "query-chardev", cmd_query_chardev, NULL, 0);
     qom_qmp_register(s);
     const struct vm_config *c = m->cfg;
-    for (unsigned i = 0; i < c->nr_disks; i++)
-        add_peripheral(c->disks[i].id, "virtio-blk-pci");
-    for (unsigned i = 0; i < c->nr_nets; i++)
-        add_peripheral(c->nets[i].id, "virtio-net-pci");
+    /* Disks and NICs: hotplug_qmp_register adds them (and keeps them current). */
     if (q->serial_dev_id)
         add_peripheral(q->serial_dev_id, "isa-serial");
     if (q->vserial_dev_id)

@@ -17,6 +17,8 @@
 #     and started again keeps the VM running and managed; virsh shutdown
 #     (ACPI power button: the guest powers off) ends the domain;
 #   - again, then virsh destroy ends it;
+#   - attach-device / detach-device of a virtio disk on guest-tests/pcihp,
+#     which ejects it: DEVICE_DELETED takes it out of libvirt's live XML;
 #   - no vmm process left behind after each scenario.
 # Every libvirt call is bounded (timeout); a hang fails the case instead of
 # the run. Emits TAP; skips without root, libvirtd/virsh or a usable
@@ -279,6 +281,76 @@ V destroy vmm2 > "$priv/destroy.out" 2>&1
 st=$?
 ok "virsh destroy ends the domain" "$([ $st = 0 ] && gone vmm2 || cat "$priv/destroy.out")"
 no_vmm_left "destroy"
+
+# ---- disk hotplug: attach-device / detach-device ----
+# guest-tests/pcihp (cycles=1) waits for a disk in a hot-plug slot, reads
+# its sector 0 ("VMMHP0001"), and ejects it when asked: libvirt's
+# blockdev-add, blockdev-add, device_add, then device_del, DEVICE_DELETED,
+# blockdev-del, blockdev-del (contract §5.2).
+cat > "$priv/vmm3.xml" <<EOF
+<domain type='kvm'>
+  <name>vmm3</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/pcihp.elf</kernel><cmdline>cycles=1</cmdline></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$vmm</emulator>
+    <serial type='pty'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+printf 'VMMHP0001' > "$priv/hot.raw"
+truncate -s 1M "$priv/hot.raw"
+cat > "$priv/hotdisk.xml" <<EOF
+<disk type='file' device='disk'>
+  <driver name='qemu' type='raw'/>
+  <source file='$priv/hot.raw'/>
+  <target dev='vdb' bus='virtio'/>
+</disk>
+EOF
+V create "$priv/vmm3.xml" > "$priv/create3.out" 2>&1
+wait_state vmm3 running > /dev/null
+pty3=$(V ttyconsole vmm3 2>/dev/null)
+: > "$priv/hp.pty"
+hppid=
+if [ -n "$pty3" ]; then
+    timeout 120 cat < "$pty3" > "$priv/hp.pty" 2>/dev/null &
+    hppid=$!
+fi
+wait_line() {   # wait_line REGEX: up to 60 s on the guest's serial
+    local i=0
+    while ! grep -q "$1" "$priv/hp.pty" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    grep -q "$1" "$priv/hp.pty"
+}
+wait_line 'ready for hotplug'
+V attach-device vmm3 "$priv/hotdisk.xml" --live > "$priv/attach.out" 2>&1
+st=$?
+V dumpxml vmm3 > "$priv/live3.xml" 2>/dev/null
+T=20 V qemu-monitor-command vmm3 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qom3" 2>&1
+ok "attach-device: a virtio disk plugged (live XML, qom-list)" \
+    "$([ $st = 0 ] && grep -q "dev='vdb'" "$priv/live3.xml" && grep -q 'virtio-disk1' "$priv/qom3" ||
+       { cat "$priv/attach.out" "$priv/qom3"; lvlog; })"
+V detach-device vmm3 "$priv/hotdisk.xml" --live > "$priv/detach.out" 2>&1
+st=$?
+wait_line 'cycle 1 ejected'
+gone_vdb=no
+for i in $(seq 1 100); do
+    V dumpxml vmm3 2>/dev/null | grep -q "dev='vdb'" || { gone_vdb=yes; break; }
+    sleep 0.1
+done
+T=20 V qemu-monitor-command vmm3 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qom3b" 2>&1
+ok "detach-device: the guest ejects, DEVICE_DELETED, the disk leaves libvirt's live XML and qom-list" \
+    "$([ $st = 0 ] && [ $gone_vdb = yes ] && grep -q 'cycle 1 ejected' "$priv/hp.pty" && ! grep -q 'virtio-disk1' "$priv/qom3b" ||
+       { echo "detach status $st, gone from XML: $gone_vdb"; cat "$priv/detach.out" "$priv/qom3b"; tail -5 "$priv/hp.pty"; lvlog; })"
+[ -n "$hppid" ] && kill $hppid 2>/dev/null
+V destroy vmm3 > /dev/null 2>&1
+gone vmm3
+no_vmm_left "hotplug"
 
 echo "1..$n"
 [ "$failed" = 0 ]
