@@ -12,8 +12,13 @@
  * the slot's bit in PCID (the harness's device_del), writes it to B0EJ
  * (what _EJ0 does) and waits until the slot's config space reads all ones.
  * After each cycle it prints "# cycle N ejected", which the harness waits
- * for; after the last one it waits for one more disk (the harness has
- * measured vmm by then) and checks PCIU and PCID are empty. Polled throughout, as AML would read the
+ * for; after the last one, with final=1, it waits for one more disk (the
+ * harness has measured vmm by then); then it checks PCIU and PCID are empty.
+ *
+ * reset=1 (with cycles=0): the first boot waits for that one disk and
+ * resets the machine through the ACPI reset register; the second boot must
+ * find the disk on bus 0 from the start (vmm recorded it in the machine's
+ * configuration) with its marker ("VMMHP0001"). Polled throughout, as AML would read the
  * same registers from the GED's _EVT. */
 #include "virtio_pci.h"
 
@@ -66,7 +71,7 @@ static bool dsdt_has(const char *s, unsigned n)
     return false;
 }
 
-static bool read_sector0(unsigned cycle, unsigned devfn)
+static bool read_sector0(unsigned cycle, unsigned devfn, bool reset_after)
 {
     struct virtio_dev d;
     if (!virtio_open(&d, VIRTIO_TYPE_BLOCK))
@@ -101,8 +106,32 @@ static bool read_sector0(unsigned cycle, unsigned devfn)
         diag("sector 0 holds \"%.9s\", want \"%s\"", (char *)rbuf, want);
         return false;
     }
-    virtio_reset(&d);       /* the driver lets go before the eject, as Linux's does */
+    if (reset_after)
+        virtio_reset(&d);   /* the driver lets go before the eject, as Linux's does */
     return true;
+}
+
+/* reset=1: see the top. */
+static void after_reset(void)
+{
+    plan(2);
+    bool pci = pci_init();
+    if (!ok(pci, "MCFG gives the ECAM window (0x%lx)", pci_ecam()))
+        done();
+    int devfn = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE(VIRTIO_TYPE_BLOCK));
+    if (devfn < 0) {
+        /* First boot: wait for the disk, then reset. */
+        printf("# ready for hotplug\n");
+        if (!wait_bits(PCIU, 0xfffffffeu))
+            diag("no disk came");
+        printf("# resetting with the hot-added disk in place\n");
+        reset_acpi();
+        diag("the ACPI reset did not happen");
+        done();
+    }
+    ok(read_sector0(1, (unsigned)devfn, false), "after the reset the hot-added disk is on bus 0 from the start "
+       "(00:%02x) and reads \"VMMHP0001\"", (unsigned)devfn >> 3);
+    done();
 }
 
 static bool cycle(unsigned n)
@@ -127,7 +156,7 @@ static bool cycle(unsigned n)
         diag("cycle %u: the GED selector never showed the PCI hotplug event", n);
         return false;
     }
-    if (!read_sector0(n, devfn))
+    if (!read_sector0(n, devfn, true))
         return false;
     uint32_t down = wait_bits(PCID, 1u << slot);
     if (!(down & (1u << slot))) {
@@ -152,6 +181,8 @@ static bool cycle(unsigned n)
 int main(void)
 {
     unsigned cycles = (unsigned)cmdline_get_u64("cycles", 1);
+    if (cmdline_get_u64("reset", 0))
+        after_reset();
     plan(4);
     bool pci = pci_init();
     if (!ok(pci, "MCFG gives the ECAM window (0x%lx)", pci_ecam()))
@@ -168,8 +199,9 @@ int main(void)
          * slot could be filled again before this poll saw it empty. */
         printf("# cycle %u ejected\n", n);
     }
-    /* One more disk says the harness has measured vmm: this guest may end. */
-    if (good == cycles && !wait_bits(PCIU, 0xfffffffeu))
+    /* final=1: one more disk says the harness has measured vmm (which must
+     * still run then): this guest may end. */
+    if (cmdline_get_u64("final", 0) && good == cycles && !wait_bits(PCIU, 0xfffffffeu))
         diag("no final disk came");
     ok(good == cycles, "%u of %u cycles: add seen in PCIU and the GED, 1af4:1042 with BAR0 unassigned, sector 0 "
        "read, removal request in PCID, ejected, slot empty", good, cycles);

@@ -5,8 +5,10 @@
 # guest sees each disk appear (PCIU, GED), reads it, ejects it on request;
 # the driver sees DEVICE_DELETED only after that and checks vmm's fd count
 # and RSS stay flat; vmm must keep running until the guest's debug-exit
-# (status 1: every guest test passed). vmm only: QEMU's microvm has no ACPI
-# PCI hotplug. Emits TAP; skips where /dev/kvm cannot run a VM.
+# (status 1: every guest test passed). Then a disk hot-added to a guest
+# that resets must be there from the start of the next boot (the machine's
+# config). vmm only: QEMU's microvm has no ACPI PCI hotplug. Emits TAP;
+# skips where /dev/kvm cannot run a VM.
 #
 # usage: hotplug.sh VMM IMAGE_DIR SOURCE_ROOT QMP_HOTPLUG [CYCLES]
 set -u
@@ -19,10 +21,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 # the driver: 1 + 6 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1
-echo "1..19"
+echo "1..20"
 dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
 "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit \
-    --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles" </dev/null >"$tmp/out" 2>"$tmp/err" &
+    --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 # (not holding our stdout: a pipe reading this script's TAP would wait for it)
 (sleep 600; kill -KILL "$pid") >/dev/null 2>&1 &
@@ -50,4 +52,26 @@ else
     echo "not ok 19 - vmm exited with status $rc, not 1"
     sed 's/^/#   out| /' "$tmp/out" | tail -20
     sed 's/^/#   err| /' "$tmp/err" | tail -20
+fi
+
+# A hot-added disk survives a guest reset.
+dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
+rm -f "$tmp/qmp.sock"
+"$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit \
+    --qmp "unix:$tmp/qmp.sock" --cmdline "reset=1 cycles=0" </dev/null >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+(sleep 120; kill -KILL "$pid") >/dev/null 2>&1 &
+watchdog=$!
+"$driver" "$tmp/qmp.sock" "$pid" "$tmp" 0 1 >"$tmp/driver.out" 2>&1
+wait "$pid"
+rc=$?
+pid=
+kill "$watchdog" 2>/dev/null
+if [ "$rc" = 1 ] && grep -q '^ok 2 - after the reset the hot-added disk' "$tmp/out" &&
+        grep -q '^# resetting with the hot-added disk in place' "$tmp/out"; then
+    echo "ok 20 - a hot-added disk is on bus 0 from the start of the boot after a guest reset"
+else
+    echo "not ok 20 - the hot-added disk after a reset (vmm status $rc)"
+    sed 's/^/#   out| /' "$tmp/out" | tail -20
+    sed 's/^/#   driver| /' "$tmp/driver.out" | tail -20
 fi

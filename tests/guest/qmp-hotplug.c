@@ -8,7 +8,9 @@
  *
  * WORKDIR/out is the guest's serial output: the next cycle starts once it
  * says "# cycle N ejected". After the last cycle and the measurement one more
- * disk ("final") is added: the guest's signal to finish.
+ * disk ("final", marker cycle CYCLES + 1) is added: the guest's signal to
+ * finish (or, with CYCLES 0, the disk the guest's reset=1 mode looks for
+ * after a reset).
  *
  * Each cycle: "VMMHP" + the cycle number (4 digits) into sector 0 of
  * WORKDIR/disk.img, blockdev-add (odd cycles raw over a nested file, even
@@ -208,10 +210,9 @@ static bool write_marker(const char *img, unsigned n)
 
 static char *serial_out;
 
-/* The guest says it saw slot empty after cycle n. */
-static bool wait_guest(unsigned n)
+/* The guest says `want` on its serial line. */
+static bool wait_serial(const char *want)
 {
-    g_autofree char *want = g_strdup_printf("# cycle %u ejected\n", n);
     gint64 deadline = g_get_monotonic_time() + (gint64)EVENT_WAIT_MS * 1000;
     while (g_get_monotonic_time() < deadline) {
         g_autofree char *s = NULL;
@@ -221,6 +222,13 @@ static bool wait_guest(unsigned n)
     }
     printf("# the guest never said: %s", want);
     return false;
+}
+
+/* The guest says it saw the slot empty after cycle n. */
+static bool wait_guest(unsigned n)
+{
+    g_autofree char *want = g_strdup_printf("# cycle %u ejected\n", n);
+    return wait_serial(want);
 }
 
 static bool one_cycle(const char *img, unsigned n)
@@ -302,6 +310,10 @@ int main(int argc, char **argv)
     cmd_err("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"nope\"}}", "GenericError",
             "Failed to find node with node-name='nope'");
 
+    /* Nothing is added before the guest looks (its reset=1 mode tells the
+     * boots apart by whether a disk is there from the start). */
+    if (!wait_serial("# ready for hotplug\n"))
+        cycles = 0;
     long fd0 = -1, rss0 = -1;
     unsigned done = 0;
     const unsigned warmup = cycles < 4 ? cycles : 4;
@@ -325,7 +337,7 @@ int main(int argc, char **argv)
     long limit = (long)(cycles - warmup) * 4 / 2;
     tap_line(rss0 > 0 && rss1 - rss0 <= limit, "vmm's RSS grew %ld KiB over %u cycles (at most %ld allowed)",
              rss1 - rss0, cycles - warmup, limit);
-    if (done == cycles) {
+    if (done == cycles && write_marker(img, cycles + 1)) {
         g_autofree char *add = g_strdup_printf("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", "
                                                "\"node-name\": \"final\", \"filename\": \"%s\"}}", img);
         if (!cmd_ok(add) || !cmd_ok("{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
