@@ -24,9 +24,12 @@
 # the run. Emits TAP; skips without root, libvirtd/virsh or a usable
 # /dev/kvm. tools/packages.txt has the packages.
 #
-# usage: libvirt.sh VMM IMAGE_DIR SOURCE_ROOT
+# With LV_API (tests/integration/lv-api.c), the same through libvirt's C API
+# (create, suspend/resume, vCPU threads, shutdown), each call bounded.
+#
+# usage: libvirt.sh VMM IMAGE_DIR SOURCE_ROOT [LV_API]
 set -u
-vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$(readlink -f "$3")
+vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$(readlink -f "$3") lvapi=${4:+$(readlink -f "$4")}
 
 if [ -z "${VMM_LIBVIRT_NS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (libvirtd's system instance)"; exit 0; }
@@ -351,6 +354,53 @@ ok "detach-device: the guest ejects, DEVICE_DELETED, the disk leaves libvirt's l
 V destroy vmm3 > /dev/null 2>&1
 gone vmm3
 no_vmm_left "hotplug"
+
+# ---- the same through libvirt's C API ----
+if [ -n "$lvapi" ]; then
+    timeout 300 "$lvapi" "$vmm" "$images/lifecycle.elf" > "$priv/lvapi.out" 2>&1
+    st=$?
+    while IFS= read -r line; do
+        case $line in
+        "ok - "*) n=$((n + 1)); echo "ok $n - ${line#ok - }" ;;
+        "not ok - "*) n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - ${line#not ok - }" ;;
+        *) echo "# $line" ;;
+        esac
+    done < "$priv/lvapi.out"
+    ok "lv-api exits 0" "$([ $st = 0 ] || echo "status $st")"
+    no_vmm_left "lv-api"
+fi
+
+# ---- vmm as libvirt's default emulator: virt-install (contract §7) ----
+# libvirtd's default x86_64 emulator is the first qemu-system-x86_64 in its
+# PATH: a link to vmm in a directory put first (what meson's
+# -Dqemu_compat_link=true installs).
+if command -v virt-install > /dev/null; then
+    mkdir -p "$priv/bin"
+    ln -s "$vmm" "$priv/bin/qemu-system-x86_64"
+    stop_libvirtd
+    PATH=$priv/bin:$PATH start_libvirtd
+    V capabilities > "$priv/caps.xml" 2>&1
+    ok "vmm as the default emulator: virsh capabilities names the link" \
+        "$(grep -q "<emulator>$priv/bin/qemu-system-x86_64</emulator>" "$priv/caps.xml" ||
+           { grep -n emulator "$priv/caps.xml" | head -3; lvlog; })"
+    truncate -s 1M "$priv/vi.raw"
+    T=120 timeout 120 virt-install --connect qemu:///system --name vmm4 --memory 64 --vcpus 2 \
+        --boot "kernel=$images/lifecycle.elf,kernel_args=console=ttyS0" --import \
+        --disk "path=$priv/vi.raw,bus=virtio,format=raw" ${nic:+--network type=ethernet,model=virtio} \
+        --graphics none --console pty,target_type=serial --osinfo detect=off,require=off \
+        --controller usb,model=none --memballoon none --noautoconsole > "$priv/vi.out" 2>&1
+    st=$?
+    ok "virt-install with vmm as the default emulator: the domain runs" \
+        "$([ $st = 0 ] && wait_state vmm4 running > /dev/null ||
+           { echo "status $st"; tail -5 "$priv/vi.out"; tail -3 /var/log/libvirt/qemu/vmm4.log; lvlog; })"
+    V dumpxml vmm4 > "$priv/vi.xml" 2>/dev/null
+    grep -E "<cpu mode|<emulator>" "$priv/vi.xml" | sed 's/^ */# /'
+    V destroy vmm4 > /dev/null 2>&1
+    V undefine vmm4 > /dev/null 2>&1
+    no_vmm_left "virt-install"
+else
+    n=$((n + 1)); echo "ok $n - virt-install # SKIP virtinst is not installed"
+fi
 
 echo "1..$n"
 [ "$failed" = 0 ]
