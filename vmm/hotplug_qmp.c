@@ -2,6 +2,7 @@
 
 #include "vmm/device_qmp.h"
 #include "vmm/hotplug.h"
+#include "vmm/iothread.h"
 #include "vmm/qom.h"
 
 #include <errno.h>
@@ -435,11 +436,15 @@ static int check_slot(struct machine *m, int slot, const char *driver, GError **
 
 static JsonNode *add_blk(struct machine *m, JsonObject *args, const char *id, int slot, GError **err)
 {
-    const char *drive = NULL, *serial = NULL;
+    const char *drive = NULL, *serial = NULL, *iothread = NULL;
     int64_t nq = 1;
     if (!qmp_arg_str(args, "drive", false, &drive, err) || !qmp_arg_str(args, "serial", false, &serial, err) ||
-        !qmp_arg_int(args, "num-queues", false, &nq, err))
+        !qmp_arg_int(args, "num-queues", false, &nq, err) || !qmp_arg_str(args, "iothread", false, &iothread, err))
         return NULL;
+    if (iothread && !iothread_find(iothread)) {
+        fail(err, QMP_ERR_GENERIC, "Property 'virtio-blk-pci.iothread' can't find value '%s'", iothread);
+        return NULL;
+    }
     if (!drive) {
         fail(err, QMP_ERR_GENERIC, "drive property not set");
         return NULL;
@@ -474,6 +479,7 @@ static JsonNode *add_blk(struct machine *m, JsonObject *args, const char *id, in
         .cache = n->direct ? BLOCK_CACHE_NONE : BLOCK_CACHE_WRITEBACK,
         .num_queues = (unsigned)nq,
         .serial = (char *)serial,
+        .iothread = (char *)iothread,
     };
     if (m->vm_live) {
         GError *e = NULL;

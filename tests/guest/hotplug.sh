@@ -20,10 +20,10 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-# the driver: 1 + 6 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1
-echo "1..20"
+# the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1
+echo "1..21"
 dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
-"$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit \
+"$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit --object iothread,id=io0 \
     --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 # (not holding our stdout: a pipe reading this script's TAP would wait for it)
@@ -35,8 +35,8 @@ wait "$pid"
 rc=$?
 pid=
 kill "$watchdog" 2>/dev/null
-# The guest's TAP lines, renumbered after the driver's 14.
-n=14
+# The guest's TAP lines, renumbered after the driver's 15.
+n=15
 while read -r line; do
     case "$line" in
     "ok "*|"not ok "*)
@@ -45,11 +45,11 @@ while read -r line; do
     "#"*) echo "$line" ;;
     esac
 done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)' | grep -v '^# cycle [0-9]* ejected')
-while [ $n -lt 18 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+while [ $n -lt 19 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
 if [ "$rc" = 1 ]; then
-    echo "ok 19 - vmm ran the guest to its end: debug-exit 0 (status 1)"
+    echo "ok 20 - vmm ran the guest to its end: debug-exit 0 (status 1)"
 else
-    echo "not ok 19 - vmm exited with status $rc, not 1"
+    echo "not ok 20 - vmm exited with status $rc, not 1"
     sed 's/^/#   out| /' "$tmp/out" | tail -20
     sed 's/^/#   err| /' "$tmp/err" | tail -20
 fi
@@ -69,9 +69,9 @@ pid=
 kill "$watchdog" 2>/dev/null
 if [ "$rc" = 1 ] && grep -q '^ok 2 - after the reset the hot-added disk' "$tmp/out" &&
         grep -q '^# resetting with the hot-added disk in place' "$tmp/out"; then
-    echo "ok 20 - a hot-added disk is on bus 0 from the start of the boot after a guest reset"
+    echo "ok 21 - a hot-added disk is on bus 0 from the start of the boot after a guest reset"
 else
-    echo "not ok 20 - the hot-added disk after a reset (vmm status $rc)"
+    echo "not ok 21 - the hot-added disk after a reset (vmm status $rc)"
     sed 's/^/#   out| /' "$tmp/out" | tail -20
     sed 's/^/#   driver| /' "$tmp/driver.out" | tail -20
 fi

@@ -15,7 +15,7 @@
  * Each cycle: "VMMHP" + the cycle number (4 digits) into sector 0 of
  * WORKDIR/disk.img, blockdev-add (odd cycles raw over a nested file, even
  * ones the file driver alone), device_add virtio-blk-pci (cycle 2 at
- * addr 0x7), device_del, then the DEVICE_DELETED events (the virtio backend
+ * addr 0x7, every third cycle on I/O thread io0), device_del, then the DEVICE_DELETED events (the virtio backend
  * child, then the device with its /machine/peripheral path), which come
  * only after the guest's eject; blockdev-del. */
 #include <errno.h>
@@ -242,7 +242,7 @@ static bool one_cycle(const char *img, unsigned n)
                           "\"filename\": \"%s\", \"read-only\": false}}", n, img);
     g_autofree char *dev = g_strdup_printf("{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-blk-pci\", "
                                            "\"drive\": \"n%u\", \"id\": \"hp%u\"%s}}", n, n,
-                                           n == 2 ? ", \"addr\": \"0x7\"" : "");
+                                           n == 2 ? ", \"addr\": \"0x7\"" : n % 3 == 0 ? ", \"iothread\": \"io0\"" : "");
     g_autofree char *del = g_strdup_printf("{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp%u\"}}", n);
     g_autofree char *bdel = g_strdup_printf("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n%u\"}}", n);
     g_autofree char *id = g_strdup_printf("hp%u", n);
@@ -305,6 +305,9 @@ int main(int argc, char **argv)
             "\"id\": \"d\"}}", "GenericError", "Property 'virtio-blk-device.drive' can't find value 'none'");
     cmd_err("{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"e1000\", \"id\": \"d\"}}", "GenericError",
             "'e1000' is not a valid device model name");
+    cmd_err("{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-blk-pci\", \"drive\": \"none\", "
+            "\"id\": \"d\", \"iothread\": \"nope\"}}", "GenericError",
+            "Property 'virtio-blk-pci.iothread' can't find value 'nope'");
     cmd_err("{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"nope\"}}", "DeviceNotFound",
             "Device 'nope' not found");
     cmd_err("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"nope\"}}", "GenericError",
