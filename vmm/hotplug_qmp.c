@@ -322,15 +322,20 @@ static JsonNode *cmd_netdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *args,
     GError *e = NULL;
     struct tap *tap;
     if (fdstr) {
-        /* QEMU's monitor takes a decimal fd number as the fd itself. */
+        /* A name getfd stored on this connection (libvirt: "tapfd-net10",
+         * the fd sent with SCM_RIGHTS), else, as QEMU's monitor, a decimal
+         * fd number as the fd itself. */
+        int named = g_ascii_isdigit(fdstr[0]) ? -1 : qmp_client_take_named_fd(ctx->client, fdstr);
         char *end;
         errno = 0;
-        long fd = strtol(fdstr, &end, 10);
-        if (errno || end == fdstr || *end || fd < 0 || fd > INT32_MAX) {
+        long fd = named >= 0 ? named : strtol(fdstr, &end, 10);
+        if (named < 0 && (errno || end == fdstr || *end || fd < 0 || fd > INT32_MAX)) {
             fail(err, QMP_ERR_GENERIC, "File descriptor named '%s' has not been found", fdstr);
             return NULL;
         }
         tap = tap_from_fd((int)fd, &e);
+        if (!tap && named >= 0)
+            close(named);   /* taken from the connection: nobody else will */
     } else {
         tap = tap_open(ifname, 1, &e);
     }

@@ -16,7 +16,8 @@
 #     virsh reboot (power off, system_reset, cont); libvirtd killed
 #     and started again keeps the VM running and managed; virsh shutdown
 #     (ACPI power button: the guest powers off) ends the domain;
-#   - again, then virsh destroy ends it;
+#   - again, with an ethernet NIC hot-plugged (the plug only), then virsh
+#     destroy ends it;
 #   - attach-device / detach-device of a virtio disk on guest-tests/pcihp,
 #     which ejects it: DEVICE_DELETED takes it out of libvirt's live XML;
 #   - no vmm process left behind after each scenario.
@@ -280,6 +281,20 @@ no_vmm_left "shutdown"
 domxml vmm2 > "$priv/vmm2.xml"
 V create "$priv/vmm2.xml" > "$priv/create2.out" 2>&1
 wait_state vmm2 running > /dev/null
+# NIC hotplug: libvirt makes a tap and passes its fd with getfd (SCM_RIGHTS),
+# then netdev_add and device_add (contract §5.2). The lifecycle guest does
+# not eject, so only the plug is checked here.
+if [ -n "$nic" ]; then
+    cat > "$priv/hotnic.xml" <<EOF
+<interface type='ethernet'><mac address='52:54:00:ab:cd:ef'/><model type='virtio'/></interface>
+EOF
+    V attach-device vmm2 "$priv/hotnic.xml" --live > "$priv/attachnic.out" 2>&1
+    st=$?
+    T=20 V qemu-monitor-command vmm2 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qomnic" 2>&1
+    ok "attach-device of an ethernet NIC: tap fd over getfd, netdev_add, device_add" \
+        "$([ $st = 0 ] && V dumpxml vmm2 | grep -q "52:54:00:ab:cd:ef" && grep -q 'net1' "$priv/qomnic" ||
+           { cat "$priv/attachnic.out" "$priv/qomnic"; grep -E "getfd|netdev_add|tapfd" /var/log/libvirt/libvirtd-debug.log | cut -c1-400 | tail -16 | head -8; })"
+fi
 V destroy vmm2 > "$priv/destroy.out" 2>&1
 st=$?
 ok "virsh destroy ends the domain" "$([ $st = 0 ] && gone vmm2 || cat "$priv/destroy.out")"
