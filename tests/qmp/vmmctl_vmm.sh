@@ -231,14 +231,14 @@ else
     "$vmm" --kernel "$images/cpuhp.elf" --cpus boot=1,max=2 --memory 128M --serial file="$dir/cpuhp.out" \
         --test-exit --cmdline "boot=1 max=2 add=1" --qmp "unix:$C" >/dev/null 2>"$dir/cpuhp.err" </dev/null &
     vpid=$!
-    wait_out "ready for add"
+    wait_out "^# cpuhp: ready for add"
     run -s "$C" add-cpu --id cpu1
     report "cpuhp guest: add-cpu --id cpu1" "$(expect 0)$(grep -q '^added CPU cpu1 (' <<<"$out" || echo "printed '$out'")"
-    wait_out "ready for remove"
+    wait_out "^# cpuhp: ready for remove"
     run -s "$C" --timeout 60 remove-cpu cpu1 --wait
     report "cpuhp guest: remove-cpu --wait returns once the guest has ejected the CPU" \
         "$(expect 0)$([ "$out" = "removed cpu1" ] || echo "printed '$out'")"
-    wait_out "ejected"
+    wait_out "^# cpuhp: ejected"
     run -s "$C" add-cpu --id cpu1
     report "cpuhp guest: add-cpu of the same slot again" "$(expect 0)"
     for _ in $(seq 600); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
@@ -264,7 +264,7 @@ else
     "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial file="$dir/pcihp.out" --test-exit --reboot exit \
         --cmdline "cycles=1" --qmp "unix:$P" >/dev/null 2>"$dir/pcihp.err" </dev/null &
     vpid=$!
-    for _ in $(seq 600); do grep -q "ready for hotplug" "$dir/pcihp.out" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q "^# ready for hotplug" "$dir/pcihp.out" 2>/dev/null && break; sleep 0.1; done
     run -s "$P" add-disk "$dir/hp.img" --id hd
     report "pcihp guest: add-disk --id hd" "$(expect 0)"
     run -s "$P" --timeout 60 remove-device hd --wait
