@@ -11,7 +11,11 @@
  *     guest cannot eject a CPU the host did not offer, and ejecting I makes
  *     it absent at once;
  *   - the host plugs I in again (the same KVM vCPU, kept by vmm): the CPU
- *     starts and checks in a second time.
+ *     starts and checks in a second time, in xAPIC mode with its own APIC
+ *     ID although it had switched to x2APIC (where the host has it) before
+ *     it was ejected.
+ *   - with reset=1, the guest then resets: the next boot has CPU I from
+ *     power-on (vmm keeps hot-added CPUs across a reset, as QEMU does).
  * Polled: the GED interrupt is not routed (its latch is read instead). */
 #include "rt.h"
 
@@ -29,6 +33,8 @@
 #define ICR_INIT    0x00004500u
 #define ICR_SIPI    0x00004600u
 #define MSR_EFER    0xc0000080
+#define MSR_APIC_BASE 0x1b
+#define APIC_BASE_EXTD (1u << 10)
 #define EFER_LMA    (1u << 10)
 #define PAGE        0x1000ull
 #define WAIT_CYCLES (1ull << 37)    /* for the host, or an AP: fail instead of hanging */
@@ -37,12 +43,30 @@ static volatile uint32_t ap_count, ap_long;
 static volatile uint8_t seen[256];
 static uint32_t ged_seen;
 
+static volatile uint32_t ap_x2apic;
+
+static bool has_x2apic(void)
+{
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    return c & (1u << 21);
+}
+
+/* An AP checks in, then leaves its LAPIC in x2APIC mode before it halts,
+ * as Linux does on an offlined CPU: a CPU plugged in again must come back
+ * as a new one would, in xAPIC mode with its APIC ID (else the BSP's
+ * INIT/SIPI to that ID reaches nobody). */
 void ap_main(void)
 {
     uint8_t id = apic_id();
     if (rdmsr(MSR_EFER) & EFER_LMA)
         __atomic_fetch_add(&ap_long, 1, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&seen[id], 1, __ATOMIC_SEQ_CST);
+    if (has_x2apic()) {
+        wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EXTD);
+        if (rdmsr(MSR_APIC_BASE) & APIC_BASE_EXTD)
+            __atomic_fetch_add(&ap_x2apic, 1, __ATOMIC_SEQ_CST);
+    }
     __atomic_fetch_add(&ap_count, 1, __ATOMIC_SEQ_CST);
     halt_forever();
 }
@@ -132,11 +156,36 @@ static bool start_ap(uint8_t id, uint64_t page, unsigned times)
     return ap_count == before + 1 && seen[id] == times;
 }
 
+/* After the reset (reset=1): CPU I is there from power-on, enabled in the
+ * MADT, present in the controller without an event, and starts as any AP. */
+static void after_reset(unsigned boot, unsigned max, unsigned add, uint64_t page)
+{
+    plan(3);
+    unsigned total, enabled, capable;
+    madt_lapics(&total, &enabled, &capable);
+    ok(total == max && enabled == boot + 1 && capable == max - boot - 1,
+       "after the reset: MADT has %u local APICs, %u enabled (boot=%u + CPU %u), %u online-capable", total, enabled,
+       boot, add, capable);
+    ok(status(add) == STS_ENABLED, "after the reset: CPU %u present without an event (0x%x)", add, status(add));
+    ok(start_ap((uint8_t)add, page, 1), "after the reset: CPU %u started by INIT/SIPI", add);
+    done();
+}
+
 int main(void)
 {
     unsigned boot = (unsigned)cmdline_get_u64("boot", 0), max = (unsigned)cmdline_get_u64("max", 0);
     unsigned add = (unsigned)cmdline_get_u64("add", 0);
-    plan(17);
+    bool reset = cmdline_get_u64("reset", 0) == 1;
+    uint64_t page = trampoline_page();
+    size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
+    if (page && len <= PAGE && add < max && status(add) == STS_ENABLED) {
+        memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);
+        apic_enable();
+        after_reset(boot, max, add, page);
+    }
+    /* With reset=1 the plan counts the tests of both boots (the runner
+     * takes the first plan and counts every "ok" line). */
+    plan(reset ? 17 + 3 : 17);
 
     unsigned total, enabled, capable;
     madt_lapics(&total, &enabled, &capable);
@@ -148,8 +197,6 @@ int main(void)
         boot_ok &= status(i) == (i < boot ? STS_ENABLED : 0);
     ok(boot_ok && add >= boot && add < max, "controller: CPUs 0..%u present, none other; CPU %u to come", boot - 1,
        add);
-    uint64_t page = trampoline_page();
-    size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
     if (!page || len > PAGE || !boot_ok)
         done();
     memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);
@@ -164,6 +211,7 @@ int main(void)
     ok(status(add) == STS_ENABLED, "CPU %u: event acknowledged, still enabled (0x%x)", add, status(add));
     ok(start_ap((uint8_t)add, page, 1) && ap_long == 1, "CPU %u started by INIT/SIPI and checked in from long mode",
        add);
+    diag("CPU %u %s x2APIC mode before it halted", add, ap_x2apic ? "left its LAPIC in" : "has no");
 
     ged_seen = 0;
     printf("# cpuhp: ready for remove\n");
@@ -191,5 +239,9 @@ int main(void)
         if (i != add && seen[i])
             others = false;
     ok(others && ap_count == 2, "no other CPU ran (%u check-ins)", ap_count);
+    if (reset && failures() == 0) {
+        printf("# cpuhp: resetting\n");
+        reset_acpi();
+    }
     done();
 }

@@ -418,14 +418,23 @@ int vcpu_replug(struct vcpu *v, GError **err)
 {
     /* Whatever the guest left in it (x2APIC mode, a disabled APIC), the
      * CPU comes back as a new one would: xAPIC enabled at the default base,
-     * not the BSP. The guest's INIT resets the rest of the LAPIC. */
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e[1];
-    } msrs = { .hdr.nmsrs = 1, .e[0] = { .index = 0x1b /* IA32_APIC_BASE */, .data = 0xfee00000 | (1u << 11) } };
-    if (ioctl(v->fd, KVM_SET_MSRS, &msrs) != 1) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "vCPU %u: KVM refused the APIC base", v->index);
-        return -1;
+     * not the BSP. Through "disabled": the KVM of Linux 6.1 (the lab's L1)
+     * keeps the APIC ID register as it is on a direct x2APIC -> xAPIC
+     * switch, where it holds the 32-bit x2APIC ID, which xAPIC reads as ID
+     * 0, so the guest's INIT/SIPI to the CPU's ID reached nobody (a stock
+     * Linux guest's re-added CPU never booted); enabling from disabled sets
+     * the ID anew. The guest's INIT resets the rest. */
+    static const uint64_t bases[] = { 0, 0xfee00000 | (1u << 11) /* enabled, not BSP */ };
+    for (size_t i = 0; i < G_N_ELEMENTS(bases); i++) {
+        struct {
+            struct kvm_msrs hdr;
+            struct kvm_msr_entry e[1];
+        } msrs = { .hdr.nmsrs = 1, .e[0] = { .index = 0x1b /* IA32_APIC_BASE */, .data = bases[i] } };
+        if (ioctl(v->fd, KVM_SET_MSRS, &msrs) != 1) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "vCPU %u: KVM refused APIC base 0x%llx", v->index,
+                        (unsigned long long)bases[i]);
+            return -1;
+        }
     }
     if (regs_setup_common(v->fd, err) < 0)
         return -1;

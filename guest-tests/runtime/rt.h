@@ -110,6 +110,8 @@ bool cmdline_has(const char *key);
 void plan(unsigned n);
 bool ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* How many ok() tests failed so far. */
+unsigned failures(void);
 /* Writes 0 to port 0xf4 if every planned test passed, else 1. */
 __attribute__((noreturn)) void done(void);
 /* (v << 1) | 1 becomes the VMM's exit status. */

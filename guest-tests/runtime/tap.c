@@ -24,6 +24,11 @@ bool ok(bool cond, const char *fmt, ...)
     return cond;
 }
 
+unsigned failures(void)
+{
+    return failed;
+}
+
 void diag(const char *fmt, ...)
 {
     va_list ap;
