@@ -88,7 +88,7 @@ static JsonNode *cmd_system_reset(const struct qmp_cmd_ctx *ctx, JsonObject *arg
  * qom-path is /machine/unattached/device[cpu-index] (in QEMU the index of
  * the CPU among all unattached devices, which is the cpu-index only for
  * vCPU 0; libvirt asks qom-list of device[0] and pins by thread-id), and
- * /machine/peripheral/ID for a CPU hot-added with device_add (cpu_qom_path). */
+ * /machine/peripheral/ID for a CPU hot-added with device_add (config_cpu_qom_path). */
 static JsonNode *cmd_query_cpus_fast(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
