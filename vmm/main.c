@@ -31,6 +31,7 @@ int main(int argc, char **argv)
         return 0;
     struct snapshot_restore *restore = NULL;
     if (pr == 0 && (cfg.restore_dir || cfg.incoming)) {
+        log_threshold = (enum log_level)cfg.log_level;     /* "waiting for the source" */
         /* The machine is the snapshot's (or the source's): its config
          * replaces the checks of a command line (a later guest reset boots
          * its kernel again). */

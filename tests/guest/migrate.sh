@@ -3,7 +3,8 @@
 # round counter that stamps and verifies every page from 16 MiB up, a
 # periodic LAPIC timer, a virtio-blk disk written, read back and flushed each
 # round; the disk is shared storage, the same file for both):
-#   - over TCP (loopback) and over a unix socket: `migrate` returns {}, the
+#   - over TCP (loopback), over a unix socket, and between two network
+#     namespaces joined by a veth pair (two "hosts"; root only): `migrate` returns {}, the
 #     source sends MIGRATION setup, active, completed and exits 0; the
 #     destination (--incoming) runs on: the serial output of both joined is
 #     one consecutive count, every page verifies, the timer ticks on, the
@@ -87,7 +88,22 @@ consecutive() {
 }
 last_count() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $2 }'; }
 last_ticks() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $4 }'; }
-port() { echo $((20000 + RANDOM % 20000)); }
+# A fresh TCP port in $p (a counter here: $RANDOM in a $(...) subshell
+# would give the same number every time).
+next_port=$((20000 + RANDOM % 20000))
+newport() { p=$next_port; next_port=$((next_port + 1)); }
+# Waits up to 30 s until something listens on URI (tcp:HOST:PORT in the
+# namespace of the optional ip-netns-exec prefix that follows, or unix:PATH).
+wait_listen() {
+    local uri=$1 i=0; shift
+    while [ $i -lt 300 ]; do
+        case $uri in
+            unix:*) [ -S "${uri#unix:}" ] && return ;;
+            tcp:*) [ -n "$("$@" ss -Hltn "sport = :${uri##*:}" 2>/dev/null)" ] && return ;;
+        esac
+        sleep 0.1; i=$((i + 1))
+    done
+}
 # Waits for vmm PID to end (30 s); its status in $status.
 reap() {
     local i=0
@@ -102,20 +118,43 @@ head -c 1M /dev/zero > "$disk"
 # start_src TAG: a source vmm on the snapshot guest, 2 rounds done.
 start_src() {
     rm -f "$tmp/s.sock"
-    "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" --serial "file=$tmp/src-$1" \
+    "${src_ns[@]}" "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" --serial "file=$tmp/src-$1" \
         --qmp "unix:$tmp/s.sock" 2> "$tmp/src-$1.err" < /dev/null &
     src=$!
     wait_sock "$tmp/s.sock"
     wait_counts 2 "$tmp/src-$1"
 }
 
-for how in tcp unix; do
-    if [ $how = tcp ]; then uri=tcp:127.0.0.1:$(port); else uri=unix:$tmp/mig.sock; fi
+# Two "hosts": network namespaces joined by a veth pair (root only).
+nsa=vmm-mig-a.$$ nsb=vmm-mig-b.$$ net=10.$((100 + RANDOM % 100)).$((RANDOM % 250)) netns_ok=
+netns_cleanup() { ip netns del "$nsa" 2>/dev/null; ip netns del "$nsb" 2>/dev/null; }
+trap 'kill -KILL $src $dst $fake 2>/dev/null; netns_cleanup; [ -n "${VMM_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
+if [ "$(id -u)" = 0 ] && ip netns add "$nsa" 2>/dev/null && ip netns add "$nsb" 2>/dev/null &&
+    ip link add vmmmiga$$ netns "$nsa" type veth peer name vmmmigb$$ netns "$nsb" 2>/dev/null &&
+    ip -n "$nsa" addr add "$net.1/24" dev vmmmiga$$ && ip -n "$nsb" addr add "$net.2/24" dev vmmmigb$$ &&
+    ip -n "$nsa" link set vmmmiga$$ up && ip -n "$nsb" link set vmmmigb$$ up &&
+    ip -n "$nsa" link set lo up && ip -n "$nsb" link set lo up; then
+    netns_ok=1
+fi
+src_ns=() dst_ns=()
+for how in tcp unix netns; do
+    src_ns=() dst_ns=()
+    case $how in
+        tcp) newport; uri=tcp:127.0.0.1:$p ;;
+        unix) uri=unix:$tmp/mig.sock ;;
+        netns)
+            if [ -z "$netns_ok" ]; then
+                n=$((n + 1)); echo "ok $n - netns: two network namespaces and a veth pair # SKIP needs root and ip netns"
+                continue
+            fi
+            src_ns=(ip netns exec "$nsa") dst_ns=(ip netns exec "$nsb")
+            newport; uri=tcp:$net.2:$p ;;
+    esac
     start_src $how
-    "$vmm" --incoming "$uri" --serial "file=$tmp/dst-$how" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-$how.err" \
+    "${dst_ns[@]}" "$vmm" --incoming "$uri" --serial "file=$tmp/dst-$how" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-$how.err" \
         < /dev/null &
     dst=$!
-    sleep 0.5       # let it listen
+    wait_listen "$uri" "${dst_ns[@]}"
     r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
     reap "$src"; src=
     ev=$(grep '"MIGRATION"' <<<"$r" | grep -o '"status": "[a-z]*"' | tr '\n' ' ')
@@ -141,8 +180,9 @@ for how in tcp unix; do
 done
 
 # --- failures: the source runs on ---
+src_ns=() dst_ns=()
 start_src fail
-p=$(port)
+newport
 r=$(qmp "$tmp/s.sock" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}" \
         '{"execute":"query-migrate"}' '{"execute":"query-status"}')
 c0=$(count_lines "$tmp/src-fail")
@@ -152,10 +192,10 @@ check "nobody listening: an error, MIGRATION failed, query-migrate failed, still
           grep -q "\"return\": {\"status\": \"failed\"" <<<"$r" && grep -q "\"status\": \"running\"" <<<"$r" &&
           [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ]' -- <(echo "$r") "$tmp/src-fail"
 
-p=$(port)
+newport
 "$vmm" --incoming "tcp:127.0.0.1:$p" --serial off 2> "$tmp/dst-refuse.err" < /dev/null &
 dst=$!
-sleep 0.5
+wait_listen "tcp:127.0.0.1:$p"
 r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
 reap "$dst"; dst=
 c0=$(count_lines "$tmp/src-fail")
@@ -182,12 +222,14 @@ while got < want:
     got += len(b)
 c.close()' "$1" "$2" &
     fake=$!
-    sleep 0.5
+    wait_listen "tcp:127.0.0.1:$1"
 }
-p=$(port)
+# Ends the fake peer (it may wait for a connection that never came).
+end_fake() { kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null; fake=; }
+newport
 fake_peer "$p" $((100 * 1024))
 r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
-wait "$fake"; fake=
+end_fake
 c0=$(count_lines "$tmp/src-fail")
 wait_counts $((c0 + 1)) "$tmp/src-fail"
 check "a peer that hangs up mid-stream: MIGRATION failed, the source counts on, every page still verifies" \
@@ -196,11 +238,11 @@ check "a peer that hangs up mid-stream: MIGRATION failed, the source counts on, 
     -- <(echo "$r") "$tmp/src-fail"
 
 # A peer that never reads: the source is stuck sending until migrate_cancel.
-p=$(port)
+newport
 fake_peer "$p" -1
 r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}" \
         '{"execute":"query-migrate"}' '{"execute":"migrate_cancel"}')
-kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null; fake=
+end_fake
 c0=$(count_lines "$tmp/src-fail")
 wait_counts $((c0 + 1)) "$tmp/src-fail"
 check "migrate_cancel while sending: active, then MIGRATION cancelled, the source counts on unchanged" \
@@ -217,10 +259,10 @@ kill -KILL "$src"; wait "$src" 2>/dev/null; src=
 # --- a destination fed garbage or a cut stream ---
 dest_gets() {
     local desc=$1 want=$2 feed=$3 p
-    p=$(port)
+    newport
     "$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/bout" 2> "$tmp/berr" < /dev/null &
     dst=$!
-    sleep 0.5
+    wait_listen "tcp:127.0.0.1:$p"
     python3 -c '
 import socket, sys
 c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
