@@ -18,7 +18,8 @@
  * reset=1 (with cycles=0): the first boot waits for that one disk and
  * resets the machine through the ACPI reset register; the second boot must
  * find the disk on bus 0 from the start (vmm recorded it in the machine's
- * configuration) with its marker ("VMMHP0001"). Polled throughout, as AML would read the
+ * configuration), in slot 7 where the harness put it, with its marker
+ * ("VMMHP0001"). Polled throughout, as AML would read the
  * same registers from the GED's _EVT. */
 #include "virtio_pci.h"
 
@@ -129,8 +130,8 @@ static void after_reset(void)
         diag("the ACPI reset did not happen");
         done();
     }
-    ok(read_sector0(1, (unsigned)devfn, false), "after the reset the hot-added disk is on bus 0 from the start "
-       "(00:%02x) and reads \"VMMHP0001\"", (unsigned)devfn >> 3);
+    ok(devfn == 7 << 3 && read_sector0(1, (unsigned)devfn, false), "after the reset the hot-added disk is on bus 0 "
+       "from the start, in the slot it was added to (00:%02x, want 07), and reads \"VMMHP0001\"", (unsigned)devfn >> 3);
     done();
 }
 

@@ -53,6 +53,7 @@ void config_clear(struct vm_config *c)
         g_free(c->disks[i].path);
         g_free(c->disks[i].serial);
         g_free(c->disks[i].iothread);
+        g_free(c->disks[i].node_name);
     }
     g_free(c->disks);
     for (unsigned i = 0; i < c->nr_nets; i++) {
@@ -640,6 +641,7 @@ void config_add_disk(struct vm_config *c, const struct disk_config *d)
     n->path = g_strdup(d->path);
     n->serial = g_strdup(d->serial);
     n->iothread = g_strdup(d->iothread);
+    n->node_name = g_strdup(d->node_name);
 }
 
 void config_add_net(struct vm_config *c, const struct net_config *n)
@@ -672,6 +674,7 @@ bool config_remove_device(struct vm_config *c, const char *id, struct tap **tap)
         g_free(d->path);
         g_free(d->serial);
         g_free(d->iothread);
+        g_free(d->node_name);
         memmove(d, d + 1, (c->nr_disks - i - 1) * sizeof(*d));
         c->nr_disks--;
         return true;

@@ -44,6 +44,7 @@ struct disk_config {
     char *serial;               /* NULL: none */
     char *iothread;             /* iothread=: the I/O thread its queues run on; NULL: the main loop */
     int pci_slot;               /* device number on PCI bus 0 (1..31); 0: the first free one */
+    char *node_name;            /* the block node it was hot-plugged over (blockdev-add); NULL: none */
 };
 /* One --net: a virtio-net PCI device on a tap. */
 struct net_config {

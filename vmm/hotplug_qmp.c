@@ -485,14 +485,18 @@ static JsonNode *add_blk(struct machine *m, JsonObject *args, const char *id, in
         .num_queues = (unsigned)nq,
         .serial = (char *)serial,
         .iothread = (char *)iothread,
+        .node_name = n->name,
     };
+    d.pci_slot = slot > 0 ? slot : 0;
     if (m->vm_live) {
         GError *e = NULL;
-        if (vm_hotplug_disk(&m->vm, &d, slot, &e) < 0) {
+        int r = vm_hotplug_disk(&m->vm, &d, slot, &e);
+        if (r < 0) {
             fail(err, QMP_ERR_GENERIC, "%s", e->message);
             g_error_free(e);
             return NULL;
         }
+        d.pci_slot = r;     /* kept across resets */
     }
     config_add_disk(m->cfg, &d);
     n->user = g_strdup(id);
@@ -531,13 +535,16 @@ static JsonNode *add_net(struct machine *m, JsonObject *args, const char *id, in
         fail(err, QMP_ERR_GENERIC, "vmm takes at most %u NICs", VMM_MAX_NICS);
         return NULL;
     }
+    n.pci_slot = slot > 0 ? slot : 0;
     if (m->vm_live) {
         GError *e = NULL;
-        if (vm_hotplug_net(&m->vm, &n, slot, &e) < 0) {
+        int r = vm_hotplug_net(&m->vm, &n, slot, &e);
+        if (r < 0) {
             fail(err, QMP_ERR_GENERIC, "%s", e->message);
             g_error_free(e);
             return NULL;
         }
+        n.pci_slot = r;     /* kept across resets */
     }
     config_add_net(m->cfg, &n);
     nd->user = g_strdup(id);

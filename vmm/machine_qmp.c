@@ -134,7 +134,8 @@ static void image_sizes(const char *path, int64_t *virt, int64_t *actual)
 
 /* One entry per --disk, as QEMU 7.2 answers for a virtio-blk-pci over
  * -blockdev file + raw: no BlockBackend name ("device": ""), the qdev path,
- * no throttling, raw format. node-name: the disk's id. */
+ * no throttling, raw format. node-name: the block node a hot-plugged disk
+ * was added over, else the disk's id. */
 static JsonNode *cmd_query_block(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
@@ -161,7 +162,7 @@ static JsonNode *cmd_query_block(const struct qmp_cmd_ctx *ctx, JsonObject *args
         json_object_set_object_member(ins, "image", image);
         json_object_set_int_member(ins, "iops_wr", 0);
         json_object_set_boolean_member(ins, "ro", d->readonly);
-        json_object_set_string_member(ins, "node-name", d->id);
+        json_object_set_string_member(ins, "node-name", d->node_name ? d->node_name : d->id);
         json_object_set_int_member(ins, "backing_file_depth", 0);
         json_object_set_string_member(ins, "drv", "raw");
         json_object_set_int_member(ins, "iops", 0);

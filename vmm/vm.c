@@ -423,6 +423,14 @@ static int add_virtio_mem(struct vm *vm, GError **err)
     return 0;
 }
 
+/* The first free slot of bus 0 outside `named`; -1 (the host's first free
+ * slot, or its error) when there is none. */
+static int first_unnamed(struct vm *vm, uint32_t named)
+{
+    uint32_t free = ACPI_PCIHP_ALL_SLOTS & ~pci_host_slots_used(vm->pci) & ~named;
+    return free ? __builtin_ctz(free) : -1;
+}
+
 static int create_pci(struct vm *vm, GError **err)
 {
     struct pci_host_config pc = {
@@ -447,13 +455,22 @@ static int create_pci(struct vm *vm, GError **err)
         return -1;
     if (vm->console_be && add_virtio_console(vm, err) < 0)
         return -1;
+    /* A disk or NIC without a slot takes the first free one that no other
+     * names (hot-plugged ones keep the slot they got across resets). */
+    uint32_t named = 0;
     for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
-        if (add_virtio_blk(vm, &vm->cfg->disks[i], vm->cfg->disks[i].pci_slot ? vm->cfg->disks[i].pci_slot : -1,
-                           false, err) < 0)
+        named |= vm->cfg->disks[i].pci_slot ? 1u << vm->cfg->disks[i].pci_slot : 0;
+    for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
+        named |= vm->cfg->nets[i].pci_slot ? 1u << vm->cfg->nets[i].pci_slot : 0;
+    for (unsigned i = 0; i < vm->cfg->nr_disks; i++)
+        if (add_virtio_blk(vm, &vm->cfg->disks[i],
+                           vm->cfg->disks[i].pci_slot ? vm->cfg->disks[i].pci_slot : first_unnamed(vm, named), false,
+                           err) < 0)
             return -1;
     for (unsigned i = 0; i < vm->cfg->nr_nets; i++)
-        if (add_virtio_net(vm, &vm->cfg->nets[i], vm->cfg->nets[i].pci_slot ? vm->cfg->nets[i].pci_slot : -1,
-                           false, err) < 0)
+        if (add_virtio_net(vm, &vm->cfg->nets[i],
+                           vm->cfg->nets[i].pci_slot ? vm->cfg->nets[i].pci_slot : first_unnamed(vm, named), false,
+                           err) < 0)
             return -1;
     if (vm->cfg->mem_hotplug_size && add_virtio_mem(vm, err) < 0)
         return -1;

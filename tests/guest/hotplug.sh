@@ -69,7 +69,7 @@ pid=
 kill "$watchdog" 2>/dev/null
 if [ "$rc" = 1 ] && grep -q '^ok 2 - after the reset the hot-added disk' "$tmp/out" &&
         grep -q '^# resetting with the hot-added disk in place' "$tmp/out"; then
-    echo "ok 21 - a hot-added disk is on bus 0 from the start of the boot after a guest reset"
+    echo "ok 21 - a disk hot-added at addr 0x7 is in slot 7 from the start of the boot after a guest reset"
 else
     echo "not ok 21 - the hot-added disk after a reset (vmm status $rc)"
     sed 's/^/#   out| /' "$tmp/out" | tail -20

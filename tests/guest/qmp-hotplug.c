@@ -9,8 +9,8 @@
  * WORKDIR/out is the guest's serial output: the next cycle starts once it
  * says "# cycle N ejected". After the last cycle and the measurement one more
  * disk ("final", marker cycle CYCLES + 1) is added: the guest's signal to
- * finish (or, with CYCLES 0, the disk the guest's reset=1 mode looks for
- * after a reset).
+ * finish (or, with CYCLES 0, the disk at addr 0x7 the guest's reset=1 mode
+ * looks for after a reset).
  *
  * Each cycle: "VMMHP" + the cycle number (4 digits) into sector 0 of
  * WORKDIR/disk.img, blockdev-add (odd cycles raw over a nested file, even
@@ -343,8 +343,12 @@ int main(int argc, char **argv)
     if (done == cycles && write_marker(img, cycles + 1)) {
         g_autofree char *add = g_strdup_printf("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", "
                                                "\"node-name\": \"final\", \"filename\": \"%s\"}}", img);
-        if (!cmd_ok(add) || !cmd_ok("{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
-                                    "\"virtio-blk-pci\", \"drive\": \"final\", \"id\": \"final\"}}"))
+        /* With no cycles (the reset case) not in the first free slot: the
+         * slot must be kept across the reset. */
+        g_autofree char *dev = g_strdup_printf("{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
+                                               "\"virtio-blk-pci\", \"drive\": \"final\", \"id\": \"final\"%s}}",
+                                               cycles ? "" : ", \"addr\": \"0x7\"");
+        if (!cmd_ok(add) || !cmd_ok(dev))
             printf("# the final disk could not be added\n");
     }
     close(sock);

@@ -592,7 +592,7 @@ static void test_hotplug_add_remove(void **state)
         g_snprintf(id, sizeof(id), "d%u", i);
         g_snprintf(path, sizeof(path), "/img/%u", i);
         struct disk_config d = { .id = id, .path = path, .readonly = i == 2, .num_queues = i + 1,
-                                 .serial = i == 3 ? "ser" : NULL };
+                                 .serial = i == 3 ? "ser" : NULL, .node_name = i == 1 ? "node1" : NULL };
         config_add_disk(&c, &d);
         memset(id, 'x', sizeof(id) - 1);        /* the config has its own copies */
         memset(path, 'x', sizeof(path) - 1);
@@ -600,6 +600,8 @@ static void test_hotplug_add_remove(void **state)
     assert_int_equal(c.nr_disks, 5);
     assert_string_equal(c.disks[3].path, "/img/3");
     assert_string_equal(c.disks[3].serial, "ser");
+    assert_string_equal(c.disks[1].node_name, "node1");
+    assert_null(c.disks[0].node_name);
     assert_true(config_has_device(&c, "d4"));
     assert_false(config_has_device(&c, "d5"));
 
