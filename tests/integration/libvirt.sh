@@ -11,7 +11,7 @@
 #   - a transient domain: direct kernel boot of guest-tests/lifecycle (a
 #     counter on COM1), a virtio disk at the PCI slot libvirt chose, a pty
 #     serial: running; its serial read through the pty virsh ttyconsole
-#     names; the disk (and an ethernet NIC where /dev/net/tun exists) at the
+#     names and through virsh console; the disk (and an ethernet NIC where /dev/net/tun exists) at the
 #     PCI slots libvirt chose; suspend/resume (domstate follows the events);
 #     virsh reboot (power off, system_reset, cont); libvirtd killed
 #     and started again keeps the VM running and managed; virsh shutdown
@@ -247,6 +247,12 @@ fi
 ok "the guest's serial output through the pty libvirt reports" \
     "$([[ "$out" == *count* ]] || echo "pty '$pty': $(printf '%s' "$out" | head -c 200)")"
 
+# virsh console: libvirtd itself opens the pty (a terminal for virsh from script(1)).
+if command -v script > /dev/null; then
+    sleep 8 | timeout 15 script -qfec "virsh -c qemu:///system console vmm1 --force" /dev/null > "$priv/console.out" 2>&1
+    ok "virsh console shows the guest's serial output" \
+        "$(grep -q 'count [0-9]' "$priv/console.out" || head -c 300 "$priv/console.out")"
+fi
 V suspend vmm1 > /dev/null 2>&1
 s1=$(state vmm1)
 V resume vmm1 > /dev/null 2>&1
