@@ -11,8 +11,8 @@
 #   - a transient domain: direct kernel boot of guest-tests/lifecycle (a
 #     counter on COM1), a virtio disk at the PCI slot libvirt chose, a pty
 #     serial: running; its serial read through the pty virsh ttyconsole
-#     names and through virsh console; the disk (and an ethernet NIC where /dev/net/tun exists) at the
-#     PCI slots libvirt chose; suspend/resume (domstate follows the events);
+#     names and through virsh console; the disk (and an ethernet NIC
+#     where /dev/net/tun exists) at the PCI slots libvirt chose; suspend/resume (domstate follows the events);
 #     virsh reboot (power off, system_reset, cont); libvirtd killed
 #     and started again keeps the VM running and managed; virsh shutdown
 #     (ACPI power button: the guest powers off) ends the domain;
