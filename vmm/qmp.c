@@ -69,6 +69,8 @@ struct qmp_client {
     GByteArray *out;
     size_t out_off;
     bool pollout;
+    bool resume_queued;         /* a loop_call continues reading (holds a busy count) */
+    bool eof;                   /* it half-closed: no more input; dropped once its output is out */
     GArray *rx_fds;             /* int: fds that came with the last read that had any (SCM_RIGHTS) */
     GHashTable *named_fds;      /* getfd: name → fd (GINT_TO_POINTER) */
 };
@@ -223,7 +225,7 @@ static void client_set_pollout(struct qmp_client *c, bool on)
     if (c->pollout == on)
         return;
     c->pollout = on;
-    loop_modify_fd(c->s->loop, c->fd, POLLIN | (on ? POLLOUT : 0));
+    loop_modify_fd(c->s->loop, c->fd, (c->eof ? 0 : POLLIN) | (on ? POLLOUT : 0));
 }
 
 /* Writes what the queue holds until the socket would block. */
@@ -246,6 +248,10 @@ static void client_flush(struct qmp_client *c)
     if (c->out_off == c->out->len) {
         g_byte_array_set_size(c->out, 0);
         c->out_off = 0;
+        if (c->eof) {
+            client_drop(c, "closed the connection");
+            return;
+        }
         client_set_pollout(c, false);
     } else {
         if (c->out_off >= 65536) {
@@ -699,14 +705,19 @@ int qmp_client_take_named_fd(struct qmp_client *c, const char *name)
     return GPOINTER_TO_INT(val);
 }
 
-static void on_client_io(void *opaque, int fd, uint32_t revents)
+/* Reads until the socket has nothing more (the loop's fd watches are
+ * multishot polls: they report new readiness, not data left unread), at
+ * most QMP_READS_PER_ROUND reads per round so one busy client cannot hold
+ * the main loop; past that the rest is read in a loop_call. */
+#define QMP_READS_PER_ROUND 64
+
+static void client_resume(void *opaque);
+
+static void client_read(struct qmp_client *c)
 {
-    struct qmp_client *c = opaque;
-    (void)fd;
-    c->busy++;
-    if (revents & POLLOUT)
-        client_flush(c);
-    if (!c->dead && (revents & (POLLIN | POLLHUP | POLLERR))) {
+    for (int i = 0; i < QMP_READS_PER_ROUND; i++) {
+        if (c->dead || c->eof)
+            return;
         char buf[16384];
         union {
             char b[CMSG_SPACE(QMP_MAX_RX_FDS * sizeof(int))];
@@ -716,19 +727,57 @@ static void on_client_io(void *opaque, int fd, uint32_t revents)
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
                              .msg_controllen = sizeof(ctl.b) };
         ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n >= 0)
+        if (n > 0) {
             take_rx_fds(c, &mh);
-        if (n > 0)
             client_feed(c, buf, (size_t)n);
-        else if (n == 0) {
+            continue;
+        }
+        if (n == 0) {
+            /* Its half-close (socat at the end of its input): the replies
+             * still queued go out first, then the connection is closed. */
+            take_rx_fds(c, &mh);
             client_feed_eof(c);
             if (!c->dead) {
-                client_flush(c);    /* what it can still read after its half-close */
-                client_drop(c, "closed the connection");
+                c->eof = true;
+                if (c->pollout)
+                    loop_modify_fd(c->s->loop, c->fd, POLLOUT);
+                client_flush(c);
             }
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
             client_drop(c, g_strerror(errno));
+        return;
     }
+    if (!c->dead && !c->resume_queued) {
+        c->resume_queued = true;
+        c->busy++;
+        loop_call(c->s->loop, client_resume, c);
+    }
+}
+
+static void client_resume(void *opaque)
+{
+    struct qmp_client *c = opaque;
+    c->resume_queued = false;
+    client_read(c);
+    if (--c->busy == 0 && c->dead)
+        client_free(c);
+}
+
+static void on_client_io(void *opaque, int fd, uint32_t revents)
+{
+    struct qmp_client *c = opaque;
+    (void)fd;
+    c->busy++;
+    if (revents & POLLOUT)
+        client_flush(c);
+    if (!c->dead && (revents & (POLLHUP | POLLERR)) && c->eof)
+        client_drop(c, "gone");     /* it will not read the rest either */
+    if (!c->dead && !c->eof && (revents & (POLLIN | POLLHUP | POLLERR)))
+        client_read(c);
     if (--c->busy == 0 && c->dead)
         client_free(c);
 }

@@ -10,11 +10,16 @@
  *     Exit 0; 3 when the server closed before a reply; 4 after 20 s without
  *     a byte (a hang guard: the test fails, it does not wait forever).
  *
+ *   qmp-client --raw SOCKET
+ *     Prints the greeting, writes all of stdin as it is (no waiting for
+ *     replies), half-closes, and prints what comes until the server closes.
+ *
  *   qmp-client --listen-fd N PATH PROGRAM ARGS...
  *     Binds and listens on the unix socket PATH, puts it on fd N, and execs
  *     PROGRAM (how libvirt hands QEMU its monitor: -chardev socket,fd=N). */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +109,13 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--listen-fd") == 0)
         return listen_fd(argc, argv);
+    bool raw = argc == 3 && strcmp(argv[1], "--raw") == 0;
+    if (raw) {
+        argv++;
+        argc--;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: qmp-client SOCKET < commands\n");
+        fprintf(stderr, "usage: qmp-client [--raw] SOCKET < commands\n");
         return 2;
     }
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -123,7 +133,20 @@ int main(int argc, char **argv)
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, stdin)) > 0) {
+    if (raw) {
+        /* The server may drop us before it has read everything (EPIPE). */
+        signal(SIGPIPE, SIG_IGN);
+        char in[65536];
+        size_t n;
+        while ((n = fread(in, 1, sizeof(in), stdin)) > 0)
+            for (size_t off = 0; off < n;) {
+                ssize_t w = write(fd, in + off, n - off);
+                if (w < 0)
+                    goto done;
+                off += (size_t)w;
+            }
+    }
+    while (!raw && (len = getline(&line, &cap, stdin)) > 0) {
         if (len == 1 && line[0] == '\n')
             continue;
         for (ssize_t off = 0; off < len;) {
@@ -143,6 +166,7 @@ int main(int argc, char **argv)
                 break;
         }
     }
+done:
     free(line);
     shutdown(fd, SHUT_WR);      /* the server sees the end and closes */
     while (read_msg(msg, sizeof(msg), &crlf) == 0)

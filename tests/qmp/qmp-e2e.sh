@@ -5,7 +5,8 @@
 # the negotiation gate, query-version/name/uuid, error replies, id echo,
 # two clients at once, query-commands, quit → SHUTDOWN, exit 0 and the
 # socket file gone; --qmp fd=N on an inherited listening socket (libvirt's
-# way), which vmm must not unlink; wait=on starts the guest only after a
+# way), which vmm must not unlink; garbage and a 2 MB object on other
+# clients change nothing for the rest; wait=on starts the guest only after a
 # client connected. The same transcript runs against qemu-system-x86_64
 # (-machine none, same -name/-uuid), and both must match once the
 # timestamps, the package string and the micro version are masked.
@@ -69,7 +70,7 @@ cat > "$tmp/script" <<'EOF'
 {"execute": "quit", "id": "bye"}
 EOF
 
-echo "1..18"
+echo "1..19"
 "$vmm" --kernel "$images/spin.elf" --memory 64M --serial file="$tmp/serial" --name e2e --uuid "$uuid" \
     --qmp "unix:$tmp/vmm.sock" --qmp "unix:$tmp/second.sock,server=on,wait=off" 2> "$tmp/vmm.err" &
 vpid=$!; pids+=($vpid)
@@ -90,6 +91,19 @@ bst=$?
 ok "a second vmm on a socket in use: exit 2, one line naming --qmp" "$([ $bst = 2 ] && [ "$(wc -l < "$tmp/b.err")" = 1 ] &&
     grep -q -- "--qmp unix:$tmp/vmm.sock: .*another process listens on it" "$tmp/b.err" && [ -S "$tmp/vmm.sock" ] ||
     { echo "status $bst"; cat "$tmp/b.err"; ls -l "$tmp"; })"
+
+# Garbage and oversized input on clients of their own: each gets error lines
+# and is dropped (or closes), and vmm serves the rest as before.
+head -c 65536 /dev/urandom > "$tmp/garbage"
+"$client" --raw "$tmp/vmm.sock" < "$tmp/garbage" > "$tmp/garbage.out" 2>&1
+gst=$?
+{ printf '{"execute": "qmp_capabilities", "id": "'; head -c 2000000 /dev/zero | tr '\0' x; } > "$tmp/big"
+"$client" --raw "$tmp/vmm.sock" < "$tmp/big" > "$tmp/big.out" 2>&1
+bst2=$?
+ok "garbage and a 2 MB object: error lines, then the connection ends" "$([ $gst = 0 ] && [ $bst2 = 0 ] &&
+    grep -q '"class": "GenericError"' "$tmp/garbage.out" &&
+    grep -qF 'JSON input exceeds 1048576 bytes without a complete object; closing the connection' "$tmp/big.out" &&
+    kill -0 $vpid || { echo "client status $gst / $bst2"; head -c 600 "$tmp/garbage.out"; tail -n 2 "$tmp/big.out"; })"
 
 # query-commands on its own client: the server's commands are all listed.
 printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "query-commands"}' | "$client" "$tmp/vmm.sock" \
@@ -154,5 +168,5 @@ else
     wait_exit $qpid
     ok "QEMU 7.2 gives the same transcript" "$(diff <(mask < "$tmp/qemu.out") <(mask < "$tmp/vmm.out"))"
 fi
-[ "$n" = 18 ] || { echo "not ok $((n + 1)) - the plan said 18 tests, ran $n"; exit 1; }
+[ "$n" = 19 ] || { echo "not ok $((n + 1)) - the plan said 19 tests, ran $n"; exit 1; }
 [ "$failed" = 0 ]

@@ -291,6 +291,66 @@ static void test_framing(void **state)
     close(fd);
 }
 
+static void test_reads_until_empty(void **state)
+{
+    struct t *t = *state;
+    int fd = negotiated_pair(t);
+    /* A command behind 60 KB of blank lines, all sent before the server's
+     * round: its fd watch reports readiness once, so the server must read
+     * until the socket is empty (it reads 16 KiB at a time) to answer in
+     * that one round. */
+    GString *in = g_string_new(NULL);
+    for (int i = 0; i < 60000; i++)
+        g_string_append_c(in, i % 2 ? '\n' : ' ');
+    g_string_append(in, "{\"execute\": \"x-nop\", \"id\": \"behind\"}");
+    assert_int_equal(send(fd, in->str, in->len, 0), (ssize_t)in->len);
+    g_string_free(in, TRUE);
+    assert_int_equal(loop_run_once(t->loop), 0);
+    expect_msg(fd, "{\"return\": {}, \"id\": \"behind\"}");
+    close(fd);
+}
+
+static void test_half_close_gets_every_reply(void **state)
+{
+    struct t *t = *state;
+    int fd = negotiated_pair(t);
+    /* 800 commands in one read, then the half-close (socat at the end of
+     * its input): far more replies than the socket holds. Every one must
+     * arrive, in order, before the server closes: the rest of its queue goes
+     * out through POLLOUT after the EOF. alarm() turns a server that stops
+     * into a failure. */
+    GString *in = g_string_new(NULL);
+    for (int i = 0; i < 800; i++)
+        g_string_append(in, "{\"execute\":\"x-nop\"}");
+    assert_true(in->len < 16384);
+    assert_int_equal(send(fd, in->str, in->len, 0), (ssize_t)in->len);
+    shutdown(fd, SHUT_WR);
+    g_string_free(in, TRUE);
+    alarm(30);
+    GString *out = g_string_new(NULL);
+    for (;;) {
+        char buf[65536];
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0) {
+            g_string_append_len(out, buf, n);
+            continue;
+        }
+        assert_true(errno == EAGAIN);
+        assert_int_equal(loop_run_once(t->loop), 0);
+    }
+    alarm(0);
+    char **lines = g_strsplit(out->str, "\r\n", -1);
+    assert_int_equal(g_strv_length(lines), 801);    /* the last one empty */
+    for (int i = 0; i < 800; i++)
+        assert_string_equal(lines[i], OK_EMPTY);
+    g_strfreev(lines);
+    g_string_free(out, TRUE);
+    assert_int_equal(qmp_server_nr_clients(t->s), 0);
+    close(fd);
+}
+
 static void test_garbage(void **state)
 {
     struct t *t = *state;
@@ -894,6 +954,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_id_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_until_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_gets_every_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversize_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_clients_and_events, setup, teardown),
