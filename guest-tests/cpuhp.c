@@ -171,6 +171,32 @@ static void after_reset(unsigned boot, unsigned max, unsigned add, uint64_t page
     done();
 }
 
+/* serve=1 (tests/guest/cpuhp_cycles.sh): forever, start every CPU the host
+ * plugs in and eject every CPU it asks to remove, one line for each. */
+static void serve(unsigned boot, unsigned max, uint64_t page)
+{
+    unsigned up = 0, ejected = 0;
+    printf("# cpuhp: serving\n");
+    for (;;) {
+        for (unsigned i = boot; i < max; i++) {
+            uint8_t st = status(i);
+            if (st & STS_INSERT) {
+                command(i, STS_INSERT);
+                ap_stack_next = 0;  /* the one AP before it was ejected: its stack is free */
+                bool started = start_ap((uint8_t)i, page, seen[i] + 1u);
+                printf("# cpuhp: CPU %u %s (%u)\n", i, started ? "up" : "did not start", started ? ++up : up);
+            }
+            if (st & STS_REMOVE) {
+                command(i, STS_REMOVE);
+                command(i, CMD_EJECT);
+                printf("# cpuhp: CPU %u ejected (%u)\n", i, ++ejected);
+            }
+        }
+        for (int k = 0; k < 1000; k++)
+            cpu_relax();
+    }
+}
+
 int main(void)
 {
     unsigned boot = (unsigned)cmdline_get_u64("boot", 0), max = (unsigned)cmdline_get_u64("max", 0);
@@ -178,6 +204,11 @@ int main(void)
     bool reset = cmdline_get_u64("reset", 0) == 1;
     uint64_t page = trampoline_page();
     size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
+    if (cmdline_get_u64("serve", 0) == 1 && page && len <= PAGE) {
+        memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);
+        apic_enable();
+        serve(boot, max, page);
+    }
     if (page && len <= PAGE && add < max && status(add) == STS_ENABLED) {
         memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);
         apic_enable();

@@ -235,7 +235,7 @@ gdt_end:
 gdt_desc:
     .word   gdt_end - gdt - 1
     .quad   gdt
-    .globl boot_proto, boot_ptr
+    .globl boot_proto, boot_ptr, ap_stack_next
 boot_proto: .long 0
 boot_ptr:   .long 0
 ap_stack_next: .long 0

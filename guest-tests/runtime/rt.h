@@ -257,5 +257,8 @@ bool acpi_pci_window32(uint64_t *base, uint64_t *size);
 extern const uint8_t ap_trampoline_start[], ap_trampoline_end[];
 #define AP_MAX 64
 void ap_main(void);
+/* Each AP start takes the next of AP_MAX stacks; a test that starts APs
+ * again after the earlier ones are gone (CPU hotplug) may set it back to 0. */
+extern volatile uint32_t ap_stack_next;
 
 #endif
