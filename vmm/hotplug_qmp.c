@@ -1,10 +1,5 @@
 #include "vmm/hotplug_qmp.h"
 
-#include "vmm/device_qmp.h"
-#include "vmm/hotplug.h"
-#include "vmm/iothread.h"
-#include "vmm/qom.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,9 +10,12 @@
 #include "devices/pci/pci_host.h"
 #include "devices/tap.h"
 #include "vmm/config.h"
-#include "vmm/log.h"
+#include "vmm/device_qmp.h"
+#include "vmm/hotplug.h"
+#include "vmm/iothread.h"
 #include "vmm/machine.h"
 #include "vmm/qmp.h"
+#include "vmm/qom.h"
 
 /* A block node: what blockdev-add opened (checked, then closed: the device
  * opens the file itself when it is plugged, and again after each reset). */
