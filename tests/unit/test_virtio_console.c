@@ -371,7 +371,7 @@ static void test_rx_event_idx(void **state)
         while (!f->con->rx_blocked)
             assert_int_equal(loop_run_once(f->loop), 0);
         assert_int_equal(*avail_event, round);
-        assert_memory_equal(hva(f, DATA + 0x10 * round), "abcdefghijkl" + 4 * (round - 1), 4);
+        assert_memory_equal(hva(f, DATA + 0x10 * round), &"abcdefghijkl"[4 * (round - 1)], 4);
     }
     assert_int_equal(in_unread(f), 4);
 }
