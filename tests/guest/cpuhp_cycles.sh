@@ -1,7 +1,8 @@
 #!/bin/bash
 # 100 CPU hotplug cycles over QMP with vmmctl, against guest-tests/cpuhp in
 # serve mode (it starts every CPU plugged in with INIT/SIPI and ejects every
-# CPU the host asks to remove): each cycle is `vmmctl add-cpu --id c1` then
+# CPU the host asks to remove): first one CPU plugged in while the VM is
+# paused, then 100 cycles, each `vmmctl add-cpu --id c1` then
 # `vmmctl remove-cpu c1 --wait` (until DEVICE_DELETED). Checks that every
 # cycle's CPU booted and left, that vmm's open fds and threads are the same
 # after cycle 100 as after cycle 10 (the unplugged vCPU's fd is kept and
@@ -37,7 +38,7 @@ fds() { ls "/proc/$pid/fd" | wc -l; }
 threads() { ls "/proc/$pid/task" | wc -l; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 
-echo "1..7"
+echo "1..8"
 : > "$out"
 "$vmm" --kernel "$images/cpuhp.elf" --cpus boot=1,max=2 --memory 64M --test-exit \
     --cmdline "boot=1 max=2 serve=1" --qmp "unix:$sock,server=on,wait=off" > "$out" 2>&1 &
@@ -46,6 +47,19 @@ i=0
 while ! grep -q '# cpuhp: serving' "$out" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 check "the guest serves CPU hotplug" grep -q '# cpuhp: serving' "$out"
 
+# One CPU plugged in while the VM is paused: its thread parks with the
+# others (the guest sees nothing) and runs from cont on.
+ctl pause > /dev/null
+ctl add-cpu --id p1 > /dev/null
+pst=$(ctl status)
+sleep 0.5
+quiet=$(grep -c '# cpuhp: CPU 1 up' "$out")
+ctl resume > /dev/null
+ctl remove-cpu p1 --wait > /dev/null
+pres=$?
+check "add-cpu while paused: status '$pst', the guest saw it only after resume ($quiet before), removed ($pres)" \
+    [ "$pst" = paused -a "$quiet" = 0 -a "$pres" = 0 ]
+
 bad=
 for ((c = 1; c <= cycles; c++)); do
     ctl add-cpu --id c1 > /dev/null || { bad=$c; break; }
@@ -53,7 +67,7 @@ for ((c = 1; c <= cycles; c++)); do
     if [ $c = 10 ]; then fds10=$(fds) thr10=$(threads) rss10=$(rss); fi
 done
 check "$cycles add-cpu / remove-cpu --wait cycles (first failure: ${bad:-none})" [ -z "$bad" ]
-ups=$(grep -c '# cpuhp: CPU 1 up' "$out") ejects=$(grep -c '# cpuhp: CPU 1 ejected' "$out")
+ups=$(($(grep -c '# cpuhp: CPU 1 up' "$out") - 1)) ejects=$(($(grep -c '# cpuhp: CPU 1 ejected' "$out") - 1))
 nostart=$(grep -c 'did not start' "$out")
 check "the guest started the CPU $ups times (failed $nostart times) and ejected it $ejects times" \
     [ "$ups" = $cycles -a "$ejects" = $cycles -a "$nostart" = 0 ]
