@@ -4,9 +4,10 @@
 # CPU the host asks to remove): first one CPU plugged in while the VM is
 # paused, then 100 cycles, each `vmmctl add-cpu --id c1` then
 # `vmmctl remove-cpu c1 --wait` (until DEVICE_DELETED). Checks that every
-# cycle's CPU booted and left, that vmm's open fds and threads are the same
-# after cycle 100 as after cycle 10 (the unplugged vCPU's fd is kept and
-# reused, its thread joined), that its RSS grew by less than 1 MiB meanwhile,
+# cycle's CPU booted and left, that vmm's open fds (sockets aside) and
+# threads are the same after cycle 100 as after cycle 10 and there are two
+# KVM vCPU fds throughout (the unplugged vCPU's fd is kept and reused, its
+# thread joined), that its RSS grew by less than 1 MiB meanwhile,
 # that query-cpus-fast shows the boot CPU alone at the end, and that quit
 # ends vmm with 0. Emits TAP; skips where /dev/kvm cannot run a VM.
 #
@@ -34,7 +35,10 @@ check() {    # DESC COND...
     fi
 }
 ctl() { "$vmmctl" -s "$sock" --timeout 30 "$@"; }
-fds() { ls "/proc/$pid/fd" | wc -l; }
+# Open fds other than sockets (a vmmctl that just left may not be closed
+# yet on vmm's side), and the KVM vCPU fds among them.
+fds() { for f in /proc/$pid/fd/*; do readlink "$f"; done | grep -vc '^socket:'; }
+vcpu_fds() { for f in /proc/$pid/fd/*; do readlink "$f"; done | grep -c '^anon_inode:kvm-vcpu:'; }
 threads() { ls "/proc/$pid/task" | wc -l; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 
@@ -65,14 +69,16 @@ for ((c = 1; c <= cycles; c++)); do
     ctl add-cpu --id c1 > /dev/null || { bad=$c; break; }
     ctl remove-cpu c1 --wait > /dev/null || { bad=$c; break; }
     if [ $c = 10 ]; then fds10=$(fds) thr10=$(threads) rss10=$(rss); fi
+    if [ $c = 1 ]; then vfds1=$(vcpu_fds); fi
 done
 check "$cycles add-cpu / remove-cpu --wait cycles (first failure: ${bad:-none})" [ -z "$bad" ]
 ups=$(($(grep -c '# cpuhp: CPU 1 up' "$out") - 1)) ejects=$(($(grep -c '# cpuhp: CPU 1 ejected' "$out") - 1))
 nostart=$(grep -c 'did not start' "$out")
 check "the guest started the CPU $ups times (failed $nostart times) and ejected it $ejects times" \
     [ "$ups" = $cycles -a "$ejects" = $cycles -a "$nostart" = 0 ]
-fds100=$(fds) thr100=$(threads) rss100=$(rss)
-check "open fds after cycle 10 and after cycle $cycles: $fds10 and $fds100" [ "$fds10" = "$fds100" ]
+fds100=$(fds) thr100=$(threads) rss100=$(rss) vfds100=$(vcpu_fds)
+check "open fds (no sockets) after cycle 10 and after cycle $cycles: $fds10 and $fds100; KVM vCPU fds after cycles 1 and $cycles: $vfds1 and $vfds100 (the unplugged one kept)" \
+    [ "$fds10" = "$fds100" -a "$vfds1" = 2 -a "$vfds100" = 2 ]
 check "threads after cycle 10 and after cycle $cycles: $thr10 and $thr100" [ "$thr10" = "$thr100" ]
 check "VmRSS after cycle 10 and after cycle $cycles: $rss10 and $rss100 KiB (less than 1 MiB more)" \
     [ $((rss100 - rss10)) -lt 1024 ]
