@@ -72,6 +72,9 @@ for ((c = 1; c <= cycles; c++)); do
     if [ $c = 1 ]; then vfds1=$(vcpu_fds); fi
 done
 check "$cycles add-cpu / remove-cpu --wait cycles (first failure: ${bad:-none})" [ -z "$bad" ]
+# the guest prints its line after the eject that vmm's DEVICE_DELETED follows
+i=0
+while ! grep -q "# cpuhp: CPU 1 ejected ($((cycles + 1)))" "$out" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 ups=$(($(grep -c '# cpuhp: CPU 1 up' "$out") - 1)) ejects=$(($(grep -c '# cpuhp: CPU 1 ejected' "$out") - 1))
 nostart=$(grep -c 'did not start' "$out")
 check "the guest started the CPU $ups times (failed $nostart times) and ejected it $ejects times" \
