@@ -597,7 +597,13 @@ struct block_backend *block_open(const struct block_options *o, struct loop *loo
     bb->size -= bb->size % logical;
     bb->uring_fallocate = loop_supports_op(loop, IORING_OP_FALLOCATE);
 
-    if (bb->engine == BLOCK_AIO_IO_URING &&
+    if (bb->engine == BLOCK_AIO_IO_URING && !loop_uses_io_uring(loop)) {
+        /* libaio needs no io_uring and no extra threads (the epoll loop's
+         * workers would do one syscall per request) */
+        log_warn("disk %s: aio=io_uring is unavailable (io_uring is disabled or blocked here); using aio=native",
+                 o->path);
+        bb->engine = BLOCK_AIO_NATIVE;
+    } else if (bb->engine == BLOCK_AIO_IO_URING &&
         !(loop_supports_op(loop, IORING_OP_READV) && loop_supports_op(loop, IORING_OP_WRITEV) &&
           loop_supports_op(loop, IORING_OP_FSYNC))) {
         log_warn("disk %s: this kernel's io_uring cannot read and write files; using aio=native", o->path);

@@ -1,5 +1,14 @@
 /* The event loop: one io_uring per loop. The main thread runs one; I/O
- * threads may run more. Everything registered on a loop runs on its thread. */
+ * threads may run more. Everything registered on a loop runs on its thread.
+ *
+ * Where io_uring_setup fails with ENOSYS, EPERM or EACCES (old kernels,
+ * kernel.io_uring_disabled, Docker's default seccomp profile) or the ring
+ * cannot poll, loop_new falls back to an epoll backend behind this same API:
+ * fd watches are edge-triggered epoll (like multishot poll), and
+ * loop_readv/writev/fsync/fallocate are done by up to 4 worker threads whose
+ * completions come back through an eventfd, so callbacks still run on the
+ * loop thread, never inside the submitting call. One info line per process
+ * says so. VMM_LOOP_BACKEND=epoll forces it (test-only). */
 #ifndef VMM_LOOP_H
 #define VMM_LOOP_H
 
@@ -75,8 +84,11 @@ int loop_fsync(struct loop *l, int fd, bool datasync, loop_io_fn fn, void *opaqu
 /* fallocate(2) mode bits (FALLOC_FL_*). */
 int loop_fallocate(struct loop *l, int fd, int mode, uint64_t off, uint64_t len,
                    loop_io_fn fn, void *opaque);
-/* Does the kernel's io_uring take this IORING_OP_* opcode? */
+/* Does the kernel's io_uring take this IORING_OP_* opcode? On the epoll
+ * backend: true for READV, WRITEV, FSYNC and FALLOCATE (worker threads). */
 bool loop_supports_op(struct loop *l, int opcode);
+/* False on the epoll backend (see loop_new). */
+bool loop_uses_io_uring(struct loop *l);
 /* Hands queued submissions to the kernel now. */
 void loop_flush(struct loop *l);
 /* Submitted operations whose fn has not run yet. */
