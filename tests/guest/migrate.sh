@@ -68,12 +68,19 @@ qmp() {
 # it (its events come on it) until the migration has ended (query-migrate on
 # a second connection says completed, failed or cancelled, or the source
 # PID is gone), then asks query-migrate and query-status on it (if the
-# source still runs).
+# source still runs). query-migrate is asked only once every command has
+# its reply: before vmm has read the migrate, it tells of the one before
+# (a source that failed once says "failed" until the next one starts).
 mig_run() {
-    local sock=$1 pid=$2; shift 2
+    local sock=$1 pid=$2 out=$tmp/mig_run.out; shift 2
+    local want=$(($# + 1))
+    : > "$out"
     {
         echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"
         local i=0 st
+        while [ "$(grep -cE '^\{"(return|error)"' "$out")" -lt $want ] && [ $i -lt 600 ] &&
+            kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+        i=0
         while [ $i -lt 600 ] && kill -0 "$pid" 2>/dev/null; do
             st=$(qmp "$sock" '{"execute":"query-migrate"}' | grep -o '"status": "[a-z]*"' | head -n 1)
             case $st in *completed*|*failed*|*cancelled*) break ;; esac
@@ -81,7 +88,7 @@ mig_run() {
         done
         # (a source that has exited gets nothing more: its events are read)
         kill -0 "$pid" 2>/dev/null && { echo '{"execute":"query-migrate"}'; echo '{"execute":"query-status"}'; }
-    } | "$qmpc" "$sock" 2>&1 | tail -n +3
+    } | "$qmpc" "$sock" 2>&1 | tee "$out" | tail -n +3
 }
 consecutive() {
     cat "$@" | grep -a '^count ' | awk '{ if ($2 != NR) { print "line " NR ": " $0; bad = 1; exit } } END { exit bad }'
