@@ -128,8 +128,16 @@ void machine_shutdown(struct machine *m, const char *reason)
         emit(m, "SHUTDOWN", guest_reason(false, reason));
         return;
     }
-    if (m->vm_live && !vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0))
-        return;     /* the VM was stopping already; that stop has its event */
+    if (m->vm_live && !vm_request_stop(&m->vm, VM_STOP_SIGNAL, 0)) {
+        /* The VM was stopping already. A poweroff, an error or an exit
+         * ends vmm with its own event; a reset would build the VM again
+         * and the signal or quit would be lost: the reset gives way. */
+        enum vm_stop_reason r = __atomic_load_n(&m->vm.stop_reason, __ATOMIC_ACQUIRE);
+        if ((r != VM_STOP_RESET && r != VM_STOP_TRIPLE_FAULT && r != VM_STOP_HOST_RESET) ||
+            m->cfg->reboot == REBOOT_EXIT || m->quit_after_reset)
+            return;
+        m->quit_after_reset = true;
+    }
     if (m->poweroff_wait)
         m->reset_after_poweroff = false;
     if (!m->vm_live)
@@ -160,6 +168,8 @@ static void on_stop_event(void *opaque, int fd, uint32_t revents)
         break;      /* machine_shutdown sent SHUTDOWN */
     case VM_STOP_RESET:
     case VM_STOP_TRIPLE_FAULT:
+        if (m->quit_after_reset)
+            break;      /* machine_shutdown sent SHUTDOWN: no new boot */
         if (reboot_exit) {
             m->state = RUN_STATE_SHUTDOWN;
             emit(m, "SHUTDOWN", guest_reason(true, "guest-reset"));
@@ -168,6 +178,8 @@ static void on_stop_event(void *opaque, int fd, uint32_t revents)
         }
         break;
     case VM_STOP_HOST_RESET:
+        if (m->quit_after_reset)
+            break;
         if (reboot_exit) {
             m->state = RUN_STATE_SHUTDOWN;
             emit(m, "SHUTDOWN", guest_reason(false, m->host_reason));
@@ -391,6 +403,10 @@ int machine_run(struct machine *m)
             const char *what = reason == VM_STOP_TRIPLE_FAULT ? "guest triple-faulted"
                                : reason == VM_STOP_RESET      ? "guest reset"
                                                               : "system_reset";
+            if (m->quit_after_reset) {
+                log_info("%s, then a signal or quit: not restarting", what);
+                return VMM_EXIT_POWEROFF;
+            }
             if (m->cfg->reboot == REBOOT_EXIT) {
                 log_info("%s; exiting (--reboot exit)", what);
                 return reason == VM_STOP_TRIPLE_FAULT ? VMM_EXIT_TRIPLE_FAULT : VMM_EXIT_REBOOT;

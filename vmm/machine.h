@@ -50,6 +50,11 @@ struct machine {
     bool poweroff_wait;
     bool reset_after_poweroff;
     bool quit_after_poweroff;
+    /* A signal or quit came while a reset of the VM was already under way
+     * (a guest reset or system_reset that the loop has not finished): the
+     * VM is not built again, vmm ends (QEMU: a shutdown request beats a
+     * pending reset). */
+    bool quit_after_reset;
 
     /* --restore: the snapshot the first boot is built from (then freed);
      * NULL otherwise. Set by main after machine_open. */

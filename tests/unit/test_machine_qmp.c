@@ -169,6 +169,35 @@ static void after_shutdown(void **state)
     assert_string_equal(events->str, "");
 }
 
+/* A signal or quit while a reset of the VM is under way (a vCPU asked for
+ * it, the loop has not handled it yet): vmm ends with SHUTDOWN, the reset
+ * does not swallow it (once, a guest reset loop sent SIGTERM hung on). A
+ * poweroff under way keeps its own event and the signal adds none. */
+static void shutdown_during_reset(void **state)
+{
+    (void)state;
+    const enum vm_stop_reason resets[] = { VM_STOP_RESET, VM_STOP_TRIPLE_FAULT, VM_STOP_HOST_RESET };
+    for (unsigned i = 0; i < G_N_ELEMENTS(resets); i++) {
+        struct vm_config cfg = { 0 };
+        g_autofree struct machine *m = new_machine(&cfg, RUN_STATE_RUNNING);
+        m->vm_live = true;
+        m->vm.stop_reason = resets[i];
+        machine_shutdown(m, "host-signal");
+        assert_string_equal(events->str, "SHUTDOWN {\"guest\":false,\"reason\":\"host-signal\"};");
+        assert_int_equal(m->state, RUN_STATE_SHUTDOWN);
+        assert_true(m->quit_after_reset);
+        machine_shutdown(m, "host-qmp-quit");      /* a second one: no second SHUTDOWN */
+        assert_string_equal(events->str, "SHUTDOWN {\"guest\":false,\"reason\":\"host-signal\"};");
+    }
+    struct vm_config cfg = { 0 };
+    g_autofree struct machine *m = new_machine(&cfg, RUN_STATE_RUNNING);
+    m->vm_live = true;
+    m->vm.stop_reason = VM_STOP_POWEROFF;
+    machine_shutdown(m, "host-signal");
+    assert_string_equal(events->str, "");
+    assert_false(m->quit_after_reset);
+}
+
 static void unexpected_args(void **state)
 {
     (void)state;
@@ -324,6 +353,7 @@ int main(void)
         cmocka_unit_test(stop_cont_events),
         cmocka_unit_test(prelaunch),
         cmocka_unit_test(after_shutdown),
+        cmocka_unit_test(shutdown_during_reset),
         cmocka_unit_test(unexpected_args),
         cmocka_unit_test(powerdown_without_vm),
         cmocka_unit_test(query_block),
