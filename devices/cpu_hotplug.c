@@ -26,6 +26,9 @@ struct cpu_hotplug {
     pthread_mutex_t lock;
     uint32_t selector;
     uint8_t *st;                /* nr_max entries */
+    uint32_t ost_event;         /* staged OST registers */
+    uint32_t ost_status;
+    uint32_t *ost;              /* per CPU: recorded event, status (2 * nr_max) */
 };
 
 static void notify(struct cpu_hotplug *h)
@@ -45,6 +48,10 @@ static uint32_t reg_dword(struct cpu_hotplug *h, uint64_t base)
         return valid ? (h->st[h->selector] & ST_GUEST_MASK) : 0;
     case CPUHP_REG_COUNT:
         return h->nr_max;
+    case CPUHP_REG_OST_EVENT:
+        return h->ost_event;
+    case CPUHP_REG_OST_STATUS:
+        return h->ost_status;
     default:
         return 0;
     }
@@ -88,22 +95,36 @@ static int status_write(struct cpu_hotplug *h, uint8_t v)
 void cpu_hotplug_io_write(struct cpu_hotplug *h, uint64_t offset, const void *data, unsigned size)
 {
     const uint8_t *in = data;
-    int eject = -1;
+    int eject = -1, ost = -1;
+    uint32_t ost_event = 0, ost_status = 0;
     pthread_mutex_lock(&h->lock);
     for (unsigned i = 0; i < size; i++) {
         uint64_t o = offset + i;
+        unsigned shift = 8 * (unsigned)(o & 3);
         if (o < CPUHP_REG_SELECTOR + 4) {
-            unsigned shift = 8 * (unsigned)o;
             h->selector = (h->selector & ~(0xffu << shift)) | ((uint32_t)in[i] << shift);
         } else if (o == CPUHP_REG_STATUS) {
             int r = status_write(h, in[i]);
             if (r >= 0)
                 eject = r;
+        } else if (o >= CPUHP_REG_OST_EVENT && o < CPUHP_REG_OST_EVENT + 4) {
+            h->ost_event = (h->ost_event & ~(0xffu << shift)) | ((uint32_t)in[i] << shift);
+        } else if (o >= CPUHP_REG_OST_STATUS && o < CPUHP_REG_OST_STATUS + 4) {
+            h->ost_status = (h->ost_status & ~(0xffu << shift)) | ((uint32_t)in[i] << shift);
+            if (o == CPUHP_REG_OST_STATUS + 3 && h->selector < h->nr_max) {
+                ost = (int)h->selector;
+                ost_event = h->ost_event;
+                ost_status = h->ost_status;
+                h->ost[2 * h->selector] = ost_event;
+                h->ost[2 * h->selector + 1] = ost_status;
+            }
         }
     }
     pthread_mutex_unlock(&h->lock);
     if (eject >= 0 && h->ops.ejected)
         h->ops.ejected(h->ops.opaque, (unsigned)eject);
+    if (ost >= 0 && h->ops.ost)
+        h->ops.ost(h->ops.opaque, (unsigned)ost, ost_event, ost_status);
 }
 
 static void bus_read_fn(void *opaque, uint64_t offset, void *data, unsigned size)
@@ -128,6 +149,7 @@ struct cpu_hotplug *cpu_hotplug_create(struct bus *pio, uint16_t port, unsigned 
     if (ops)
         h->ops = *ops;
     h->st = g_new0(uint8_t, MAX(nr_max, 1));
+    h->ost = g_new0(uint32_t, 2 * MAX(nr_max, 1));
     pthread_mutex_init(&h->lock, NULL);
     if (pio) {
         int r = bus_register(pio, port, CPUHP_LEN, &cpu_hotplug_bus_ops, h, "cpu-hotplug");
@@ -135,6 +157,7 @@ struct cpu_hotplug *cpu_hotplug_create(struct bus *pio, uint16_t port, unsigned 
             log_error("cannot register cpu-hotplug at port 0x%x: %s", port, g_strerror(-r));
             pthread_mutex_destroy(&h->lock);
             g_free(h->st);
+            g_free(h->ost);
             g_free(h);
             return NULL;
         }
@@ -188,6 +211,17 @@ bool cpu_hotplug_present(struct cpu_hotplug *h, unsigned index)
     return present;
 }
 
+bool cpu_hotplug_ost(struct cpu_hotplug *h, unsigned index, uint32_t *event, uint32_t *status)
+{
+    if (index >= h->nr_max)
+        return false;
+    pthread_mutex_lock(&h->lock);
+    *event = h->ost[2 * index];
+    *status = h->ost[2 * index + 1];
+    pthread_mutex_unlock(&h->lock);
+    return true;
+}
+
 /* Power-on state of the registers; which CPUs are present is the machine's
  * configuration, not register state, and stays. */
 static void cpu_hotplug_reset(void *dev)
@@ -195,6 +229,7 @@ static void cpu_hotplug_reset(void *dev)
     struct cpu_hotplug *h = dev;
     pthread_mutex_lock(&h->lock);
     h->selector = 0;
+    h->ost_event = h->ost_status = 0;
     for (unsigned i = 0; i < h->nr_max; i++)
         h->st[i] &= CPUHP_STS_ENABLED;
     pthread_mutex_unlock(&h->lock);
@@ -241,6 +276,7 @@ static void cpu_hotplug_destroy(void *dev)
         bus_unregister(h->pio, h->port);
     pthread_mutex_destroy(&h->lock);
     g_free(h->st);
+    g_free(h->ost);
     g_free(h);
 }
 

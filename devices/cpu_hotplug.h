@@ -16,6 +16,14 @@
  *                    CPU (its _EJ0), honoured only after the host asked for
  *                    its removal; ENABLED is clear when the write returns.
  *   0x08  dword  R   the number of possible CPUs (max).
+ *   0x0c  dword  RW  OST source event: the _OST Arg0 (0x01 device check,
+ *                    0x03 eject request, 0x103 eject processing) staged
+ *                    for the next status write.
+ *   0x10  dword  RW  OST status code: the _OST Arg1. The write that sets the
+ *                    dword's last byte (0x13; a dword write does) records
+ *                    (event, status) as the selected CPU's OSPM status and
+ *                    reports it to the host (ACPI_DEVICE_OST); ignored while
+ *                    the selector is not a possible CPU.
  *
  * The host side (device_add/device_del, on the main loop) and the guest's
  * accesses (vCPU threads) meet under the controller's lock. */
@@ -33,6 +41,8 @@ struct cpu_hotplug;
 #define CPUHP_REG_SELECTOR      0x00
 #define CPUHP_REG_STATUS        0x04
 #define CPUHP_REG_COUNT         0x08
+#define CPUHP_REG_OST_EVENT     0x0c
+#define CPUHP_REG_OST_STATUS    0x10
 #define CPUHP_STS_ENABLED       (1u << 0)
 #define CPUHP_STS_INSERT        (1u << 1)
 #define CPUHP_STS_REMOVE        (1u << 2)
@@ -45,6 +55,9 @@ struct cpu_hotplug_ops {
      * Called on the vCPU thread that wrote the register, without the
      * controller's lock: hand the work to the main loop. */
     void (*ejected)(void *opaque, unsigned index);
+    /* The guest's _OST for CPU `index` (source event, status code). Same
+     * thread and lock rules as ejected. May be NULL. */
+    void (*ost)(void *opaque, unsigned index, uint32_t event, uint32_t status);
     void *opaque;
 };
 
@@ -61,6 +74,9 @@ int cpu_hotplug_insert(struct cpu_hotplug *h, unsigned index);
  * 0, -EINVAL, -ENODEV (not present). Asking again re-raises the event. */
 int cpu_hotplug_request_remove(struct cpu_hotplug *h, unsigned index);
 bool cpu_hotplug_present(struct cpu_hotplug *h, unsigned index);
+/* The last OSPM status the guest's _OST recorded for CPU `index` (0, 0
+ * before any). false when index is not a possible CPU. */
+bool cpu_hotplug_ost(struct cpu_hotplug *h, unsigned index, uint32_t *event, uint32_t *status);
 /* The register window, as the bus calls it (offset from the base). */
 void cpu_hotplug_io_read(struct cpu_hotplug *h, uint64_t offset, void *data, unsigned size);
 void cpu_hotplug_io_write(struct cpu_hotplug *h, uint64_t offset, const void *data, unsigned size);

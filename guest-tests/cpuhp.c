@@ -10,6 +10,10 @@
  *   - "# cpuhp: ready for remove": device_del raises a remove event; the
  *     guest cannot eject a CPU the host did not offer, and ejecting I makes
  *     it absent at once;
+ *   - after the insert, the remove request and the eject the guest writes
+ *     the OST registers as the DSDT's _OST would (Linux: event 1 status 0;
+ *     event 3 status 0x80, eject in progress; event 0x103 status 0), which
+ *     the runner sees as ACPI_DEVICE_OST events and in query-acpi-ospm-status;
  *   - the host plugs I in again (the same KVM vCPU, kept by vmm): the CPU
  *     starts and checks in a second time, in xAPIC mode with its own APIC
  *     ID although it had switched to x2APIC (where the host has it) before
@@ -25,6 +29,8 @@
 #define CPUHP_SEL       (CPUHP + 0)
 #define CPUHP_STS       (CPUHP + 4)
 #define CPUHP_COUNT     (CPUHP + 8)
+#define CPUHP_OST_EVENT (CPUHP + 0x0c)
+#define CPUHP_OST_STATUS (CPUHP + 0x10)
 #define STS_ENABLED     (1u << 0)
 #define STS_INSERT      (1u << 1)
 #define STS_REMOVE      (1u << 2)
@@ -75,6 +81,14 @@ static uint8_t status(uint32_t cpu)
 {
     outl(CPUHP_SEL, cpu);
     return inb(CPUHP_STS);
+}
+
+/* What the DSDT's _OST (COSM) writes: selector, event, then status. */
+static void ost(uint32_t cpu, uint32_t event, uint32_t st)
+{
+    outl(CPUHP_SEL, cpu);
+    outl(CPUHP_OST_EVENT, event);
+    outl(CPUHP_OST_STATUS, st);
 }
 
 static void command(uint32_t cpu, uint8_t v)
@@ -216,7 +230,7 @@ int main(void)
     }
     /* With reset=1 the plan counts the tests of both boots (the runner
      * takes the first plan and counts every "ok" line). */
-    plan(reset ? 17 + 3 : 17);
+    plan(reset ? 18 + 3 : 18);
 
     unsigned total, enabled, capable;
     madt_lapics(&total, &enabled, &capable);
@@ -242,6 +256,7 @@ int main(void)
     ok(status(add) == STS_ENABLED, "CPU %u: event acknowledged, still enabled (0x%x)", add, status(add));
     ok(start_ap((uint8_t)add, page, 1) && ap_long == 1, "CPU %u started by INIT/SIPI and checked in from long mode",
        add);
+    ost(add, 0x01, 0x00);   /* device check handled: success */
     diag("CPU %u %s x2APIC mode before it halted", add, ap_x2apic ? "left its LAPIC in" : "has no");
 
     ged_seen = 0;
@@ -249,6 +264,7 @@ int main(void)
     ok(wait_status(add, STS_REMOVE), "CPU %u: remove event", add);
     ok(ged_seen & GED_CPU_HOTPLUG, "GED event bit 2 latched again (events 0x%x)", ged_seen);
     command(add, STS_REMOVE);
+    ost(add, 0x03, 0x80);   /* eject request: ejection in progress */
     ok(status(add) == STS_ENABLED, "CPU %u: remove event acknowledged, still there until ejected (0x%x)", add,
        status(add));
     /* What the host did not offer cannot be ejected: the boot CPU, an absent one. */
@@ -259,6 +275,9 @@ int main(void)
     command(add, CMD_EJECT);
     uint8_t after = status(add);
     ok(after == 0, "CPU %u: ejected, absent at once (0x%x)", add, after);
+    ost(add, 0x103, 0x00);  /* eject processing done: success */
+    uint32_t oev = (outl(CPUHP_SEL, add), inl(CPUHP_OST_EVENT));
+    ok(oev == 0x103, "OST event register reads back 0x%x", oev);
     printf("# cpuhp: ejected\n");
 
     ok(wait_status(add, STS_INSERT), "CPU %u: plugged in again", add);

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "devices/cpu_hotplug.h"
 #include "vmm/device_qmp.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
@@ -175,6 +176,59 @@ static bool cpu_del(struct machine *m, const char *id, GError **err)
     return true;
 }
 
+/* QEMU's ACPIOSTInfo for CPU `index`. */
+static JsonObject *ost_info(struct machine *m, unsigned index, uint32_t event, uint32_t status)
+{
+    const struct vm_config *cfg = m->cfg;
+    JsonObject *o = json_object_new();
+    if (index < VMM_MAX_CPUS && cfg->cpu_ids[index] && cfg->cpu_ids[index][0])
+        json_object_set_string_member(o, "device", cfg->cpu_ids[index]);
+    g_autofree char *slot = g_strdup_printf("%u", index);
+    json_object_set_string_member(o, "slot", slot);
+    json_object_set_string_member(o, "slot-type", "CPU");
+    json_object_set_int_member(o, "source", event);
+    json_object_set_int_member(o, "status", status);
+    return o;
+}
+
+/* Main loop, from the VM: the guest's _OST on CPU `index`. */
+static void cpu_ost(void *opaque, unsigned index, uint32_t event, uint32_t status)
+{
+    struct machine *m = opaque;
+    log_info("CPU %u: the guest's _OST reports event 0x%x, status 0x%x", index, event, status);
+    if (!m->emit_event)
+        return;
+    JsonObject *o = json_object_new();
+    json_object_set_object_member(o, "info", ost_info(m, index, event, status));
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(n, o);
+    m->emit_event(m, "ACPI_DEVICE_OST", n);
+}
+
+void cpu_qmp_vm_created(struct machine *m)
+{
+    vm_set_cpu_ost_handler(&m->vm, cpu_ost, m);
+}
+
+/* Every possible CPU's last _OST (0, 0 before any), as QEMU lists them. */
+static JsonNode *cmd_query_acpi_ospm_status(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    struct machine *m = ctx->opaque;
+    if (!qmp_args_check(args, NULL, err))
+        return NULL;
+    JsonArray *a = json_array_new();
+    if (m->vm_live && m->vm.cpu_hotplug) {
+        for (unsigned i = 0; i < m->vm.max_vcpus; i++) {
+            uint32_t event, status;
+            if (cpu_hotplug_ost(m->vm.cpu_hotplug, i, &event, &status))
+                json_array_add_object_element(a, ost_info(m, i, event, status));
+        }
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
 static const struct device_qmp_kind cpu_kind = {
     .name = "cpu",
     .takes = cpu_takes,
@@ -186,5 +240,6 @@ static const struct device_qmp_kind cpu_kind = {
 void cpu_qmp_register(struct qmp_server *s, struct machine *m)
 {
     qmp_register(s, "query-hotpluggable-cpus", cmd_query_hotpluggable_cpus, m, 0);
+    qmp_register(s, "query-acpi-ospm-status", cmd_query_acpi_ospm_status, m, 0);
     device_qmp_register_kind(s, m, &cpu_kind);
 }

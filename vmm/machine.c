@@ -2,6 +2,7 @@
  * run state QMP shows and changes (pause/resume, reset, power button). */
 #include "vmm/machine.h"
 #include "vmm/vmem.h"
+#include "vmm/cpu_qmp.h"
 #include "vmm/hotplug.h"
 
 #include <errno.h>
@@ -348,6 +349,7 @@ int machine_run(struct machine *m)
         }
         vmem_machine_attach(m);
         hotplug_vm_created(m);
+        cpu_qmp_vm_created(m);
         m->vm_live = true;
         m->host_reason = NULL;
         int efd = m->vm.stop_eventfd;

@@ -547,6 +547,12 @@ void vm_set_unplugged_handler(struct vm *vm, void (*fn)(void *opaque, const char
     vm->unplugged_opaque = opaque;
 }
 
+void vm_set_cpu_ost_handler(struct vm *vm, vm_cpu_ost_fn fn, void *opaque)
+{
+    vm->cpu_ost = fn;
+    vm->cpu_ost_opaque = opaque;
+}
+
 struct unplug {
     struct vm *vm;
     unsigned slot;
@@ -658,12 +664,36 @@ static void cpu_hotplug_ejected(void *opaque, unsigned index)
     loop_call(vm->loop, cpu_ejected_fn, e);
 }
 
+struct cpu_ost {
+    struct vm *vm;
+    unsigned index;
+    uint32_t event, status;
+};
+
+static void cpu_ost_fn(void *opaque)
+{
+    struct cpu_ost *o = opaque;
+    if (o->vm->cpu_ost)
+        o->vm->cpu_ost(o->vm->cpu_ost_opaque, o->index, o->event, o->status);
+    g_free(o);
+}
+
+/* vCPU thread (the guest's _OST): reported from the main loop. */
+static void vm_cpu_ost_report(void *opaque, unsigned index, uint32_t event, uint32_t status)
+{
+    struct vm *vm = opaque;
+    struct cpu_ost *o = g_new(struct cpu_ost, 1);
+    *o = (struct cpu_ost){ vm, index, event, status };
+    loop_call(vm->loop, cpu_ost_fn, o);
+}
+
 static int create_cpu_hotplug(struct vm *vm)
 {
     const struct vm_config *cfg = vm->cfg;
     if (cfg->cpus_max <= cfg->cpus_boot)
         return 0;
-    struct cpu_hotplug_ops ops = { .notify = cpu_hotplug_notify, .ejected = cpu_hotplug_ejected, .opaque = vm };
+    struct cpu_hotplug_ops ops = { .notify = cpu_hotplug_notify, .ejected = cpu_hotplug_ejected,
+                                   .ost = vm_cpu_ost_report, .opaque = vm };
     vm->cpu_hotplug = cpu_hotplug_create(&vm->pio, PORT_CPU_HOTPLUG, cfg->cpus_max, &ops);
     if (!vm->cpu_hotplug)
         return -1;

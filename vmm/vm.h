@@ -32,6 +32,9 @@ struct cpu_hotplug;
 /* Told on the main loop when the guest has ejected a CPU whose removal
  * vm_cpu_request_remove asked for (its thread is joined by then). */
 typedef void (*vm_cpu_removed_fn)(void *opaque, unsigned index);
+/* Told on the main loop when the guest's _OST reported on CPU `index`
+ * (ACPI source event, status code). */
+typedef void (*vm_cpu_ost_fn)(void *opaque, unsigned index, uint32_t event, uint32_t status);
 struct vm_cpu_unplug {
     vm_cpu_removed_fn fn;
     void *opaque;
@@ -81,6 +84,8 @@ struct vm {
     struct vm_pci_slot *pci_slots;      /* [PCI_MAX_SLOTS]: the removable devices (disks, NICs) */
     void (*unplugged)(void *opaque, const char *id);    /* see vm_set_unplugged_handler */
     void *unplugged_opaque;
+    vm_cpu_ost_fn cpu_ost;              /* see vm_set_cpu_ost_handler */
+    void *cpu_ost_opaque;
     struct char_backend *serial_be;     /* owned by the caller, lives across resets */
     struct char_backend *console_be;    /* virtio-console's; the same */
     struct virtio_console *console;     /* its device, or NULL */
@@ -175,6 +180,7 @@ int vm_hotplug_request_unplug(struct vm *vm, const char *id);
 int vm_hotplug_slot_of(struct vm *vm, const char *id);
 /* Who hears of devices the guest ejected (main loop thread). Call after vm_create. */
 void vm_set_unplugged_handler(struct vm *vm, void (*fn)(void *opaque, const char *id), void *opaque);
+void vm_set_cpu_ost_handler(struct vm *vm, vm_cpu_ost_fn fn, void *opaque);
 
 /* Interrupt line into the platform's interrupt controller. Any thread. */
 void vm_set_irq(void *vm, unsigned gsi, bool level);

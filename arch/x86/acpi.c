@@ -10,6 +10,7 @@
 #include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
 #include "devices/acpi_pcihp.h"
+#include "devices/cpu_hotplug.h"
 #include "vmm/memory.h"
 
 #define ACPI_OEM_ID         "VMMVMM"
@@ -325,6 +326,13 @@ static void build_cpus(struct aml *sb, const struct acpi_config *c)
     aml_append(f, aml_named_field("CRMV", 1));
     aml_append(f, aml_named_field("CEJ0", 1));
     aml_append(sb, f);
+    /* The OST registers (0x0c event, 0x10 status) as whole dwords: the
+     * status write that reaches byte 0x13 records the _OST. */
+    struct aml *of = aml_field("CPHR", AML_DWORD_ACC, AML_NOLOCK, AML_PRESERVE);
+    aml_append(of, aml_reserved_field(8 * CPUHP_REG_OST_EVENT));
+    aml_append(of, aml_named_field("COEV", 32));
+    aml_append(of, aml_named_field("COST", 32));
+    aml_append(sb, of);
     aml_append(sb, aml_mutex("CPLK", 0));
 
     struct aml *sta = aml_method("CSTA", 1, AML_SERIALIZED);
@@ -344,6 +352,15 @@ static void build_cpus(struct aml *sb, const struct acpi_config *c)
     aml_append(ej, aml_store(aml_one(), aml_name("CEJ0")));
     aml_append(ej, aml_release(aml_name("CPLK")));
     aml_append(sb, ej);
+
+    /* COSM (index, event, status): a CPU's _OST, into the OST registers. */
+    struct aml *ost = aml_method("COSM", 3, AML_SERIALIZED);
+    aml_append(ost, aml_acquire(aml_name("CPLK"), 0xffff));
+    aml_append(ost, aml_store(aml_arg(0), aml_name("CSEL")));
+    aml_append(ost, aml_store(aml_arg(1), aml_name("COEV")));
+    aml_append(ost, aml_store(aml_arg(2), aml_name("COST")));
+    aml_append(ost, aml_release(aml_name("CPLK")));
+    aml_append(sb, ost);
 
     /* CNTF (index, code): Notify the CPU device with that index. */
     struct aml *ntf = aml_method("CNTF", 2, AML_NOT_SERIALIZED);
@@ -390,6 +407,11 @@ static void build_cpus(struct aml *sb, const struct acpi_config *c)
         uint8_t mat[8];
         madt_lapic(mat, i, MADT_LAPIC_ENABLED);
         aml_append(d, aml_name_decl("_MAT", aml_buffer(mat, sizeof(mat))));
+        /* _OST (source event, status code, buffer): Linux reports how it
+         * handled each Notify (ACPI 6.3.5); the host emits ACPI_DEVICE_OST. */
+        struct aml *o = aml_method("_OST", 3, AML_NOT_SERIALIZED);
+        aml_append(o, aml_call("COSM", aml_int(i), aml_arg(0), aml_arg(1), NULL));
+        aml_append(d, o);
         if (i >= c->nr_cpus_boot) {
             struct aml *e = aml_method("_EJ0", 1, AML_NOT_SERIALIZED);
             aml_append(e, aml_call("CEJM", aml_int(i), NULL));

@@ -383,6 +383,32 @@ static void test_cpu_hotplug_aml(void **state)
         assert_int_equal(count(d, n, mat, sizeof(mat)), 1);
     }
     assert_int_equal(count(d, n, "_EJ0", 4), 2);
+    /* Field (CPHR, DWordAcc, NoLock, Preserve) { Offset (0x0C), COEV 32, COST 32 }:
+     * the OST registers, written as whole dwords. */
+    static const uint8_t ost_field[] = { 'C', 'P', 'H', 'R', 0x03, 0x00, 0x40, 0x06,
+                                         'C', 'O', 'E', 'V', 0x20, 'C', 'O', 'S', 'T', 0x20 };
+    assert_int_equal(count(d, n, ost_field, sizeof(ost_field)), 1);
+    /* Every CPU has Method (_OST, 3) { COSM (i, Arg0, Arg1) }. */
+    for (unsigned i = 0; i < 3; i++) {
+        const uint8_t ost[] = { 0x14, 0x0d + (i > 1), '_', 'O', 'S', 'T', 0x03, 'C', 'O', 'S', 'M',
+                                i > 1 ? 0x0a : (uint8_t)i, (uint8_t)i, 0x68, 0x69 };
+        size_t len = i > 1 ? sizeof(ost) : sizeof(ost) - 1;
+        uint8_t want[sizeof(ost)];
+        memcpy(want, ost, 11);
+        if (i > 1)
+            memcpy(want + 11, ost + 11, 4);
+        else {
+            want[11] = (uint8_t)i;
+            want[12] = 0x68;
+            want[13] = 0x69;
+        }
+        assert_int_equal(count(d, n, want, len), 1);
+    }
+    assert_int_equal(count(d, n, "_OST", 4), 3);
+    /* COSM (index, event, status): CSEL = Arg0, COEV = Arg1, COST = Arg2 under CPLK. */
+    static const uint8_t cosm[] = { 0x70, 0x68, 'C', 'S', 'E', 'L', 0x70, 0x69, 'C', 'O', 'E', 'V',
+                                    0x70, 0x6a, 'C', 'O', 'S', 'T' };
+    assert_int_equal(count(d, n, cosm, sizeof(cosm)), 1);
     /* The GED's _EVT calls \_SB.CSCN when bit 2 is set. */
     static const uint8_t call[] = { 0x5c, 0x2e, '_', 'S', 'B', '_', 'C', 'S', 'C', 'N' };
     assert_int_equal(count(d, n, call, sizeof(call)), 1);

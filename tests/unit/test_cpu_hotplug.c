@@ -14,6 +14,9 @@
 #include "vmm/state.h"
 
 struct seen {
+    unsigned osts;
+    unsigned ost_index;
+    uint32_t ost_event, ost_status;
     unsigned notifies;
     unsigned ejects;
     unsigned last_eject;
@@ -31,10 +34,19 @@ static void on_ejected(void *opaque, unsigned index)
     s->last_eject = index;
 }
 
+static void on_ost(void *opaque, unsigned index, uint32_t event, uint32_t status)
+{
+    struct seen *s = opaque;
+    s->osts++;
+    s->ost_index = index;
+    s->ost_event = event;
+    s->ost_status = status;
+}
+
 static struct cpu_hotplug *make(unsigned max, struct seen *s)
 {
     memset(s, 0, sizeof(*s));
-    struct cpu_hotplug_ops ops = { .notify = on_notify, .ejected = on_ejected, .opaque = s };
+    struct cpu_hotplug_ops ops = { .notify = on_notify, .ejected = on_ejected, .ost = on_ost, .opaque = s };
     return cpu_hotplug_create(NULL, 0, max, &ops);
 }
 
@@ -61,6 +73,65 @@ static void destroy(struct cpu_hotplug *h)
 {
     struct device d = cpu_hotplug_device(h);
     d.ops->destroy(d.dev);
+}
+
+/* _OST as the DSDT's COSM writes it: selector, event dword, status dword;
+ * the status write reports (index, event, status) once and records it;
+ * byte-wise writes report at the status's last byte; a selector past the
+ * possible CPUs records nothing. */
+static void test_ost(void **state)
+{
+    struct seen s;
+    struct cpu_hotplug *h = make(3, &s);
+    uint32_t ev, st;
+    assert_true(cpu_hotplug_ost(h, 2, &ev, &st));
+    assert_int_equal(ev, 0);
+    assert_int_equal(st, 0);
+    assert_false(cpu_hotplug_ost(h, 3, &ev, &st));
+
+    sel(h, 2);
+    uint32_t v = 0x103;
+    cpu_hotplug_io_write(h, CPUHP_REG_OST_EVENT, &v, 4);
+    assert_int_equal(s.osts, 0);            /* the event alone reports nothing */
+    v = 0;
+    cpu_hotplug_io_write(h, CPUHP_REG_OST_STATUS, &v, 4);
+    assert_int_equal(s.osts, 1);
+    assert_int_equal(s.ost_index, 2);
+    assert_int_equal(s.ost_event, 0x103);
+    assert_int_equal(s.ost_status, 0);
+    assert_true(cpu_hotplug_ost(h, 2, &ev, &st));
+    assert_int_equal(ev, 0x103);
+    assert_int_equal(st, 0);
+    uint32_t r;
+    cpu_hotplug_io_read(h, CPUHP_REG_OST_EVENT, &r, 4);
+    assert_int_equal(r, 0x103);
+
+    /* Byte by byte (a ByteAcc field): reported when byte 3 of the status lands. */
+    sel(h, 1);
+    const uint8_t evb[4] = { 0x01, 0, 0, 0 }, stb[4] = { 0x81, 0x02, 0, 0 };
+    for (unsigned i = 0; i < 4; i++)
+        cpu_hotplug_io_write(h, CPUHP_REG_OST_EVENT + i, &evb[i], 1);
+    for (unsigned i = 0; i < 3; i++)
+        cpu_hotplug_io_write(h, CPUHP_REG_OST_STATUS + i, &stb[i], 1);
+    assert_int_equal(s.osts, 1);
+    cpu_hotplug_io_write(h, CPUHP_REG_OST_STATUS + 3, &stb[3], 1);
+    assert_int_equal(s.osts, 2);
+    assert_int_equal(s.ost_index, 1);
+    assert_int_equal(s.ost_event, 1);
+    assert_int_equal(s.ost_status, 0x281);
+    assert_true(cpu_hotplug_ost(h, 2, &ev, &st));  /* CPU 2's record unchanged */
+    assert_int_equal(ev, 0x103);
+
+    /* Not a possible CPU: nothing recorded or reported. */
+    sel(h, 7);
+    v = 3;
+    cpu_hotplug_io_write(h, CPUHP_REG_OST_EVENT, &v, 4);
+    cpu_hotplug_io_write(h, CPUHP_REG_OST_STATUS, &v, 4);
+    assert_int_equal(s.osts, 2);
+    /* Nor do OST writes touch the CPUs' status. */
+    assert_int_equal(status(h, 0), 0);
+    assert_int_equal(s.notifies + s.ejects, 0);
+    destroy(h);
 }
 
 /* Insert: present with an insert event and one notification; the guest
@@ -264,6 +335,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert),
+        cmocka_unit_test(test_ost),
         cmocka_unit_test(test_remove_and_eject),
         cmocka_unit_test(test_eject_needs_request),
         cmocka_unit_test(test_events_independent),
