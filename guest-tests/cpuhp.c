@@ -12,7 +12,8 @@
  *     it absent at once;
  *   - after the insert, the remove request and the eject the guest writes
  *     the OST registers as the DSDT's _OST would (Linux: event 1 status 0;
- *     event 3 status 0x80, eject in progress; event 0x103 status 0), which
+ *     event 3 status 0x84, ejection in progress; event 0x103 status 0, as
+ *     Linux reports an eject it started itself), which
  *     the runner sees as ACPI_DEVICE_OST events and in query-acpi-ospm-status;
  *   - the host plugs I in again (the same KVM vCPU, kept by vmm): the CPU
  *     starts and checks in a second time, in xAPIC mode with its own APIC
@@ -264,7 +265,7 @@ int main(void)
     ok(wait_status(add, STS_REMOVE), "CPU %u: remove event", add);
     ok(ged_seen & GED_CPU_HOTPLUG, "GED event bit 2 latched again (events 0x%x)", ged_seen);
     command(add, STS_REMOVE);
-    ost(add, 0x03, 0x80);   /* eject request: ejection in progress */
+    ost(add, 0x03, 0x84);   /* eject request: ejection in progress (Linux) */
     ok(status(add) == STS_ENABLED, "CPU %u: remove event acknowledged, still there until ejected (0x%x)", add,
        status(add));
     /* What the host did not offer cannot be ejected: the boot CPU, an absent one. */
