@@ -232,8 +232,10 @@ void config_print_help(void)
 "  --incoming tcp:HOST:PORT | unix:PATH\n"
 "                         wait there for a migration (QMP migrate on the source, which\n"
 "                         sends the machine, its state and RAM; the VM runs here once\n"
-"                         loaded); the same options as with --restore may be added.\n"
-"                         A broken or refused stream: one line, exit 2\n"
+"                         loaded); the same options as with --restore may be added,\n"
+"                         and --cpu-model / --memory SIZE: what the source must have\n"
+"                         (checked before any RAM or state is taken). A broken or\n"
+"                         refused stream, a mismatch: one line, exit 2\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -327,6 +329,8 @@ static int parse_memory(struct vm_config *c, const char *arg, GError **err)
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value)
             return fail(err, "--memory: '%s' needs a value", o->key);
+        if (strcmp(o->key, "size") != 0)
+            c->memory_more_given = true;
         if (strcmp(o->key, "size") == 0) {
             int r = parse_size(o->value, MIB, &c->mem_size);
             if (r == -ERANGE)
@@ -874,7 +878,8 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
          * --paused, --serial, --console, --log-level): --restore takes it
          * from the snapshot instead. */
         if (!c->machine_opt && opt >= OPT_KERNEL && opt != OPT_QMP && opt != OPT_SERIAL && opt != OPT_CONSOLE &&
-            opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && opt != OPT_INCOMING && idx >= 0)
+            opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && opt != OPT_INCOMING && opt != OPT_CPU_MODEL &&
+            opt != OPT_MEMORY && idx >= 0)
             c->machine_opt = longopts[idx].name;
         idx = -1;
         switch (opt) {
@@ -897,6 +902,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
                 return -1;
             break;
         case OPT_CPU_MODEL:
+            c->cpu_model_given = true;
             if (strcmp(optarg, "host") == 0)
                 c->cpu_model = CPU_MODEL_HOST;
             else if (strcmp(optarg, "baseline") == 0)
@@ -905,6 +911,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
                 return fail(err, "--cpu-model: '%s' is not one of host, baseline", optarg);
             break;
         case OPT_MEMORY:
+            c->memory_given = true;
             if (parse_memory(c, optarg, err) < 0)
                 return -1;
             break;
@@ -966,7 +973,17 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         return fail(err, "--incoming: the machine comes from --restore already; give one of them");
     if (c->incoming && c->machine_opt)
         return fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "
-                    "--paused, --serial, --console and --log-level may be added", c->machine_opt);
+                    "--paused, --serial, --console, --log-level and (what the source must match) --cpu-model "
+                    "and --memory SIZE may be added", c->machine_opt);
+    if (c->restore_dir && !c->machine_opt && (c->cpu_model_given || c->memory_given))
+        c->machine_opt = c->cpu_model_given ? "cpu-model" : "memory";
+    if (c->incoming && c->memory_more_given)
+        return fail(err, "--memory: with --incoming only a size may be given (what the source must have); the rest "
+                    "comes from the source");
+    if (c->incoming) {
+        c->expect_cpu_model = c->cpu_model_given ? (int)c->cpu_model : -1;
+        c->expect_mem_size = c->memory_given ? c->mem_size : 0;
+    }
     if (c->restore_dir && c->machine_opt)
         return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
                     "--serial, --console and --log-level may be added", c->machine_opt);

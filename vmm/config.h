@@ -124,6 +124,12 @@ struct vm_config {
     /* --incoming URI: the machine comes from a migration source that
      * connects there (vmm/migration.h); the same rules as --restore. */
     char *incoming;
+    /* With --incoming, --cpu-model and --memory SIZE are what the source
+     * must match (checked on its config, before any guest state is taken):
+     * expect_cpu_model >= 0 / expect_mem_size != 0 when given. */
+    int expect_cpu_model;
+    uint64_t expect_mem_size;
+    bool cpu_model_given, memory_given, memory_more_given;   /* memory_more: keys beyond size */   /* --cpu-model / --memory were on the command line */
     bool serial_given, console_given;   /* --serial / --console were on the command line */
     const char *machine_opt;            /* the first machine-shaping option given ("--kernel"...), or NULL */
 };

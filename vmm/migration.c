@@ -142,6 +142,11 @@ static int listen_accept(const char *uri, GError **err)
     return c;
 }
 
+static const char *cpu_model_name(enum cpu_model m)
+{
+    return m == CPU_MODEL_BASELINE ? "baseline" : "host";
+}
+
 static int read_full(int fd, void *p, size_t n)
 {
     uint8_t *b = p;
@@ -185,7 +190,21 @@ struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c
         return NULL;
     }
     g_autoptr(GBytes) stream = g_bytes_new_take(buf, len);
+    int want_cpu = c->expect_cpu_model;
+    uint64_t want_mem = c->expect_mem_size;
     struct snapshot_restore *s = snapshot_restore_from_stream(stream, c, what, err);
+    /* What this destination was told to expect, checked on the source's
+     * config before any RAM or state is taken. */
+    if (s && want_cpu >= 0 && (int)c->cpu_model != want_cpu) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: the source's CPU model is %s, this destination was started with "
+                    "--cpu-model %s", what, cpu_model_name(c->cpu_model), cpu_model_name((enum cpu_model)want_cpu));
+        g_clear_pointer(&s, snapshot_restore_free);
+    }
+    if (s && want_mem && c->mem_size != want_mem) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: the source's memory is %" G_GUINT64_FORMAT " MiB, this destination "
+                    "was started with --memory %" G_GUINT64_FORMAT "M", what, c->mem_size >> 20, want_mem >> 20);
+        g_clear_pointer(&s, snapshot_restore_free);
+    }
     if (!s) {
         g_autofree char *line = g_strdup_printf("ERR %s\n", (*err)->message);
         write_all_stream(fd, line, strlen(line));

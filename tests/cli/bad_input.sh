@@ -277,6 +277,7 @@ check "--restore of a directory without state" 2 "--restore $f: .*state.*No such
 check "--restore with --cpus" 2 "--cpus: the machine comes from the snapshot with --restore" -- \
     --restore "$f" --cpus 2
 check "--restore with --disk" 2 "--disk: the machine comes from the snapshot" -- --disk "$f/text" --restore "$f"
+check "--restore with --memory" 2 "--memory: the machine comes from the snapshot" -- --memory 64M --restore "$f"
 check "--restore without a value" 2 "option --restore needs a value" -- --restore
 check "--incoming with a bad URI" 2 "--incoming http://x: give tcp:HOST:PORT or unix:PATH" -- --incoming http://x
 check "--incoming tcp without a port" 2 "--incoming tcp:localhost: give tcp:HOST:PORT" -- --incoming tcp:localhost

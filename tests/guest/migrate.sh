@@ -158,8 +158,10 @@ for how in tcp unix netns; do
             newport; uri=tcp:$net.2:$p ;;
     esac
     start_src $how
-    "${dst_ns[@]}" "$vmm" --incoming "$uri" --serial "file=$tmp/dst-$how" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-$how.err" \
-        < /dev/null &
+    # (unix: the destination also names what the source must be, and it is)
+    expect=(); [ $how = unix ] && expect=(--cpu-model host --memory 32M)
+    "${dst_ns[@]}" "$vmm" --incoming "$uri" "${expect[@]}" --serial "file=$tmp/dst-$how" --qmp "unix:$tmp/d.sock" \
+        2> "$tmp/dst-$how.err" < /dev/null &
     dst=$!
     wait_listen "$uri" "${dst_ns[@]}"
     r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
@@ -212,6 +214,27 @@ check "a destination that refuses the machine: exit 2 there; MIGRATION failed, e
           grep -q "\"error-desc\": \"the destination refused: .*has a serial port" <<<"$r" &&
           grep -q "\"status\": \"running\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
           consecutive "$tmp/src-fail"' -- <(echo "$r") "$tmp/dst-refuse.err"
+
+# mismatch OPTIONS WANT: a destination started with OPTIONS refuses the
+# source (host CPU model, 32M) on its config, before RAM: exit 2, one line.
+mismatch() {
+    newport
+    "$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/dst-mm.out" $1 2> "$tmp/dst-mm.err" < /dev/null &
+    dst=$!
+    wait_listen "tcp:127.0.0.1:$p"
+    r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+    reap "$dst"; dst=
+    c0=$(count_lines "$tmp/src-fail")
+    wait_counts $((c0 + 1)) "$tmp/src-fail"
+    mm_want=$2
+    check "destination $1, source host/32M: exit 2, one line naming it; MIGRATION failed with it, the source runs on" \
+        eval '[ "$status" = 2 ] && [ "$(wc -l < "$tmp/dst-mm.err")" = 1 ] && grep -q -- "$mm_want" "$tmp/dst-mm.err" &&
+              grep -q "MIGRATION.*failed" <<<"$r" && grep -q "\"error-desc\": \"the destination refused: .*$mm_want" <<<"$r" &&
+              grep -q "\"status\": \"running\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
+              consecutive "$tmp/src-fail"' -- <(echo "$r") "$tmp/dst-mm.err"
+}
+mismatch "--cpu-model baseline" "the source's CPU model is host, this destination was started with --cpu-model baseline"
+mismatch "--memory 64M" "the source's memory is 32 MiB, this destination was started with --memory 64M"
 
 # fake_peer PORT BYTES: accepts one connection, reads BYTES (-1: none, and
 # holds it open 30 s) and hangs up.
@@ -285,9 +308,12 @@ dest_gets "a stream cut in the state" "ended in the middle of the state" \
     "$(printf VMMMIGR1 | od -An -tx1 | tr -d ' \n')e8030000000000000102030405060708090a"
 dest_gets "a state that is not one" "not a vmm state stream" \
     "$(printf VMMMIGR1 | od -An -tx1 | tr -d ' \n')10000000000000000102030405060708090a0b0c0d0e0f10"
-check "--incoming with --memory: exit 2, one line" \
-    eval '"$vmm" --incoming tcp:127.0.0.1:1 --memory 64M 2> "$tmp/berr"; [ $? = 2 ] && [ "$(wc -l < "$tmp/berr")" = 1 ] &&
-          grep -q -- "--memory: the machine comes from the migration source" "$tmp/berr"' -- "$tmp/berr"
+check "--incoming with --kernel: exit 2, one line" \
+    eval '"$vmm" --incoming tcp:127.0.0.1:1 --kernel /dev/null 2> "$tmp/berr"; [ $? = 2 ] && [ "$(wc -l < "$tmp/berr")" = 1 ] &&
+          grep -q -- "--kernel: the machine comes from the migration source" "$tmp/berr"' -- "$tmp/berr"
+check "--incoming with --memory beyond a size: exit 2, one line" \
+    eval '"$vmm" --incoming tcp:127.0.0.1:1 --memory size=64M,hugepages=on 2> "$tmp/berr"; [ $? = 2 ] &&
+          [ "$(wc -l < "$tmp/berr")" = 1 ] && grep -q -- "--memory: with --incoming only a size" "$tmp/berr"' -- "$tmp/berr"
 
 echo "1..$n"
 [ "$failed" = 0 ]
