@@ -229,13 +229,15 @@ void config_print_help(void)
 "                         DIR/memory (copy on write, not read up front); only --qmp,\n"
 "                         --paused, --serial, --console (a new backend, not on/off)\n"
 "                         and --log-level may be added. A bad snapshot: one line, exit 2\n"
-"  --incoming tcp:HOST:PORT | unix:PATH\n"
+"  --incoming tcp:HOST:PORT | unix:PATH | defer\n"
 "                         wait there for a migration (QMP migrate on the source, which\n"
 "                         sends the machine, its state and RAM; the VM runs here once\n"
 "                         loaded); the same options as with --restore may be added,\n"
 "                         and --cpu-model / --memory SIZE: what the source must have\n"
 "                         (checked before any RAM or state is taken). A broken or\n"
-"                         refused stream, a mismatch: one line, exit 2\n"
+"                         refused stream, a mismatch: one line, exit 2. defer: QMP comes\n"
+"                         up first (query-status \"inmigrate\"); QMP migrate-incoming\n"
+"                         {\"uri\": ...} then listens, QMP still answering (needs --qmp)\n"
 "  --log-level error|warn|info|debug\n"
 "                         what vmm logs on stderr (default warn)\n"
 "  -h, --help             this text\n"
@@ -987,6 +989,9 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     if (c->restore_dir && c->machine_opt)
         return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
                     "--serial, --console and --log-level may be added", c->machine_opt);
+    if (c->incoming && strcmp(c->incoming, "defer") == 0 && c->nr_qmp == 0)
+        return fail(err, "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp to "
+                    "send it; give --qmp unix:PATH");
     if ((c->restore_dir || c->incoming) && c->paused && c->nr_qmp == 0)
         return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
                     "give --qmp unix:PATH");

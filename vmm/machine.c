@@ -33,6 +33,7 @@ const char *machine_run_state_name(enum machine_run_state s)
     case RUN_STATE_PAUSED: return "paused";
     case RUN_STATE_SHUTDOWN: return "shutdown";
     case RUN_STATE_INTERNAL_ERROR: return "internal-error";
+    case RUN_STATE_INMIGRATE: return "inmigrate";
     }
     return "?";
 }
@@ -76,6 +77,9 @@ int machine_resume(struct machine *m, GError **err)
         return -1;
     case RUN_STATE_RUNNING:
         return 0;       /* QEMU 7.2: {} and no event */
+    case RUN_STATE_INMIGRATE:
+        m->cfg->paused = false;     /* QEMU: autostart, the VM runs once the migration is in */
+        return 0;
     case RUN_STATE_PRELAUNCH:
     case RUN_STATE_PAUSED:
         break;

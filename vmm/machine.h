@@ -28,6 +28,7 @@ enum machine_run_state {
     RUN_STATE_PAUSED,           /* stop */
     RUN_STATE_SHUTDOWN,         /* the guest powered off or the host ended it; vmm is exiting */
     RUN_STATE_INTERNAL_ERROR,   /* KVM could not run the guest; vmm is exiting */
+    RUN_STATE_INMIGRATE,        /* --incoming defer: no VM yet, waiting for migrate-incoming and the source */
 };
 
 struct machine {

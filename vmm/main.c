@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "arch/x86/boot.h"
@@ -30,7 +31,8 @@ int main(int argc, char **argv)
     if (pr == 1)
         return 0;
     struct snapshot_restore *restore = NULL;
-    if (pr == 0 && (cfg.restore_dir || cfg.incoming)) {
+    bool defer = pr == 0 && cfg.incoming && strcmp(cfg.incoming, "defer") == 0;
+    if (pr == 0 && (cfg.restore_dir || (cfg.incoming && !defer))) {
         log_threshold = (enum log_level)cfg.log_level;     /* "waiting for the source" */
         /* The machine is the snapshot's (or the source's): its config
          * replaces the checks of a command line (a later guest reset boots
@@ -42,12 +44,14 @@ int main(int argc, char **argv)
             config_clear(&cfg);
             return VMM_EXIT_CONFIG;
         }
+    } else if (defer) {
+        log_threshold = (enum log_level)cfg.log_level;
     } else if (pr < 0 || (!qc.probe && config_validate(&cfg, &err) < 0)) {
         /* The probe (-machine none) has no guest: only its QMP socket. */
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
-    if (!restore && !qc.probe && boot_check_kernel(cfg.kernel, &err) < 0) {
+    if (!restore && !defer && !qc.probe && boot_check_kernel(cfg.kernel, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
@@ -87,6 +91,26 @@ int main(int argc, char **argv)
     if (status == 0 && compat && qemu_compat_daemon_ready(&qc, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         status = VMM_EXIT_HOST;
+    }
+    if (status == 0 && defer && m.state != RUN_STATE_SHUTDOWN) {
+        /* --incoming defer: QMP is up, no VM; migrate-incoming listens on
+         * the loop and its accepted connection ends this loop_run. */
+        m.state = RUN_STATE_INMIGRATE;
+        if (loop_run(m.loop) < 0)
+            status = VMM_EXIT_HOST;
+        const char *uri = NULL;
+        int fd = migration_incoming_deferred(&uri);
+        if (status == 0 && fd >= 0) {
+            m.restore = migration_incoming_fd(fd, uri, &cfg, &err);
+            if (!m.restore || config_open_nets(&cfg, &err) < 0) {
+                fprintf(stderr, "vmm: error: %s\n", err->message);
+                status = VMM_EXIT_CONFIG;
+            } else {
+                m.state = cfg.paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
+            }
+        } else if (status == 0) {
+            m.state = RUN_STATE_SHUTDOWN;       /* quit or a signal before any source came */
+        }
     }
     if (status == 0 && m.state != RUN_STATE_SHUTDOWN) {  /* no signal or quit while waiting for a client */
         if (qc.probe) {

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include "vmm/migration.h"
 
 #include <errno.h>
@@ -92,7 +93,8 @@ int migration_check_uri(const char *uri, GError **err)
     return 0;
 }
 
-static int listen_accept(const char *uri, GError **err)
+/* A listening socket on uri; *is_unix: unlink its path once done. */
+static int listen_on(const char *uri, bool *is_unix, GError **err)
 {
     struct addrinfo *ai;
     struct sockaddr_un un;
@@ -128,6 +130,17 @@ static int listen_accept(const char *uri, GError **err)
         g_set_error(err, CONFIG_ERROR, 0, "--incoming %s: cannot listen: %s", uri, g_strerror(e));
         return -1;
     }
+    *is_unix = !ai;
+    return fd;
+}
+
+static int listen_accept(const char *uri, GError **err)
+{
+    bool is_unix;
+    int fd = listen_on(uri, &is_unix, err);
+    if (fd < 0)
+        return -1;
+    int e;
     log_info("incoming: waiting for the source on %s", uri);
     int c;
     do
@@ -135,8 +148,8 @@ static int listen_accept(const char *uri, GError **err)
     while (c < 0 && errno == EINTR);
     e = errno;
     close(fd);
-    if (!ai)
-        unlink(un.sun_path);
+    if (is_unix)
+        unlink(uri + 5);
     if (c < 0)
         g_set_error(err, CONFIG_ERROR, 0, "--incoming %s: accept: %s", uri, g_strerror(e));
     return c;
@@ -167,6 +180,11 @@ struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c
     int fd = listen_accept(uri, err);
     if (fd < 0)
         return NULL;
+    return migration_incoming_fd(fd, uri, c, err);
+}
+
+struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct vm_config *c, GError **err)
+{
     g_autofree char *what = g_strdup_printf("--incoming %s", uri);
     char magic[8];
     uint64_t len;
@@ -730,8 +748,77 @@ static JsonNode *cmd_migrate_set_parameters(const struct qmp_cmd_ctx *ctx, JsonO
     return NULL;
 }
 
+/* ---- --incoming defer + migrate-incoming ---- */
+
+static struct {
+    int listen_fd, fd;
+    bool is_unix;
+    char *uri;
+} deferred = { -1, -1, false, NULL };
+
+static void on_incoming_accept(void *opaque, int fd, uint32_t revents)
+{
+    struct machine *m = opaque;
+    (void)revents;
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return;         /* EAGAIN and the like: wait for the next one */
+    int fl = fcntl(c, F_GETFL);
+    if (fl >= 0)
+        fcntl(c, F_SETFL, fl & ~O_NONBLOCK);
+    loop_remove_fd(m->loop, fd);
+    close(fd);
+    if (deferred.is_unix)
+        unlink(deferred.uri + 5);
+    deferred.listen_fd = -1;
+    deferred.fd = c;
+    loop_quit(m->loop);         /* main() takes it from here */
+}
+
+static JsonNode *cmd_migrate_incoming(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    struct machine *m = ctx->opaque;
+    static const char *const known[] = { "uri", NULL };
+    const char *uri = NULL;
+    if (!qmp_args_check(args, known, err) || !qmp_arg_str(args, "uri", true, &uri, err))
+        return NULL;
+    if (m->state != RUN_STATE_INMIGRATE) {
+        g_set_error_literal(err, QMP_ERROR, QMP_ERR_GENERIC,
+                            "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (deferred.listen_fd >= 0 || deferred.fd >= 0) {
+        g_set_error_literal(err, QMP_ERROR, QMP_ERR_GENERIC, "The incoming migration has already been started");
+        return NULL;
+    }
+    g_autoptr(GError) e = NULL;
+    int fd = listen_on(uri, &deferred.is_unix, &e);
+    if (fd < 0) {
+        g_set_error_literal(err, QMP_ERROR, QMP_ERR_GENERIC, e->message);
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || loop_add_fd(m->loop, fd, POLLIN, on_incoming_accept, m) < 0) {
+        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "%s: cannot watch the socket", uri);
+        close(fd);
+        return NULL;
+    }
+    g_free(deferred.uri);
+    deferred.uri = g_strdup(uri);
+    deferred.listen_fd = fd;
+    log_info("incoming: waiting for the source on %s", uri);
+    return NULL;
+}
+
+int migration_incoming_deferred(const char **uri)
+{
+    *uri = deferred.uri;
+    return deferred.fd;
+}
+
 void migration_qmp_register(struct qmp_server *s, struct machine *m)
 {
+    qmp_register(s, "migrate-incoming", cmd_migrate_incoming, m, 0);
     qmp_register(s, "migrate", cmd_migrate, m, 0);
     qmp_register(s, "query-migrate", cmd_query_migrate, m, 0);
     qmp_register(s, "migrate_cancel", cmd_migrate_cancel, m, 0);

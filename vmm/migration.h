@@ -32,6 +32,12 @@ int migration_check_uri(const char *uri, GError **err);
  * stream from it; *c gets its config (as snapshot_restore_open). NULL with
  * *err (CONFIG_ERROR: exit 2). Blocks until the source connects. */
 struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c, GError **err);
+/* The same on a connection already accepted (fd, from uri). */
+struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct vm_config *c, GError **err);
+/* --incoming defer: QMP migrate-incoming {"uri"} (state inmigrate only)
+ * listens on the main loop; the first connection accepted ends loop_run.
+ * Returns that connection (and *uri), or -1 when none came. */
+int migration_incoming_deferred(const char **uri);
 /* The source side (main loop thread): connects and starts the migration
  * thread, which sends RAM while the VM runs (pass 0: all of it; then the
  * pages KVM's dirty log and vmm's own bitmap show written, pass after pass,

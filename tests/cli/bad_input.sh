@@ -283,6 +283,7 @@ check "--incoming with a bad URI" 2 "--incoming http://x: give tcp:HOST:PORT or 
 check "--incoming tcp without a port" 2 "--incoming tcp:localhost: give tcp:HOST:PORT" -- --incoming tcp:localhost
 check "--incoming with --restore" 2 "--incoming: the machine comes from --restore already" -- \
     --restore "$f" --incoming tcp:127.0.0.1:4444
+check "--incoming defer without --qmp" 2 "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp" -- --incoming defer
 check "--incoming with --kernel" 2 "--kernel: the machine comes from the migration source" -- \
     --kernel "$good" --incoming tcp:127.0.0.1:4444
 

@@ -188,6 +188,36 @@ for how in tcp unix netns; do
     kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 done
 
+# --incoming defer: QMP first (inmigrate), migrate-incoming listens without
+# blocking QMP, then the migration as above.
+start_src defer
+rm -f "$tmp/dd.sock"
+"$vmm" --incoming defer --serial "file=$tmp/dst-defer" --qmp "unix:$tmp/dd.sock" 2> "$tmp/dst-defer.err" < /dev/null &
+dst=$!
+wait_sock "$tmp/dd.sock"
+r=$(qmp "$tmp/dd.sock" '{"execute":"query-status"}' \
+        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-defer.sock\"}}")
+wait_listen "unix:$tmp/mig-defer.sock"
+r2=$(qmp "$tmp/dd.sock" '{"execute":"query-status"}' \
+        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-defer2.sock\"}}")
+check "defer: query-status inmigrate, migrate-incoming {}, QMP answers while it listens (inmigrate), a second one refused" \
+    eval 'grep -q "\"status\": \"inmigrate\", \"singlestep\": false, \"running\": false" <<<"$r" &&
+          grep -q "^{\"return\": {}}" <<<"$r" && [ -S "$tmp/mig-defer.sock" ] &&
+          grep -q "\"status\": \"inmigrate\"" <<<"$r2" &&
+          grep -q "\"desc\": \"The incoming migration has already been started\"" <<<"$r2"' \
+    -- <(echo "$r"; echo "$r2") "$tmp/dst-defer.err"
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$tmp/mig-defer.sock\"}}")
+reap "$src"; src=
+before=$(last_count "$tmp/src-defer")
+wait_counts $((before + 2)) "$tmp/src-defer" "$tmp/dst-defer"
+r2=$(qmp "$tmp/dd.sock" '{"execute":"query-status"}')
+check "defer: the source completes and exits 0, the destination goes on from $before, consecutive, running" \
+    eval '[ "$status" = 0 ] && grep -q "MIGRATION.*completed" <<<"$r" &&
+          consecutive "$tmp/src-defer" "$tmp/dst-defer" && ! grep -q -e FAIL -e "guest up" "$tmp/dst-defer" &&
+          grep -q "\"status\": \"running\"" <<<"$r2" && ! grep -qE "error|warn" "$tmp/dst-defer.err"' \
+    -- <(echo "$r"; echo "$r2") "$tmp/dst-defer" "$tmp/dst-defer.err"
+kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
+
 # --- failures: the source runs on ---
 src_ns=() dst_ns=()
 start_src fail
