@@ -79,6 +79,13 @@ static const char usage_text[] =
 "                                  wait for event NAME (whose data has KEY=VALUE); with\n"
 "                                  QMP-COMMAND, run it first on the same connection, so the\n"
 "                                  event it causes cannot be missed\n"
+"  migrate URI                     live-migrate the VM to URI (tcp:HOST:PORT, unix:PATH; a vmm\n"
+"                                  there started with --incoming): a progress line (sent,\n"
+"                                  remaining, MiB/s, pass) redrawn in place on a terminal, one\n"
+"                                  line per change otherwise, with --json one query-migrate\n"
+"                                  object a line; 0 when completed, 1 when failed or cancelled\n"
+"                                  (the reason on one line), 4 when still going after --timeout\n"
+"                                  (given; the migration goes on, migrate_cancel stops it)\n"
 "  qmp COMMAND [JSON-ARGS]         run any QMP command, print its return value as JSON\n"
 "\n"
 "Exit codes:\n"
@@ -86,7 +93,7 @@ static const char usage_text[] =
 "  1  the VM answered with a QMP error (its desc is printed on one line)\n"
 "  2  usage error\n"
 "  3  cannot connect, connection lost, or the peer does not speak QMP\n"
-"  4  timeout (no reply, or no such event, within --timeout)\n"
+"  4  timeout (no reply, or no such event, within --timeout; migrate: not over by then)\n"
 "  5  remove-device/remove-cpu --wait: the guest did not release the device in time\n"
 "     (the device stays)\n";
 
@@ -234,6 +241,9 @@ struct conn {
 
 enum read_status { READ_OK, READ_TIMEOUT, READ_EOF };
 
+static bool conn_eof_ok;        /* migrate: the source exits once done; EOF is an answer */
+static bool conn_eof_seen;
+
 /* Reads the next QMP message (a JSON object) into *out. Blocks until
  * deadline (< 0: forever). */
 static enum read_status conn_read(struct conn *c, int64_t deadline, JsonNode **out)
@@ -312,6 +322,10 @@ static void conn_write(struct conn *c, const char *data, size_t len, int64_t dea
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
+            if (conn_eof_ok) {
+                conn_eof_seen = true;
+                return;
+            }
             die(EXIT_CONNECTION, "connection lost (%s)", g_strerror(errno));
         }
         data += n;
@@ -380,8 +394,10 @@ static bool conn_execute(struct conn *c, const char *cmd, JsonNode *args, struct
             die(EXIT_TIMEOUT, "no reply to %s within %s s", cmd, s);
         }
         if (st == READ_EOF) {
-            if (!strcmp(cmd, "quit"))       /* it may close before replying */
+            if (!strcmp(cmd, "quit") || conn_eof_ok) {      /* it may close before replying */
+                conn_eof_seen = true;
                 return true;
+            }
             die(EXIT_CONNECTION, "connection lost while waiting for the reply to %s", cmd);
         }
         JsonObject *o = json_node_get_object(n);
@@ -1446,6 +1462,129 @@ static int cmd_resize_memory(struct conn *c, const char *name, int argc, char **
     return EXIT_OK;
 }
 
+/* ---- migrate ---- */
+
+static double mib(int64_t v)
+{
+    return (double)v / (1024.0 * 1024.0);
+}
+
+/* One line of progress from a query-migrate return. */
+static char *migrate_line(JsonObject *q)
+{
+    JsonObject *ram = obj_of(member(q, "ram"));
+    int64_t sent = 0, rem = 0, pass = 0;
+    double mbps = 0;
+    int_member(ram, "transferred", &sent);
+    int_member(ram, "remaining", &rem);
+    int_member(ram, "dirty-sync-count", &pass);
+    JsonNode *mn = member(ram, "mbps");
+    if (mn && JSON_NODE_HOLDS_VALUE(mn))
+        mbps = json_node_get_double(mn);
+    const char *st = str_member(q, "status");
+    return g_strdup_printf("migrate: %s, pass %" G_GINT64_FORMAT ", sent %.1f MiB, remaining %.1f MiB, %.1f MiB/s",
+                           st ? st : "?", pass, mib(sent), mib(rem), mbps * 1e6 / 8 / (1024.0 * 1024.0));
+}
+
+static bool final_status(const char *st)
+{
+    return st && (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"));
+}
+
+static int cmd_migrate(struct conn *c, const char *name, int argc, char **argv)
+{
+    struct copt opts[] = { { 0 } };
+    struct cargs a;
+    parse_cmd_args(name, argc, argv, opts, &a);
+    want_pos(name, &a, 1, 1, "URI");
+    const char *uri = pos(&a, 0);
+    if (!g_str_has_prefix(uri, "tcp:") && !g_str_has_prefix(uri, "unix:"))
+        usage_error("%s: URI '%s': give tcp:HOST:PORT or unix:PATH", name, uri);
+    json_node_unref(execute_or_die(c, "migrate", obj_new("uri", jstr(uri), NULL)));
+    bool tty = !opt_json && isatty(STDOUT_FILENO);
+    int64_t deadline = opt_timeout_set ? deadline_after(opt_timeout) : -1;
+    char *shown = NULL;
+    char *status = NULL, *reason = NULL;
+    JsonNode *last = NULL;
+    conn_eof_ok = true;
+    while (!status) {
+        /* MIGRATION events say it first (the source exits once completed) */
+        JsonNode *ev = NULL;
+        while (!status && next_event(c, g_get_monotonic_time(), &ev) == READ_OK) {
+            JsonObject *o = json_node_get_object(ev);
+            const char *en = str_member(o, "event");
+            const char *st = str_member(obj_of(member(o, "data")), "status");
+            if (en && !strcmp(en, "MIGRATION") && final_status(st))
+                status = g_strdup(st);
+            json_node_unref(ev);
+        }
+        struct reply r;
+        if (!conn_eof_seen) {
+            if (!conn_execute(c, "query-migrate", NULL, &r))
+                die_reply("query-migrate", &r);
+            if (r.ret && obj_of(r.ret)) {
+                JsonObject *q = obj_of(r.ret);
+                const char *st = str_member(q, "status");
+                if (!status && final_status(st))
+                    status = g_strdup(st);
+                if (final_status(st) && str_member(q, "error-desc"))
+                    reason = g_strdup(str_member(q, "error-desc"));
+                char *line = opt_json ? node_to_string(r.ret) : migrate_line(q);
+                if (!shown || strcmp(line, shown) != 0) {
+                    if (tty)
+                        printf("\r%s\033[K", line);
+                    else
+                        printf("%s\n", line);
+                    fflush(stdout);
+                    g_free(shown);
+                    shown = line;
+                } else {
+                    g_free(line);
+                }
+                if (last)
+                    json_node_unref(last);
+                last = json_node_copy(r.ret);
+            }
+            reply_clear(&r);
+        }
+        if (status)
+            break;
+        if (conn_eof_seen) {
+            /* gone: completed if its MIGRATION event said so (read above) */
+            JsonNode *e2 = NULL;
+            while (!status && next_event(c, g_get_monotonic_time(), &e2) == READ_OK) {
+                JsonObject *o = json_node_get_object(e2);
+                const char *st = str_member(obj_of(member(o, "data")), "status");
+                if (!g_strcmp0(str_member(o, "event"), "MIGRATION") && final_status(st))
+                    status = g_strdup(st);
+                json_node_unref(e2);
+            }
+            if (status)
+                break;
+            if (tty)
+                putchar('\n');
+            die(EXIT_CONNECTION, "the VM closed the connection before the migration ended");
+        }
+        if (deadline >= 0 && g_get_monotonic_time() >= deadline) {
+            if (tty)
+                putchar('\n');
+            char *secs = fmt_secs(opt_timeout);
+            die(EXIT_TIMEOUT, "migration to %s not over after %s s (it goes on; migrate_cancel stops it)", uri, secs);
+        }
+        g_usleep(200 * 1000);
+    }
+    if (tty)
+        putchar('\n');
+    if (opt_json)
+        print_json(obj_new("status", jstr(status), "error-desc", reason ? jstr(reason) : NULL, NULL));
+    if (!strcmp(status, "completed")) {
+        if (!opt_json)
+            printf("migrate: completed to %s\n", uri);
+        return EXIT_OK;
+    }
+    die(EXIT_QMP_ERROR, "migration %s: %s", status, reason ? reason : status);
+}
+
 /* ---- main ---- */
 
 static const struct command {
@@ -1467,6 +1606,7 @@ static const struct command {
     { "resize-memory", cmd_resize_memory },
     { "events", cmd_events },
     { "wait-event", cmd_wait_event },
+    { "migrate", cmd_migrate },
     { "qmp", cmd_qmp },
 };
 
