@@ -505,7 +505,7 @@ static int parse_object(struct vm_config *c, const char *arg, GError **err)
 }
 
 /* --serial and --console: where a character device goes. */
-static int parse_mac(const char *s, uint8_t mac[6])
+int parse_mac(const char *s, uint8_t mac[6])
 {
     if (strlen(s) != 17)
         return -1;

@@ -181,6 +181,8 @@ int config_parse_qmp(struct vm_config *c, const char *arg, GError **err);
  * optional trailing B/iB); a bare number is bytes unless default_unit says
  * otherwise (QEMU's -m takes MiB). Returns 0 or -EINVAL / -ERANGE. */
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+/* "52:54:00:12:34:56": six two-digit hex bytes joined by ':'. 0 or -1. */
+int parse_mac(const char *s, uint8_t mac[6]);
 
 /* virtio-mem limits: the block size is a power of two in [2M, 1G] (Linux
  * plugs in units of at least a pageblock, 2 MiB on x86). */

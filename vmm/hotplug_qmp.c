@@ -400,17 +400,6 @@ static int parse_addr(const char *s, const char *driver, GError **err)
     return (int)slot;
 }
 
-static bool parse_mac(const char *s, uint8_t mac[6])
-{
-    unsigned v[6];
-    char tail;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
-        return false;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    return true;
-}
-
 /* The slot checks QEMU makes, with its messages; -1 (first free) or the slot. */
 static int check_slot(struct machine *m, int slot, const char *driver, GError **err)
 {
@@ -523,7 +512,7 @@ static JsonNode *add_net(struct machine *m, JsonObject *args, const char *id, in
     }
     struct net_config n = { .id = (char *)id, .tap = nd->ifname, .fd = -1, .num_queues = 1, .backend = nd->tap };
     if (mac) {
-        if (!parse_mac(mac, n.mac) || (n.mac[0] & 1)) {
+        if (parse_mac(mac, n.mac) < 0 || (n.mac[0] & 1)) {
             fail(err, QMP_ERR_GENERIC, "Property 'virtio-net-pci.mac' doesn't take value '%s'", mac);
             return NULL;
         }

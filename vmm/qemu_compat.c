@@ -697,19 +697,6 @@ static int pci_addr(const char *what, GPtrArray *p, int *slot, GError **err)
     return 0;
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-    if (strlen(s) != 17)
-        return -1;
-    for (int i = 0; i < 6; i++) {
-        const char *p = s + 3 * i;
-        if (!g_ascii_isxdigit(p[0]) || !g_ascii_isxdigit(p[1]) || (i < 5 && p[2] != ':'))
-            return -1;
-        mac[i] = (uint8_t)(g_ascii_xdigit_value(p[0]) << 4 | g_ascii_xdigit_value(p[1]));
-    }
-    return 0;
-}
-
 /* A chardev as a --serial/--console backend. */
 static int use_chardev(struct qc_state *st, const char *what, const char *id, enum serial_mode *mode, char **path,
                        GError **err)
