@@ -131,32 +131,6 @@ static void madt_lapics(unsigned *total, unsigned *enabled, unsigned *capable)
     }
 }
 
-static bool overlaps(uint64_t a, uint64_t len, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + len;
-}
-
-/* A free RAM page below the EBDA for the real-mode trampoline (as smp.c). */
-static uint64_t trampoline_page(void)
-{
-    uint64_t cmd = (uintptr_t)boot_info.cmdline, cmdlen = strlen(boot_info.cmdline) + 1;
-    for (uint64_t p = 0x9f000; p >= 0x10000; p -= PAGE) {
-        bool ram = false;
-        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
-            const struct mem_region *m = &boot_info.mem[i];
-            if (m->type == MEM_RAM && m->addr <= p && p + PAGE <= m->addr + m->size)
-                ram = true;
-        }
-        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
-            const struct mem_region *m = &boot_info.mem[i];
-            if (m->type != MEM_RAM && overlaps(p, PAGE, m->addr, m->size))
-                ram = false;
-        }
-        if (ram && !overlaps(p, PAGE, cmd, cmdlen))
-            return p;
-    }
-    return 0;
-}
 
 /* INIT-SIPI-SIPI to APIC ID `id`; true once it has checked in `times` times. */
 static bool start_ap(uint8_t id, uint64_t page, unsigned times)
@@ -217,7 +191,7 @@ int main(void)
     unsigned boot = (unsigned)cmdline_get_u64("boot", 0), max = (unsigned)cmdline_get_u64("max", 0);
     unsigned add = (unsigned)cmdline_get_u64("add", 0);
     bool reset = cmdline_get_u64("reset", 0) == 1;
-    uint64_t page = trampoline_page();
+    uint64_t page = boot_free_low_page();
     size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
     if (cmdline_get_u64("serve", 0) == 1 && page && len <= PAGE) {
         memcpy((void *)(uintptr_t)page, ap_trampoline_start, len);

@@ -22,33 +22,6 @@ void ap_main(void)
     halt_forever();
 }
 
-static bool overlaps(uint64_t a, uint64_t len, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + len;
-}
-
-/* Highest page below the EBDA that is RAM in the map and holds nothing the
- * loader gave us (the command line, the boot structures in the first pages). */
-static uint64_t trampoline_page(void)
-{
-    uint64_t cmd = (uintptr_t)boot_info.cmdline, cmdlen = strlen(boot_info.cmdline) + 1;
-    for (uint64_t p = 0x9f000; p >= 0x10000; p -= PAGE) {
-        bool ram = false;
-        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
-            const struct mem_region *m = &boot_info.mem[i];
-            if (m->type == MEM_RAM && m->addr <= p && p + PAGE <= m->addr + m->size)
-                ram = true;
-        }
-        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
-            const struct mem_region *m = &boot_info.mem[i];
-            if (m->type != MEM_RAM && overlaps(p, PAGE, m->addr, m->size))
-                ram = false;
-        }
-        if (ram && !overlaps(p, PAGE, cmd, cmdlen))
-            return p;
-    }
-    return 0;
-}
 
 int main(void)
 {
@@ -58,7 +31,7 @@ int main(void)
     plan(6);
     unsigned n = acpi_madt_cpus(ids, AP_MAX);
     ok(want && n == want, "MADT lists %u enabled CPUs, cpus=%u", n, want);
-    uint64_t page = trampoline_page();
+    uint64_t page = boot_free_low_page();
     size_t len = (size_t)(ap_trampoline_end - ap_trampoline_start);
     ok(page && len <= PAGE, "trampoline (%u bytes) at 0x%lx, free RAM by the memory map", (unsigned)len, page);
     if (!page || n > AP_MAX)

@@ -61,6 +61,33 @@ uint64_t boot_ram_total(void)
     return t;
 }
 
+static bool overlaps(uint64_t a, uint64_t len, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + len;
+}
+
+uint64_t boot_free_low_page(void)
+{
+    const uint64_t page = 0x1000;
+    uint64_t cmd = (uintptr_t)boot_info.cmdline, cmdlen = strlen(boot_info.cmdline) + 1;
+    for (uint64_t p = 0x9f000; p >= 0x10000; p -= page) {
+        bool ram = false;
+        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
+            const struct mem_region *m = &boot_info.mem[i];
+            if (m->type == MEM_RAM && m->addr <= p && p + page <= m->addr + m->size)
+                ram = true;
+        }
+        for (unsigned i = 0; i < boot_info.nr_mem; i++) {
+            const struct mem_region *m = &boot_info.mem[i];
+            if (m->type != MEM_RAM && overlaps(p, page, m->addr, m->size))
+                ram = false;
+        }
+        if (ram && !overlaps(p, page, cmd, cmdlen))
+            return p;
+    }
+    return 0;
+}
+
 static void add_region(uint64_t addr, uint64_t size, uint32_t type)
 {
     if (boot_info.nr_mem == MEM_MAX) {

@@ -43,6 +43,10 @@ struct boot_info {
 extern struct boot_info boot_info;
 const char *boot_proto_name(enum boot_proto p);
 uint64_t boot_ram_total(void);
+/* The highest page below the EBDA that is RAM in the map and holds nothing
+ * the loader gave us (command line, boot structures): room for an AP's
+ * real-mode trampoline. 0 if there is none. */
+uint64_t boot_free_low_page(void);
 int main(void);
 
 /* ---- port I/O, MMIO, CPU ---- */
