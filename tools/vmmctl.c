@@ -85,7 +85,8 @@ static const char usage_text[] =
 "                                  line per change otherwise, with --json one query-migrate\n"
 "                                  object a line; 0 when completed, 1 when failed or cancelled\n"
 "                                  (the reason on one line), 4 when still going after --timeout\n"
-"                                  (given; the migration goes on, migrate_cancel stops it)\n"
+"                                  (given; vmmctl then sends migrate_cancel and waits until it\n"
+"                                  is cancelled: the source runs on)\n"
 "  qmp COMMAND [JSON-ARGS]         run any QMP command, print its return value as JSON\n"
 "\n"
 "Exit codes:\n"
@@ -1491,6 +1492,37 @@ static bool final_status(const char *st)
     return st && (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"));
 }
 
+/* migrate --timeout ran out: migrate_cancel, then query-migrate until the
+ * migration has ended (cancelled; failed or completed when it ended first),
+ * each wait bounded by --timeout as every reply is. Returns that status. */
+static char *migrate_cancel_wait(struct conn *c, char **reason)
+{
+    struct reply r;
+    if (!conn_execute(c, "migrate_cancel", NULL, &r))
+        die_reply("migrate_cancel", &r);
+    reply_clear(&r);
+    int64_t deadline = deadline_after(opt_timeout);
+    for (;;) {
+        if (!conn_execute(c, "query-migrate", NULL, &r))
+            die_reply("query-migrate", &r);
+        const char *st = r.ret && obj_of(r.ret) ? str_member(obj_of(r.ret), "status") : NULL;
+        char *status = final_status(st) ? g_strdup(st) : NULL;
+        if (status && str_member(obj_of(r.ret), "error-desc")) {
+            g_free(*reason);
+            *reason = g_strdup(str_member(obj_of(r.ret), "error-desc"));
+        }
+        reply_clear(&r);
+        if (status)
+            return status;
+        if (g_get_monotonic_time() >= deadline) {
+            char *secs = fmt_secs(opt_timeout);
+            die(EXIT_TIMEOUT, "migration not over after --timeout, and still not cancelled %s s after migrate_cancel",
+                secs);
+        }
+        g_usleep(100 * 1000);
+    }
+}
+
 static int cmd_migrate(struct conn *c, const char *name, int argc, char **argv)
 {
     struct copt opts[] = { { 0 } };
@@ -1568,8 +1600,11 @@ static int cmd_migrate(struct conn *c, const char *name, int argc, char **argv)
         if (deadline >= 0 && g_get_monotonic_time() >= deadline) {
             if (tty)
                 putchar('\n');
+            status = migrate_cancel_wait(c, &reason);
+            if (strcmp(status, "cancelled") != 0)
+                break;      /* it ended (completed, failed) before the cancel reached it */
             char *secs = fmt_secs(opt_timeout);
-            die(EXIT_TIMEOUT, "migration to %s not over after %s s (it goes on; migrate_cancel stops it)", uri, secs);
+            die(EXIT_TIMEOUT, "migration to %s not over after %s s: cancelled, the source runs on", uri, secs);
         }
         g_usleep(200 * 1000);
     }

@@ -95,10 +95,34 @@ consecutive() {
 }
 last_count() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $2 }'; }
 last_ticks() { cat "$@" | grep -a '^count ' | tail -n 1 | awk '{ print $4 }'; }
-# A fresh TCP port in $p (a counter here: $RANDOM in a $(...) subshell
-# would give the same number every time).
-next_port=$((20000 + RANDOM % 20000))
-newport() { p=$next_port; next_port=$((next_port + 1)); }
+# A free TCP port in $p: one that binds now, on every address, below the
+# kernel's ephemeral range (so no outgoing connection takes it meanwhile),
+# and that this script has not handed out before (a listener may still
+# hold it, or its socket linger); ports were once taken from a counter
+# without checking, and one in use made a case flake.
+used_ports=" "
+newport() {
+    p=$(python3 -c '
+import random, socket, sys
+lo, hi = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+top = lo if lo > 12000 else 65535
+used = set(sys.argv[1].split())
+for _ in range(1000):
+    q = random.randrange(10000, top)
+    if str(q) in used or (lo <= q <= hi):
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("", q))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(q)
+    break' "$used_ports")
+    [ -n "$p" ] || { echo "Bail out! no free TCP port found"; exit 1; }
+    used_ports="$used_ports$p "
+}
 # Waits up to 30 s until something listens on URI (tcp:HOST:PORT in the
 # namespace of the optional ip-netns-exec prefix that follows, or unix:PATH).
 wait_listen() {
