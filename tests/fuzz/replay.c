@@ -8,26 +8,16 @@
  *   fuzz_virtqueue_replay [-n COUNT] [-s SEED] [-w DIR] [FILE|DIR]...
  *
  * -w writes the generated inputs into DIR (seeds for a libFuzzer corpus). */
-#include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
 
+#include "tests/fuzz/replay_driver.h"
+
 #include "tests/fuzz/fuzz_virtqueue.h"
 
 #define INPUT_MAX (sizeof(struct fuzz_hdr) + FUZZ_RAM)
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static void put16(uint8_t *mem, uint64_t gpa, uint16_t v)
 {
@@ -52,14 +42,14 @@ static bool readable_only;
 static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room,
                           bool device)
 {
-    unsigned n = 1 + rnd(s) % 4;
+    unsigned n = 1 + replay_rnd(s) % 4;
     if (n > room)
         n = room;
-    unsigned n_out = device ? 0 : readable_only ? n : rnd(s) % (n + 1);
+    unsigned n_out = device ? 0 : readable_only ? n : replay_rnd(s) % (n + 1);
     for (unsigned i = 0; i < n; i++) {
         uint16_t flags = (i >= n_out ? 2 : 0) | (i + 1 < n ? 1 : 0);
-        uint64_t addr = 0x8000 + rnd(s) % 0x7000;
-        uint32_t len = 1 + rnd(s) % 0x800;
+        uint64_t addr = 0x8000 + replay_rnd(s) % 0x7000;
+        uint32_t len = 1 + replay_rnd(s) % 0x800;
         put_desc(mem, table + 16ULL * (first + i), addr, len, flags, (uint16_t)(first + i + 1));
     }
     return n;
@@ -71,15 +61,15 @@ static unsigned put_chain(uint64_t *s, uint8_t *mem, uint64_t table, unsigned fi
 static unsigned put_blk_request(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room)
 {
     static const uint32_t types[] = { 0, 1, 4, 8, 11, 13, 0, 1, 99 };
-    uint32_t type = types[rnd(s) % 9];
-    uint64_t sector = rnd(s) % 4 ? rnd(s) % FUZZ_BLK_SECTORS : rnd(s);
-    uint64_t hdr = 0x8000 + 32 * (rnd(s) % 64), data = 0x9000 + 512 * (rnd(s) % 32), status = 0xf000 + rnd(s) % 256;
-    uint32_t len = rnd(s) % 4 ? 512 * (1 + rnd(s) % 8) : 1 + rnd(s) % 0x1000;
+    uint32_t type = types[replay_rnd(s) % 9];
+    uint64_t sector = replay_rnd(s) % 4 ? replay_rnd(s) % FUZZ_BLK_SECTORS : replay_rnd(s);
+    uint64_t hdr = 0x8000 + 32 * (replay_rnd(s) % 64), data = 0x9000 + 512 * (replay_rnd(s) % 32), status = 0xf000 + replay_rnd(s) % 256;
+    uint32_t len = replay_rnd(s) % 4 ? 512 * (1 + replay_rnd(s) % 8) : 1 + replay_rnd(s) % 0x1000;
     memcpy(mem + hdr, &type, 4);
     memset(mem + hdr + 4, 0, 4);
     memcpy(mem + hdr + 8, &sector, 8);
     if (type == 11 || type == 13) {
-        uint32_t n = rnd(s) % 16, flags = rnd(s) % 4 ? 0 : rnd(s) % 3;
+        uint32_t n = replay_rnd(s) % 16, flags = replay_rnd(s) % 4 ? 0 : replay_rnd(s) % 3;
         memcpy(mem + data, &sector, 8);
         memcpy(mem + data + 8, &n, 4);
         memcpy(mem + data + 12, &flags, 4);
@@ -99,17 +89,17 @@ static unsigned put_blk_request(uint64_t *s, uint8_t *mem, uint64_t table, unsig
  * writable), usually about blocks of the region, now and then malformed. */
 static unsigned put_mem_request(uint64_t *s, uint8_t *mem, uint64_t table, unsigned first, unsigned room)
 {
-    uint64_t req = 0x8000 + 32 * (rnd(s) % 64), resp = 0xf000 + 16 * (rnd(s) % 64);
-    uint16_t type = rnd(s) % 8 ? (uint16_t)(rnd(s) % 4) : (uint16_t)rnd(s);
-    uint64_t addr = FUZZ_MEM_BASE + FUZZ_MEM_BLOCK * (rnd(s) % (FUZZ_MEM_BLOCKS + 4));
-    if (rnd(s) % 8 == 0)
-        addr = rnd(s) % 2 ? addr + rnd(s) % FUZZ_MEM_BLOCK : rnd(s);
-    uint16_t nb = rnd(s) % 8 ? (uint16_t)(rnd(s) % 9) : (uint16_t)rnd(s);
+    uint64_t req = 0x8000 + 32 * (replay_rnd(s) % 64), resp = 0xf000 + 16 * (replay_rnd(s) % 64);
+    uint16_t type = replay_rnd(s) % 8 ? (uint16_t)(replay_rnd(s) % 4) : (uint16_t)replay_rnd(s);
+    uint64_t addr = FUZZ_MEM_BASE + FUZZ_MEM_BLOCK * (replay_rnd(s) % (FUZZ_MEM_BLOCKS + 4));
+    if (replay_rnd(s) % 8 == 0)
+        addr = replay_rnd(s) % 2 ? addr + replay_rnd(s) % FUZZ_MEM_BLOCK : replay_rnd(s);
+    uint16_t nb = replay_rnd(s) % 8 ? (uint16_t)(replay_rnd(s) % 9) : (uint16_t)replay_rnd(s);
     memset(mem + req, 0, 24);
     memcpy(mem + req, &type, 2);
     memcpy(mem + req + 8, &addr, 8);
     memcpy(mem + req + 16, &nb, 2);
-    uint32_t req_len = rnd(s) % 16 ? 24 : rnd(s) % 32, resp_len = rnd(s) % 16 ? 10 : rnd(s) % 16;
+    uint32_t req_len = replay_rnd(s) % 16 ? 24 : replay_rnd(s) % 32, resp_len = replay_rnd(s) % 16 ? 10 : replay_rnd(s) % 16;
     if (room < 2 || !req_len || !resp_len)
         return put_chain(s, mem, table, first, room, false);
     put_desc(mem, table + 16ULL * first, req, req_len, 1, (uint16_t)(first + 1));
@@ -117,28 +107,29 @@ static unsigned put_mem_request(uint64_t *s, uint8_t *mem, uint64_t table, unsig
     return 2;
 }
 
-static size_t generate(uint64_t *s, uint8_t *in)
+static size_t generate(uint64_t *s, uint8_t *in, size_t cap)
 {
+    (void)cap;                  /* always INPUT_MAX */
     memset(in, 0, INPUT_MAX);
     struct fuzz_hdr h = { 0 };
     uint8_t *mem = in + sizeof(h);
-    h.mode = rnd(s) & 127;
+    h.mode = replay_rnd(s) & 127;
     bool blk = h.mode & FUZZ_BLK;
     bool console = !blk && (h.mode & FUZZ_CONSOLE);
     bool net = !blk && !console && (h.mode & FUZZ_NET);
     bool vmem = !blk && !console && !net && (h.mode & FUZZ_MEM);
     bool device = !blk && (h.mode & FUZZ_DEVICE);
-    h.size = (uint16_t)(1u << (rnd(s) % 9));
+    h.size = (uint16_t)(1u << (replay_rnd(s) % 9));
     h.desc = 0x1000;
     h.avail = 0x3000;
     h.used = 0x4000;
-    if (rnd(s) % 8 == 0) {
-        h.desc = rnd(s) & 0xfff0;
-        h.avail = rnd(s) & 0xfffe;
-        h.used = rnd(s) & 0xfffc;
+    if (replay_rnd(s) % 8 == 0) {
+        h.desc = replay_rnd(s) & 0xfff0;
+        h.avail = replay_rnd(s) & 0xfffe;
+        h.used = replay_rnd(s) & 0xfffc;
     }
-    h.last_avail = h.used_idx = device || blk || console || net || vmem ? 0 : (uint16_t)(rnd(s) % 4 ? 0xfff0 + rnd(s) % 32 : rnd(s));
-    h.seed = (uint16_t)rnd(s);
+    h.last_avail = h.used_idx = device || blk || console || net || vmem ? 0 : (uint16_t)(replay_rnd(s) % 4 ? 0xfff0 + replay_rnd(s) % 32 : replay_rnd(s));
+    h.seed = (uint16_t)replay_rnd(s);
     /* The console's receiveq takes writable chains like rng's queue, its
      * transmitq readable ones (seed bit 0 picks, as in the target). */
     if (console)
@@ -151,14 +142,14 @@ static size_t generate(uint64_t *s, uint8_t *in)
         readable_only = h.seed % 3 == 1;
     }
 
-    unsigned slot = 0, chains = 0, want = 1 + rnd(s) % h.size;
+    unsigned slot = 0, chains = 0, want = 1 + replay_rnd(s) % h.size;
     while (chains < want && slot < h.size) {
         put16(mem, h.avail + 4 + 2ULL * ((h.last_avail + chains) % h.size), (uint16_t)slot);
-        if (blk && h.size - slot >= 3 && rnd(s) % 4) {
+        if (blk && h.size - slot >= 3 && replay_rnd(s) % 4) {
             slot += put_blk_request(s, mem, h.desc, slot, h.size - slot);
-        } else if (vmem && rnd(s) % 8) {
+        } else if (vmem && replay_rnd(s) % 8) {
             slot += put_mem_request(s, mem, h.desc, slot, h.size - slot);
-        } else if ((h.mode & FUZZ_INDIRECT) && rnd(s) % 3 == 0) {
+        } else if ((h.mode & FUZZ_INDIRECT) && replay_rnd(s) % 3 == 0) {
             uint64_t table = 0x5000 + 0x200 * (chains % 8);
             unsigned n = put_chain(s, mem, table, 0, MIN(h.size, 8u), device);
             put_desc(mem, h.desc + 16ULL * slot, table, 16 * n, 4, 0);
@@ -171,93 +162,16 @@ static size_t generate(uint64_t *s, uint8_t *in)
     put16(mem, h.avail + 2, (uint16_t)(h.last_avail + chains));
     memcpy(in, &h, sizeof(h));
 
-    size_t len = sizeof(h) + 0x8000 + rnd(s) % 0x8000;
-    for (unsigned flips = rnd(s) % 5; flips; flips--)
-        in[rnd(s) % len] ^= (uint8_t)(1u << (rnd(s) % 8));
+    size_t len = sizeof(h) + 0x8000 + replay_rnd(s) % 0x8000;
+    for (unsigned flips = replay_rnd(s) % 5; flips; flips--)
+        in[replay_rnd(s) % len] ^= (uint8_t)(1u << (replay_rnd(s) % 8));
     return len;
-}
-
-static int run_file(const char *path)
-{
-    g_autofree gchar *data = NULL;
-    gsize len;
-    g_autoptr(GError) err = NULL;
-    if (!g_file_get_contents(path, &data, &len, &err)) {
-        fprintf(stderr, "fuzz_virtqueue_replay: %s\n", err->message);
-        return -1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)data, len);
-    return 0;
-}
-
-static int run_path(const char *path, unsigned *count)
-{
-    if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
-        (*count)++;
-        return run_file(path);
-    }
-    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-    if (!dir) {
-        fprintf(stderr, "fuzz_virtqueue_replay: cannot open corpus directory %s\n", path);
-        return -1;
-    }
-    const char *name;
-    while ((name = g_dir_read_name(dir))) {
-        g_autofree gchar *p = g_build_filename(path, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
-            (*count)++;
-            if (run_file(p) < 0)
-                return -1;
-        }
-    }
-    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    unsigned long count = 20000;
-    uint64_t seed = 0x9e3779b97f4a7c15ULL;
-    const char *write_dir = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (i + 1 >= argc) {
-            fprintf(stderr, "fuzz_virtqueue_replay: %s needs a value\n", argv[i]);
-            return 2;
-        }
-        if (!strcmp(argv[i], "-n"))
-            count = strtoul(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "-s"))
-            seed = strtoull(argv[++i], NULL, 0) | 1;
-        else if (!strcmp(argv[i], "-w"))
-            write_dir = argv[++i];
-        else {
-            fprintf(stderr, "fuzz_virtqueue_replay: unknown option %s; usage: [-n COUNT] [-s SEED] [-w DIR] [FILE|DIR]...\n",
-                    argv[i]);
-            return 2;
-        }
-    }
-    if (write_dir && g_mkdir_with_parents(write_dir, 0755) < 0) {
-        fprintf(stderr, "fuzz_virtqueue_replay: cannot create %s: %s\n", write_dir, g_strerror(errno));
-        return 1;
-    }
-    unsigned files = 0;
-    for (; i < argc; i++)
-        if (run_path(argv[i], &files) < 0)
-            return 1;
-
-    static uint8_t in[INPUT_MAX];
-    for (unsigned long k = 0; k < count; k++) {
-        size_t len = generate(&seed, in);
-        if (write_dir) {
-            g_autofree gchar *p = g_strdup_printf("%s/gen-%05lu", write_dir, k);
-            if (!g_file_set_contents(p, (const gchar *)in, (gssize)len, NULL)) {
-                fprintf(stderr, "fuzz_virtqueue_replay: cannot write %s\n", p);
-                return 1;
-            }
-        }
-        LLVMFuzzerTestOneInput(in, len);
-    }
-    printf("fuzz_virtqueue_replay: %u corpus files and %lu generated inputs, no invariant broken\n", files,
-           count);
-    return 0;
+    static const struct replay_target target = {
+        .name = "fuzz_virtqueue_replay", .count = 20000, .seed = 0x9e3779b97f4a7c15ULL, .max_len = INPUT_MAX, .generate = generate,
+    };
+    return replay_main(&target, argc, argv);
 }
