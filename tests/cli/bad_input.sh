@@ -6,6 +6,7 @@
 #
 # usage: bad_input.sh VMM SOURCE_ROOT
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1")
 srcroot=$2
 
@@ -14,8 +15,6 @@ trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"        # the unprivileged cases must reach the files in it
 files=$tmp/files
 mkdir -m 755 "$files"
-n=0
-failed=0
 
 # Little-endian integers as raw bytes.
 le16() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))"; }
@@ -85,18 +84,8 @@ else
     "${as_other[@]}" test -x "$vmm" -a -r "$good" 2>/dev/null || as_other=(unreachable)
 fi
 
-report() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed "s|^|# $1: |" >&2
-        failed=$((failed + 1))
-    fi
-}
-
-# check NAME STATUS PATTERN [VAR=VALUE...] -- ARGS...
+# check NAME STATUS PATTERN [VAR=VALUE...] -- ARGS... (this test's own check,
+# not tap.sh's)
 # Runs vmm with ARGS in an empty directory; PATTERN is an extended regex that
 # the one stderr line must match (it names the option or path at fault).
 check() {
@@ -126,7 +115,7 @@ check() {
     [ ! -s "$out" ] || problems+="stdout is not empty"$'\n'
     [ -z "$(ls -A "$run")" ] || problems+="left files behind: $(ls -A "$run" | tr '\n' ' ')"$'\n'
     [ -z "$problems" ] || problems+="command: vmm $*"$'\n'"stderr: $(head -c 2000 "$err")"
-    report "$name" "${problems%$'\n'}"
+    ok "$name" "${problems%$'\n'}"
     [ -n "$problems" ] || echo "# $(head -c 300 "$err")"
 }
 
@@ -313,5 +302,4 @@ check "not a KVM device" 10 '/dev/null.*not a KVM device' VMM_KVM_DEVICE=/dev/nu
 check "KVM device not accessible" 10 "$f/private.*(group|root)" AS_OTHER VMM_KVM_DEVICE="$f/private" -- \
     --kernel "$good"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done

@@ -21,6 +21,8 @@
 #
 # usage: lifecycle.sh VMM VMMCTL IMAGE_DIR SOURCE_ROOT
 set -u
+TAP_TAIL=15
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") vmmctl=$(readlink -f "$2") images=$(readlink -f "$3") srcroot=$4
 if ! why=$("$srcroot/tools/kvm-check"); then
     echo "1..0 # SKIP $why"
@@ -30,23 +32,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-lifecycle.XXXXXX")
 pid= wpid=
 trap 'kill -KILL $pid $wpid 2>/dev/null; rm -rf "$tmp"' EXIT
 sock=$tmp/qmp.sock esock=$tmp/events.sock   # commands; the event watcher
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    for f in "$@"; do [ -e "$f" ] && tail -n 15 "$f" | sed "s|^|#   $(basename "$f"): |"; done
-}
-# check DESC COND-COMMAND... [-- FILES TO SHOW]
-check() {
-    local desc=$1; shift
-    local files=()
-    local cmd=()
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
-    [ $# -gt 0 ] && { shift; files=("$@"); }
-    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
-}
 # Waits up to 30 s for a line matching ERE in FILE (a missing one fails the
 # check that follows, it does not hang the test).
 wait_line() {

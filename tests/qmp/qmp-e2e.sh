@@ -14,6 +14,7 @@
 #
 # usage: qmp-e2e.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") images=$2 srcroot=$3 client=$(readlink -f "$4")
 if ! why=$("$srcroot/tools/kvm-check"); then
     echo "1..0 # SKIP $why"
@@ -22,31 +23,6 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-qmp.XXXXXX")
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
-n=0 failed=0
-ok() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed 's/^/#   /'
-        failed=$((failed + 1))
-    fi
-}
-# Waits up to 20 s for a path to exist (a hang guard).
-wait_path() {
-    local i=0
-    while [ ! -e "$1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    [ -e "$1" ]
-}
-# Waits up to 20 s for a process to end; its status in $st.
-wait_exit() {
-    local i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$1" 2>/dev/null; then st=hung; kill -KILL "$1"; wait "$1" 2>/dev/null; return; fi
-    wait "$1"
-    st=$?
-}
 mask() {
     sed -E -e 's/"seconds": [0-9]+, "microseconds": [0-9]+/"seconds": S, "microseconds": U/' \
         -e 's/"package": "[^"]*"/"package": P/' -e 's/"micro": [0-9]+/"micro": M/'

@@ -8,23 +8,8 @@
 #
 # usage: vmmctl_qemu.sh VMMCTL
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmmctl=$(readlink -f "$1")
-n=0
-failed=0
-report() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed "s|^|# $1: |" >&2
-        failed=$((failed + 1))
-    fi
-}
-skip_all() {
-    echo "1..0 # SKIP $1"
-    exit 0
-}
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "qemu-system-x86_64 is not installed"
 accel=tcg
@@ -70,30 +55,30 @@ json_get() {   # json_get EXPR: evaluates a python expression on the JSON j=$out
 }
 
 run -s "$A" status
-report "status of a -S QEMU is prelaunch" "$(expect 0)$([ "$out" = prelaunch ] || echo "printed '$out'")"
+ok "status of a -S QEMU is prelaunch" "$(expect 0)$([ "$out" = prelaunch ] || echo "printed '$out'")"
 
 run -s "$A" --json status
-report "--json status is the raw query-status return" \
+ok "--json status is the raw query-status return" \
     "$(expect 0)$([ "$(json_get 'j["status"], j["running"]')" = "prelaunch False" ] || echo "printed '$out'")"
 
 run -s "$A" wait-event RESUME cont
-report "wait-event RESUME cont: prints the RESUME event cont caused" \
+ok "wait-event RESUME cont: prints the RESUME event cont caused" \
     "$(expect 0)$(grep -qE '^[0-9-]+ [0-9:.]+ RESUME$' <<<"$out" || echo "printed '$out'")"
 
 run -s "$A" status
-report "status after cont is running" "$(expect 0)$([ "$out" = running ] || echo "printed '$out'")"
+ok "status after cont is running" "$(expect 0)$([ "$out" = running ] || echo "printed '$out'")"
 
 run -s "$A" pause
-report "pause prints nothing and exits 0" "$(expect 0)$([ -z "$out$err" ] || echo "printed '$out' '$err'")"
+ok "pause prints nothing and exits 0" "$(expect 0)$([ -z "$out$err" ] || echo "printed '$out' '$err'")"
 run -s "$A" status
-report "status after pause is paused" "$(expect 0)$([ "$out" = paused ] || echo "printed '$out'")"
+ok "status after pause is paused" "$(expect 0)$([ "$out" = paused ] || echo "printed '$out'")"
 
 run -s "$A" --json --timeout 5 events --count 1 cont
-report "events --count 1 cont: --json prints the RESUME event object" \
+ok "events --count 1 cont: --json prints the RESUME event object" \
     "$(expect 0)$([ "$(json_get 'j["event"], sorted(j["timestamp"])')" = "RESUME ['microseconds', 'seconds']" ] || echo "printed '$out'")"
 
 run -s "$A" resume
-report "resume of a running VM exits 0" "$(expect 0)"
+ok "resume of a running VM exits 0" "$(expect 0)"
 
 # two clients: the event caused on A reaches the monitor on B
 "$vmmctl" -s "$B" --timeout 10 events --count 2 >"$dir/events.out" 2>"$dir/events.err" &
@@ -107,103 +92,103 @@ for _ in $(seq 50); do
 done
 wait "$epid"
 est=$?
-report "events on a second socket see the STOP/RESUME caused on the first" \
+ok "events on a second socket see the STOP/RESUME caused on the first" \
     "$([ "$est" = 0 ] || echo "exit status $est: $(cat "$dir/events.err")")$(grep -qE ' (STOP|RESUME)$' "$dir/events.out" && [ "$(wc -l <"$dir/events.out")" = 2 ] || echo "printed '$(cat "$dir/events.out")'")"
 
 run -s "$A" --timeout 0.5 wait-event NO_SUCH_EVENT
-report "wait-event without the event: exit 4 after --timeout, one line" \
+ok "wait-event without the event: exit 4 after --timeout, one line" \
     "$(expect 4)$([ "$err" = "vmmctl: no NO_SUCH_EVENT event within 0.5 s" ] || echo "stderr '$err'")"
 
 run -s "$A" qmp query-name
-report "qmp query-name prints the return as JSON" \
+ok "qmp query-name prints the return as JSON" \
     "$(expect 0)$([ "$(json_get 'j["name"]')" = vmmctl-test ] || echo "printed '$out'")"
 
 run -s "$A" qmp qom-list '{"path": "/machine/peripheral"}'
-report "qmp with JSON-ARGS passes the arguments" \
+ok "qmp with JSON-ARGS passes the arguments" \
     "$(expect 0)$(grep -q '"vm0"' <<<"$out" || echo "printed '$out'")"
 
 run -s "$A" qmp no-such-command
-report "qmp of an unknown command: exit 1, the VM's desc on one line" \
+ok "qmp of an unknown command: exit 1, the VM's desc on one line" \
     "$(expect 1)$([ "$err" = "vmmctl: The command no-such-command has not been found" ] || echo "stderr '$err'")$([ -z "$out" ] || echo "stdout '$out'")"
 
 run -s "$A" --json qmp no-such-command
-report "--json qmp of an unknown command prints the error object" \
+ok "--json qmp of an unknown command prints the error object" \
     "$(expect 1)$([ "$(json_get 'j["error"]["class"]')" = CommandNotFound ] || echo "printed '$out'")"
 
 run -s "$A" qmp qom-list '{"path": 5}'
-report "a QMP error for a wrong argument type: exit 1" \
+ok "a QMP error for a wrong argument type: exit 1" \
     "$(expect 1)$([ "$(wc -l <<<"$err")" = 1 ] || echo "stderr '$err'")"
 
 run -s "$A" info
-report "info prints version, name, cpus, block and pci" \
+ok "info prints version, name, cpus, block and pci" \
     "$(expect 0)$(for k in '^version +7\.2\.' '^name +vmmctl-test$' '^uuid ' '^status +running$' '^cpus +1$' '^block$' '^pci$' ' vm0( |$)'; do grep -qE "$k" <<<"$out" || echo "no '$k' in: $out"; done)"
 
 run -s "$A" --json info
-report "--json info is one JSON object with every query" \
+ok "--json info is one JSON object with every query" \
     "$(expect 0)$([ "$(json_get 'sorted(j)')" = "['block', 'cpus', 'name', 'pci', 'status', 'uuid', 'version']" ] || echo "printed '$out'")"
 
 # hotplug: a disk
 run -s "$A" add-disk "$dir/disk0.img" --id d0
-report "add-disk --id d0: blockdev-add + device_add accepted" \
+ok "add-disk --id d0: blockdev-add + device_add accepted" \
     "$(expect 0)$([ "$out" = "added disk d0: $dir/disk0.img" ] || echo "printed '$out'")"
 run -s "$A" --json qmp query-block
-report "the disk is in query-block as node d0 on device d0" \
+ok "the disk is in query-block as node d0 on device d0" \
     "$(expect 0)$([ "$(json_get '[(b["qdev"], b["inserted"]["node-name"], b["inserted"]["ro"]) for b in j]')" = "[('/machine/peripheral/d0/virtio-backend', 'd0', False)]" ] || echo "printed '$out'")"
 
 run -s "$A" --json add-disk "$dir/disk1.img" --readonly
-report "add-disk --readonly without --id: picks disk0, --json output" \
+ok "add-disk --readonly without --id: picks disk0, --json output" \
     "$(expect 0)$([ "$(json_get 'j["id"], j["read-only"]')" = "disk0 True" ] || echo "printed '$out'")"
 
 run -s "$A" add-disk "$dir/disk1.img" --id d0
-report "add-disk of a duplicate id: exit 1 with QEMU's desc" \
+ok "add-disk of a duplicate id: exit 1 with QEMU's desc" \
     "$(expect 1)$(grep -q "^vmmctl: blockdev-add: Duplicate nodes with node-name='d0'$" <<<"$err" || echo "stderr '$err'")"
 
 run -s "$A" add-disk "$dir/missing.img" --id d9
-report "add-disk of a path that does not exist: exit 1" \
+ok "add-disk of a path that does not exist: exit 1" \
     "$(expect 1)$(grep -q "No such file or directory" <<<"$err" || echo "stderr '$err'")"
 
 run -s "$A" --timeout 1 remove-device d0 --wait
-report "remove-device --wait of a disk no guest releases: exit 5 and the clear error" \
+ok "remove-device --wait of a disk no guest releases: exit 5 and the clear error" \
     "$(expect 5)$([ "$err" = "vmmctl: guest did not release d0 within 1 s; the device stays" ] || echo "stderr '$err'")"
 
 run -s "$A" info
-report "after the refused removal the VM runs and d0 is still there" \
+ok "after the refused removal the VM runs and d0 is still there" \
     "$(expect 0)$(grep -qE '^status +running$' <<<"$out" && grep -qE ' d0 ' <<<"$out" || echo "printed '$out'")"
 
 # USB devices go at once on device_del (no guest handshake): the --wait path
 # that ends in DEVICE_DELETED, and the backend taken away after it
 run -s "$A" qmp device_add '{"driver": "usb-kbd", "id": "k0"}'
 run -s "$A" --json remove-device k0 --wait
-report "remove-device --wait of a device the VM releases at once: exit 0, removed" \
+ok "remove-device --wait of a device the VM releases at once: exit 0, removed" \
     "$(expect 0)$([ "$(json_get 'j["id"], j["removed"]')" = "k0 True" ] || echo "printed '$out'")"
 run -s "$A" qmp blockdev-add "{\"driver\": \"raw\", \"node-name\": \"u0n\", \"file\": {\"driver\": \"file\", \"filename\": \"$dir/disk2.img\"}}"
 run -s "$A" qmp device_add '{"driver": "usb-storage", "drive": "u0n", "id": "u0"}'
-report "a usb-storage device u0 on block node u0n" "$(expect 0)"
+ok "a usb-storage device u0 on block node u0n" "$(expect 0)"
 run -s "$A" remove-device u0 --wait
-report "remove-device --wait of a disk: DEVICE_DELETED, then its block node is deleted" \
+ok "remove-device --wait of a disk: DEVICE_DELETED, then its block node is deleted" \
     "$(expect 0)$([ "$out" = "removed u0 and block node u0n" ] || echo "printed '$out'")$("$vmmctl" -s "$A" qmp query-named-block-nodes | grep -q '"u0n"' && echo "node u0n still there")"
 
 run -s "$A" qmp netdev_add '{"type": "user", "id": "un0"}'
 run -s "$A" qmp device_add '{"driver": "usb-net", "netdev": "un0", "id": "un"}'
-report "a usb-net device un on netdev un0" "$(expect 0)"
+ok "a usb-net device un on netdev un0" "$(expect 0)"
 run -s "$A" remove-device un --wait
-report "remove-device --wait of a NIC: DEVICE_DELETED, then its netdev is deleted" \
+ok "remove-device --wait of a NIC: DEVICE_DELETED, then its netdev is deleted" \
     "$(expect 0)$([ "$out" = "removed un and netdev un0" ] || echo "printed '$out'")$("$vmmctl" -s "$A" qmp netdev_del '{"id": "un0"}' 2>/dev/null && echo "netdev un0 still there")"
 
 run -s "$A" remove-device nonexistent
-report "remove-device of an unknown id: exit 1" \
+ok "remove-device of an unknown id: exit 1" \
     "$(expect 1)$(grep -q "nonexistent" <<<"$err" || echo "stderr '$err'")"
 
 # a NIC needs a tap device (root)
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ip tuntap add dev vmmctl-t$$ mode tap 2>/dev/null; then
     tap=vmmctl-t$$
     run -s "$A" add-net "$tap" --id n0 --mac 52:54:00:12:34:56
-    report "add-net: netdev_add tap + device_add virtio-net-pci" \
+    ok "add-net: netdev_add tap + device_add virtio-net-pci" \
         "$(expect 0)$([ "$out" = "added NIC n0 on tap $tap, MAC 52:54:00:12:34:56" ] || echo "printed '$out'")"
     run -s "$A" qmp qom-get '{"path": "/machine/peripheral/n0", "property": "mac"}'
-    report "the NIC has the MAC given" "$(expect 0)$([ "$out" = '"52:54:00:12:34:56"' ] || echo "printed '$out'")"
+    ok "the NIC has the MAC given" "$(expect 0)$([ "$out" = '"52:54:00:12:34:56"' ] || echo "printed '$out'")"
     run -s "$A" add-net "$tap" --id n0
-    report "add-net of a duplicate id: exit 1" "$(expect 1)$([ "$(wc -l <<<"$err")" = 1 ] || echo "stderr '$err'")"
+    ok "add-net of a duplicate id: exit 1" "$(expect 1)$([ "$(wc -l <<<"$err")" = 1 ] || echo "stderr '$err'")"
 else
     echo "ok $((n + 1)) # SKIP add-net: needs root and /dev/net/tun to make a tap device"
     n=$((n + 1))
@@ -211,35 +196,35 @@ fi
 
 # CPU hotplug: maxcpus=2 leaves one slot
 run -s "$A" add-cpu
-report "add-cpu takes the free slot" \
+ok "add-cpu takes the free slot" \
     "$(expect 0)$(grep -qE '^added CPU cpu-0-1-0 \(.*core-id=1' <<<"$out" || echo "printed '$out'")"
 run -s "$A" --json qmp query-cpus-fast
-report "query-cpus-fast lists 2 CPUs" "$(expect 0)$([ "$(json_get 'len(j)')" = 2 ] || echo "printed '$out'")"
+ok "query-cpus-fast lists 2 CPUs" "$(expect 0)$([ "$(json_get 'len(j)')" = 2 ] || echo "printed '$out'")"
 run -s "$A" add-cpu
-report "add-cpu with no free slot: exit 1" \
+ok "add-cpu with no free slot: exit 1" \
     "$(expect 1)$([ "$err" = "vmmctl: add-cpu: no free CPU slot (all 2 hotpluggable CPUs are present)" ] || echo "stderr '$err'")"
 
 # virtio-mem
 run -s "$A" resize-memory 64M
-report "resize-memory picks the virtio-mem device vm0" \
+ok "resize-memory picks the virtio-mem device vm0" \
     "$(expect 0)$(grep -q '^vm0: requested-size 64 MiB' <<<"$out" || echo "printed '$out'")"
 run -s "$A" qmp qom-get '{"path": "/machine/peripheral/vm0", "property": "requested-size"}'
-report "requested-size is 64 MiB" "$(expect 0)$([ "$out" = 67108864 ] || echo "printed '$out'")"
+ok "requested-size is 64 MiB" "$(expect 0)$([ "$out" = 67108864 ] || echo "printed '$out'")"
 run -s "$A" resize-memory 3M --device vm0
-report "resize-memory to a size QEMU refuses: exit 1" "$(expect 1)$(grep -q 'block-size' <<<"$err" || echo "stderr '$err'")"
+ok "resize-memory to a size QEMU refuses: exit 1" "$(expect 1)$(grep -q 'block-size' <<<"$err" || echo "stderr '$err'")"
 run -s "$A" --timeout 1 resize-memory 8M --wait
-report "resize-memory --wait with a guest that plugs nothing: exit 4, what is plugged" \
+ok "resize-memory --wait with a guest that plugs nothing: exit 4, what is plugged" \
     "$(expect 4)$([ "$err" = "vmmctl: vm0: the guest has 0 B plugged, not 8 MiB, after 1 s (requested-size stays 8 MiB)" ] || echo "stderr '$err'")"
 run -s "$A" resize-memory 0 --wait
-report "resize-memory 0 --wait with nothing plugged: done at once" \
+ok "resize-memory 0 --wait with nothing plugged: done at once" \
     "$(expect 0)$([ "$out" = "vm0: 0 B plugged" ] || echo "printed '$out'")"
 
 run -s "$A" quit
-report "quit exits 0" "$(expect 0)"
+ok "quit exits 0" "$(expect 0)"
 wait "$qpid"
 qpid=
 run -s "$A" status
-report "status after quit: exit 3, cannot connect" \
+ok "status after quit: exit 3, cannot connect" \
     "$(expect 3)$(grep -q '^vmmctl: cannot connect to ' <<<"$err" || echo "stderr '$err'")"
 
 # q35: the root bus takes no hotplug, a root port does (--bus)
@@ -254,17 +239,16 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 run -s "$Q" add-disk "$dir/disk0.img" --id q0
-report "q35: add-disk on the root bus: exit 1, QEMU's reason, the block node taken back" \
+ok "q35: add-disk on the root bus: exit 1, QEMU's reason, the block node taken back" \
     "$(expect 1)$([ "$err" = "vmmctl: device_add: Bus 'pcie.0' does not support hotplugging" ] || echo "stderr '$err'")$("$vmmctl" -s "$Q" qmp query-named-block-nodes | grep -q '"q0"' && echo "node q0 left behind")"
 run -s "$Q" add-disk "$dir/disk0.img" --id q0 --bus rp1
-report "q35: add-disk --bus rp1" "$(expect 0)"
+ok "q35: add-disk --bus rp1" "$(expect 0)"
 run -s "$Q" --timeout 1 remove-device q0 --wait
-report "q35: remove-device --wait with no guest to release it: exit 5" \
+ok "q35: remove-device --wait with no guest to release it: exit 5" \
     "$(expect 5)$([ "$err" = "vmmctl: guest did not release q0 within 1 s; the device stays" ] || echo "stderr '$err'")"
 run -s "$Q" quit
-report "q35: quit" "$(expect 0)"
+ok "q35: quit" "$(expect 0)"
 wait "$qpid"
 qpid=
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done

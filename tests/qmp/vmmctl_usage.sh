@@ -7,21 +7,10 @@
 #
 # usage: vmmctl_usage.sh VMMCTL VMMCTL_C
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 unset VMMCTL_SOCKET
 vmmctl=$(readlink -f "$1")
 src=$2
-n=0
-failed=0
-report() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed "s|^|# $1: |" >&2
-        failed=$((failed + 1))
-    fi
-}
 dir=$(mktemp -d /tmp/vmmctl-usage.XXXXXX)
 pids=()
 cleanup() {
@@ -43,18 +32,18 @@ one_line() {   # stderr is exactly one line starting "vmmctl: "
 }
 
 run --help
-report "--help exits 0, stdout only" "$(expect 0)$([ -z "$err" ] || echo "stderr '$err'")"
+ok "--help exits 0, stdout only" "$(expect 0)$([ -z "$err" ] || echo "stderr '$err'")"
 help=$out
 cmds=$(sed -n '/commands\[\] = {/,/^};/p' "$src" | grep -oE '^ *\{ "[a-z-]+"' | grep -oE '[a-z-]+' | sort -u)
-report "the command table in vmmctl.c was found" "$([ "$(wc -w <<<"$cmds")" -ge 10 ] || echo "read: $cmds")"
+ok "the command table in vmmctl.c was found" "$([ "$(wc -w <<<"$cmds")" -ge 10 ] || echo "read: $cmds")"
 for c in $cmds; do
-    report "--help documents $c" "$(grep -qE "(^|[ |])$c( |$)" <<<"$help" || echo "$c is a command but not in --help")"
+    ok "--help documents $c" "$(grep -qE "(^|[ |])$c( |$)" <<<"$help" || echo "$c is a command but not in --help")"
 done
 for code in 0 1 2 3 4 5; do
-    report "--help documents exit code $code" "$(grep -qE "^  $code  " <<<"$help" || echo "no '  $code  ' line")"
+    ok "--help documents exit code $code" "$(grep -qE "^  $code  " <<<"$help" || echo "no '  $code  ' line")"
 done
 run --version
-report "--version" "$(expect 0)$(grep -qE '^vmmctl [0-9]+\.[0-9]+\.[0-9]+$' <<<"$out" || echo "printed '$out'")"
+ok "--version" "$(expect 0)$(grep -qE '^vmmctl [0-9]+\.[0-9]+\.[0-9]+$' <<<"$out" || echo "printed '$out'")"
 
 # Usage errors: exit 2, one line, and no connection is tried (the socket
 # does not exist, which would be 3).
@@ -62,7 +51,7 @@ nosock=$dir/none.sock
 while IFS='|' read -r what args; do
     eval "set -- $args"
     run "$@"
-    report "usage error: $what" "$(expect 2)$(one_line)"
+    ok "usage error: $what" "$(expect 2)$(one_line)"
 done <<EOF
 no command|-s $nosock
 no socket|status
@@ -89,10 +78,10 @@ qmp with JSON-ARGS that are not an object|-s $nosock qmp query-status '[1]'
 EOF
 
 run -s "$nosock" status
-report "a socket that does not exist: exit 3" \
+ok "a socket that does not exist: exit 3" \
     "$(expect 3)$(one_line)$(grep -q "cannot connect to $nosock" <<<"$err" || echo "stderr '$err'")"
 VMMCTL_SOCKET=$nosock run status
-report "VMMCTL_SOCKET is the default socket" "$(expect 3)$(grep -q "cannot connect to $nosock" <<<"$err" || echo "stderr '$err'")"
+ok "VMMCTL_SOCKET is the default socket" "$(expect 3)$(grep -q "cannot connect to $nosock" <<<"$err" || echo "stderr '$err'")"
 
 # fake peers: MODE garbage (greets with non-JSON), silent (accepts, says
 # nothing), hangup (greets, negotiates, closes on the next command)
@@ -128,14 +117,13 @@ peer silent "$dir/silent.sock"
 peer hangup "$dir/hangup.sock"
 
 run -s "$dir/garbage.sock" --timeout 5 status
-report "a peer that does not speak QMP: exit 3" \
+ok "a peer that does not speak QMP: exit 3" \
     "$(expect 3)$(one_line)$(grep -q 'not a QMP message' <<<"$err" || echo "stderr '$err'")"
 run -s "$dir/silent.sock" --timeout 0.5 status
-report "a peer that never greets: exit 4 after --timeout" \
+ok "a peer that never greets: exit 4 after --timeout" \
     "$(expect 4)$(one_line)$(grep -q 'no QMP greeting within 0.5 s' <<<"$err" || echo "stderr '$err'")"
 run -s "$dir/hangup.sock" --timeout 5 status
-report "a peer that hangs up mid-command: exit 3" \
+ok "a peer that hangs up mid-command: exit 3" \
     "$(expect 3)$(one_line)$(grep -q 'connection lost while waiting for the reply to query-status' <<<"$err" || echo "stderr '$err'")"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done
