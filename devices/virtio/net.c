@@ -372,6 +372,15 @@ static uint8_t ctrl_command(struct virtio_net *net, const struct virtq_chain *c)
         set_pairs(net, n);
         return VIRTIO_NET_OK;
     }
+    case VIRTIO_NET_CTRL_ANNOUNCE:
+        /* 5.1.6.5.4: the ack clears S_ANNOUNCE before the buffer is used. */
+        if (!virtio_has_feature(v, VIRTIO_NET_F_GUEST_ANNOUNCE) || cmd[1] != VIRTIO_NET_CTRL_ANNOUNCE_ACK || dlen)
+            return VIRTIO_NET_ERR;
+        if (__atomic_exchange_n(&net->announce, false, __ATOMIC_ACQ_REL)) {
+            net->stats.announce_acks++;
+            log_info("virtio-net: tap %s: the guest sent its gratuitous packets (ANNOUNCE_ACK)", net->tap->name);
+        }
+        return VIRTIO_NET_OK;
     case VIRTIO_NET_CTRL_GUEST_OFFLOADS: {
         uint64_t f;
         if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) ||
@@ -429,7 +438,11 @@ static int ctrl_handle(struct virtio_device *vdev, unsigned qi)
 static void net_config_read(struct virtio_device *vdev, uint32_t off, void *buf, uint32_t len)
 {
     struct virtio_net *net = vdev->opaque;
-    memcpy(buf, net->config + off, len);
+    uint8_t c[VIRTIO_NET_CONFIG_SIZE];
+    memcpy(c, net->config, sizeof(c));
+    if (__atomic_load_n(&net->announce, __ATOMIC_ACQUIRE))
+        put16(c + VIRTIO_NET_CFG_STATUS, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    memcpy(buf, c + off, len);
 }
 
 #define HAS(f, b) (((f) >> (b)) & 1)
@@ -447,7 +460,8 @@ static bool net_features_ok(struct virtio_device *vdev, uint64_t f)
         return false;
     if (HAS(f, VIRTIO_NET_F_HOST_ECN) && !HAS(f, VIRTIO_NET_F_HOST_TSO4) && !HAS(f, VIRTIO_NET_F_HOST_TSO6))
         return false;
-    if ((HAS(f, VIRTIO_NET_F_CTRL_RX) || HAS(f, VIRTIO_NET_F_MQ) || HAS(f, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS)) &&
+    if ((HAS(f, VIRTIO_NET_F_CTRL_RX) || HAS(f, VIRTIO_NET_F_MQ) || HAS(f, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) ||
+         HAS(f, VIRTIO_NET_F_GUEST_ANNOUNCE)) &&
         !HAS(f, VIRTIO_NET_F_CTRL_VQ))
         return false;
     apply_offloads(net, guest_offloads_to_tap(f));
@@ -465,6 +479,7 @@ static void net_reset(struct virtio_device *vdev)
     set_pairs(net, 1);
     apply_offloads(net, 0);
     net->promisc = net->allmulti = 0;
+    __atomic_store_n(&net->announce, false, __ATOMIC_RELEASE);
 }
 
 static void net_queue_reset(struct virtio_device *vdev, unsigned qi)
@@ -487,9 +502,56 @@ static int net_save(struct virtio_device *vdev, struct state_writer *w)
     return 0;
 }
 
+/* A RARP request (RFC 903: ARP's format with ethertype 0x8035, opcode 3)
+ * from `mac` about itself, to everyone, padded to the 60-byte minimum
+ * frame, behind a zero virtio-net header: what switches learn the sender's
+ * port from. */
+static size_t rarp_frame(uint8_t *p, const uint8_t mac[6])
+{
+    memset(p, 0, VIRTIO_NET_HDR_LEN + 60);
+    uint8_t *e = p + VIRTIO_NET_HDR_LEN;
+    memset(e, 0xff, 6);                 /* destination: broadcast */
+    memcpy(e + 6, mac, 6);
+    e[12] = 0x80, e[13] = 0x35;         /* ethertype RARP */
+    uint8_t *a = e + 14;
+    a[1] = 1;                           /* hardware: Ethernet */
+    a[2] = 0x08;                        /* protocol: IPv4 */
+    a[4] = 6, a[5] = 4;                 /* address lengths */
+    a[7] = 3;                           /* reverse request */
+    memcpy(a + 8, mac, 6);              /* sender hardware address; sender IP 0 */
+    memcpy(a + 18, mac, 6);             /* target hardware address; target IP 0 */
+    return VIRTIO_NET_HDR_LEN + 60;
+}
+
+void virtio_net_announce(struct virtio_net *net)
+{
+    struct virtio_device *v = &net->vdev;
+    uint8_t f[VIRTIO_NET_HDR_LEN + 60];
+    size_t n = rarp_frame(f, net->mac);
+    ssize_t w;
+    do
+        w = write(net->pairs[0].fd, f, n);
+    while (w < 0 && errno == EINTR);
+    if (w == (ssize_t)n)
+        net->stats.rarps++;
+    else
+        log_info("virtio-net: tap %s: the RARP announce was not sent: %s", net->tap->name,
+                 w < 0 ? g_strerror(errno) : "short write");
+    uint8_t st = virtio_get_status(v);
+    if (!(st & VIRTIO_STATUS_DRIVER_OK) || (st & VIRTIO_STATUS_NEEDS_RESET) ||
+        !virtio_has_feature(v, VIRTIO_NET_F_GUEST_ANNOUNCE))
+        return;
+    __atomic_store_n(&net->announce, true, __ATOMIC_RELEASE);
+    net->stats.announces++;
+    virtio_config_changed(v);
+}
+
 static void resume_on_loop(void *opaque)
 {
     struct virtio_net *net = opaque;
+    /* The load is complete (features, status, the irqchip the config
+     * interrupt goes to): tell the network where the guest is now. */
+    virtio_net_announce(net);
     for (unsigned i = 0; i < net->curr_pairs; i++) {
         virtio_queue_run(&net->vdev, 2 * i);
         virtio_queue_run(&net->vdev, 2 * i + 1);
@@ -578,7 +640,7 @@ struct virtio_net *virtio_net_new(struct guest_memory *gm, struct loop *loop, co
                  VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |
                  VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
                  VIRTIO_BIT(VIRTIO_NET_F_STATUS) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
-                 VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX);
+                 VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
     if (net->max_pairs > 1)
         f |= VIRTIO_BIT(VIRTIO_NET_F_MQ);
     virtio_device_init(&net->vdev, VIRTIO_ID_NET, &net_ops, net, gm, loop, f, VIRTIO_NET_CONFIG_SIZE,

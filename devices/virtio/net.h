@@ -7,7 +7,7 @@
  *
  * Features: MAC, STATUS (link up), MTU (the tap's), CSUM, GUEST_CSUM,
  * HOST_TSO4/6, HOST_ECN, GUEST_TSO4/6, GUEST_ECN, MRG_RXBUF, CTRL_VQ,
- * CTRL_RX, CTRL_GUEST_OFFLOADS, and MQ with more than one pair. No UFO:
+ * CTRL_RX, CTRL_GUEST_OFFLOADS, GUEST_ANNOUNCE, and MQ with more than one pair. No UFO:
  * Linux's tap lost UFO in 4.14. The GUEST_* offloads the driver accepts (or
  * later sets with CTRL_GUEST_OFFLOADS) are what the tap may hand over
  * (TUNSETOFFLOAD); without them it segments and checksums itself.
@@ -25,8 +25,21 @@
  * The control queue takes RX (PROMISC, ALLMULTI: recorded, no filtering is
  * done: the guest gets every frame the tap delivers), MAC TABLE_SET
  * (checked, accepted, not filtered), MQ VQ_PAIRS_SET (multiqueue taps
- * attach exactly the active pairs' queues, TUNSETQUEUE) and GUEST_OFFLOADS
- * SET.
+ * attach exactly the active pairs' queues, TUNSETQUEUE), GUEST_OFFLOADS
+ * SET and ANNOUNCE ACK.
+ *
+ * Announce (5.1.6.5.4): after the device state was loaded (a migration's
+ * destination, --restore) the guest sits behind another switch port, and a
+ * switch or bridge sends its frames to the old port until it learns the new
+ * one. virtio_net_announce, run on the loop once the load is complete, does
+ * what QEMU does after a load: it writes one RARP frame (ethertype 0x8035,
+ * "reverse request", the guest's MAC as sender and target) on the tap, so
+ * a bridge learns the MAC on this port at once, and, when the driver
+ * negotiated GUEST_ANNOUNCE, sets VIRTIO_NET_S_ANNOUNCE in the config status
+ * with a config interrupt: the driver sends its own gratuitous packets
+ * (Linux: gratuitous ARP and IPv6 neighbour advertisements for every
+ * address) and acknowledges with VIRTIO_NET_CTRL_ANNOUNCE_ACK, which clears
+ * the bit. A reset clears it too.
  *
  * Hostile chains (a transmit chain shorter than the header or with
  * writable buffers, a receive chain with readable buffers or, with
@@ -72,6 +85,7 @@
 #define VIRTIO_NET_CFG_MTU          10
 #define VIRTIO_NET_CONFIG_SIZE      12
 #define VIRTIO_NET_S_LINK_UP        1
+#define VIRTIO_NET_S_ANNOUNCE       2
 
 /* struct virtio_net_hdr (5.1.6). */
 #define VIRTIO_NET_HDR_LEN              12
@@ -91,6 +105,8 @@
 #define VIRTIO_NET_CTRL_RX_ALLMULTI     1
 #define VIRTIO_NET_CTRL_MAC             1
 #define VIRTIO_NET_CTRL_MAC_TABLE_SET   0
+#define VIRTIO_NET_CTRL_ANNOUNCE        3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK    0
 #define VIRTIO_NET_CTRL_MQ              4
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 #define VIRTIO_NET_CTRL_GUEST_OFFLOADS  5
@@ -125,6 +141,9 @@ struct virtio_net_stats {
     uint64_t rx_frames, tx_frames;
     uint64_t rx_dropped;        /* did not fit a receive chain */
     uint64_t tx_dropped;        /* offload not negotiated, or the tap refused it */
+    uint64_t announces;         /* VIRTIO_NET_S_ANNOUNCE raised */
+    uint64_t announce_acks;     /* ... and acknowledged by the driver */
+    uint64_t rarps;             /* RARP frames vmm wrote on the tap */
 };
 
 struct virtio_net {
@@ -136,6 +155,7 @@ struct virtio_net {
     uint8_t config[VIRTIO_NET_CONFIG_SIZE];
     unsigned offloads;          /* TAP_OFFLOAD_* set on the tap */
     uint8_t promisc, allmulti;
+    bool announce;              /* VIRTIO_NET_S_ANNOUNCE is set (atomic: the loop sets, config reads) */
     bool tx_error_logged;
     struct virtio_net_pair *pairs;
     struct iovec *iov;          /* transmit scratch, one chain's worth */
@@ -145,6 +165,12 @@ struct virtio_net {
 struct virtio_net *virtio_net_new(struct guest_memory *gm, struct loop *loop, const struct virtio_net_params *p);
 /* Loop thread; the tap stays open (the caller's). */
 void virtio_net_free(struct virtio_net *net);
+
+/* After a load: a RARP from the guest's MAC on the tap, and with
+ * GUEST_ANNOUNCE negotiated the S_ANNOUNCE bit and a config interrupt (see
+ * the top). Loop thread (or the caller's, without a loop). The load calls it
+ * through the loop by itself. */
+void virtio_net_announce(struct virtio_net *net);
 
 /* A locally administered unicast MAC derived from `seed` (stable). */
 void virtio_net_mac_from_seed(const char *seed, uint8_t mac[6]);

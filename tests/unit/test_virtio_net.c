@@ -204,7 +204,8 @@ static void test_config_and_features(void **state)
                               VIRTIO_NET_F_MTU, VIRTIO_NET_F_MAC, VIRTIO_NET_F_GUEST_TSO4,
                               VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_HOST_TSO4,
                               VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_MRG_RXBUF,
-                              VIRTIO_NET_F_STATUS, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_CTRL_RX };
+                              VIRTIO_NET_F_STATUS, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_CTRL_RX,
+                              VIRTIO_NET_F_GUEST_ANNOUNCE };
     uint64_t w = VIRTIO_CORE_FEATURES;
     for (unsigned i = 0; i < G_N_ELEMENTS(want); i++)
         w |= VIRTIO_BIT(want[i]);
@@ -248,6 +249,7 @@ static void test_feature_dependencies(void **state)
     assert_false(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN)));
     assert_false(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN)));
     assert_false(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX)));
+    assert_false(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE)));
     assert_false(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM)));
     assert_true(negotiate(f, v1 | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |
                                  VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN)));
@@ -624,6 +626,116 @@ static void test_save_load(void **state)
     g_bytes_unref(snap);
 }
 
+static uint16_t status(struct fx *f)
+{
+    uint16_t v;
+    virtio_config_read(f->vdev, VIRTIO_NET_CFG_STATUS, &v, 2);
+    return v;
+}
+
+/* Takes the next frame off pair 0's wire and checks that it is vmm's RARP
+ * announce: a zero header, broadcast from the NIC's MAC, ethertype 0x8035,
+ * Ethernet/IPv4 reverse request about that MAC, 60 bytes. */
+static void expect_rarp(struct fx *f)
+{
+    uint8_t got[256];
+    assert_int_equal(wire_recv(f, 0, got, sizeof(got)), VIRTIO_NET_HDR_LEN + 60);
+    static const uint8_t zero[VIRTIO_NET_HDR_LEN], bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t arp[8] = { 0, 1, 8, 0, 6, 4, 0, 3 };
+    const uint8_t *e = got + VIRTIO_NET_HDR_LEN;
+    assert_memory_equal(got, zero, VIRTIO_NET_HDR_LEN);
+    assert_memory_equal(e, bcast, 6);
+    assert_memory_equal(e + 6, MAC, 6);
+    assert_int_equal(e[12] << 8 | e[13], 0x8035);
+    assert_memory_equal(e + 14, arp, 8);
+    assert_memory_equal(e + 22, MAC, 6);
+    assert_memory_equal(e + 32, MAC, 6);
+}
+
+/* 5.1.6.5.4 and QEMU's announce after a load: a RARP on the tap always; with
+ * GUEST_ANNOUNCE negotiated also S_ANNOUNCE in the status and a config
+ * interrupt, until the driver's ANNOUNCE_ACK (nothing else) clears it. */
+static void test_announce(void **state)
+{
+    struct fx *f = *state;
+    bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE));
+    virtio_read_isr(f->vdev);
+    unsigned irqs = f->interrupts;
+    uint32_t gen = virtio_config_generation(f->vdev);
+    virtio_net_announce(f->net);
+    expect_rarp(f);
+    assert_int_equal(wire_recv(f, 0, (uint8_t[256]){ 0 }, 256), -1);      /* one frame */
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    assert_int_equal(f->interrupts, irqs + 1);
+    assert_int_equal(virtio_read_isr(f->vdev), VIRTIO_ISR_CONFIG);
+    assert_int_not_equal(virtio_config_generation(f->vdev), gen);
+    /* Malformed acks are refused and leave the bit set. */
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, "x", 1), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_ANNOUNCE, 1, NULL, 0), VIRTIO_NET_ERR);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL, 0), VIRTIO_NET_OK);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP);
+    assert_int_equal(f->net->stats.announces, 1);
+    assert_int_equal(f->net->stats.announce_acks, 1);
+    assert_int_equal(f->net->stats.rarps, 1);
+    /* An ack with nothing to acknowledge is harmless. */
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL, 0), VIRTIO_NET_OK);
+    assert_int_equal(f->net->stats.announce_acks, 1);
+    /* A reset forgets a pending announce. */
+    virtio_net_announce(f->net);
+    expect_rarp(f);
+    assert_true(status(f) & VIRTIO_NET_S_ANNOUNCE);
+    bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE));
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP);
+
+    /* A driver without GUEST_ANNOUNCE: the RARP only, no bit, no interrupt,
+     * and the ack is not a command it may send. */
+    bring_up(f, BASE_F);
+    irqs = f->interrupts;
+    virtio_net_announce(f->net);
+    expect_rarp(f);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP);
+    assert_int_equal(f->interrupts, irqs);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL, 0), VIRTIO_NET_ERR);
+    /* A device the driver has not started: the RARP still goes out. */
+    virtio_set_status(f->vdev, 0);
+    virtio_net_announce(f->net);
+    expect_rarp(f);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP);
+    assert_false(broken(f));
+}
+
+/* A load announces by itself, on the loop once the load is complete (the
+ * features and status it checks are the core's, loaded after the device
+ * section): nothing before the loop runs, then the RARP, the bit and the
+ * config interrupt. */
+static void test_announce_after_load(void **state)
+{
+    struct fx *f = *state;
+    bring_up(f, BASE_F | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE));
+    loop_run_calls(f->loop);
+    struct state_writer *w = state_writer_new();
+    assert_int_equal(virtio_device_save(f->vdev, w), 0);
+    GBytes *snap = state_writer_finish(w);
+    struct virtio_net *old = f->net;
+    make_net(f);
+    unsigned irqs = f->interrupts;
+    g_autoptr(GError) err = NULL;
+    struct state_reader *r = state_reader_new(snap, &err);
+    assert_non_null(r);
+    assert_int_equal(virtio_device_load(f->vdev, r, &err), 0);
+    state_reader_free(r);
+    assert_int_equal(wire_recv(f, 0, (uint8_t[256]){ 0 }, 256), -1);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP);
+    loop_run_calls(f->loop);
+    expect_rarp(f);
+    assert_int_equal(status(f), VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    assert_int_equal(f->interrupts, irqs + 1);
+    assert_int_equal(virtio_read_isr(f->vdev) & VIRTIO_ISR_CONFIG, VIRTIO_ISR_CONFIG);
+    virtio_net_free(old);
+    g_bytes_unref(snap);
+}
+
 /* Runs the loop until queue q has `want` used elements (bounded by the
  * loop's own wake-ups: each iteration handles at least one event). */
 static void loop_until_used(struct fx *f, unsigned q, uint16_t want)
@@ -900,6 +1012,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctrl_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mq, setup_mq, teardown),
         cmocka_unit_test_setup_teardown(test_save_load, setup_mq, teardown),
+        cmocka_unit_test_setup_teardown(test_announce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_announce_after_load, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_rx_readiness, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_rx_budget, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_rx_mergeable_event_idx, setup, teardown),
