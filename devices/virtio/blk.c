@@ -180,40 +180,23 @@ static int start_request(struct virtio_blk *blk, unsigned qi, const struct virtq
     return -1;
 }
 
-static int blk_handle(struct virtio_device *vdev, unsigned qi)
+static int blk_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
 {
     struct virtio_blk *blk = vdev->opaque;
-    struct virtqueue *vq = virtio_vq(vdev, qi);
-    struct virtq_chain c;
-    unsigned budget = vq->size;
-    int r = 0;
-    bool pushed = false;
-    do {
-        virtq_disable_notify(vq);
-        while (budget && (r = virtq_pop(vq, &c)) > 0) {
-            budget--;
-            /* Without a readable header and a writable status byte there is
-             * no way to answer: the driver broke the protocol. */
-            if (c.out_len < HDR_BYTES || c.in_len < 1)
-                return -EPROTO;
-            int st = start_request(blk, qi, &c);
-            if (st >= 0) {
-                complete(blk, qi, &c, (uint8_t)st);
-                pushed = true;
-            }
-        }
-        if (!budget) {
-            if (pushed)
-                virtio_notify_queue(vdev, qi);
-            virtio_queue_defer(vdev, qi);
-            return 0;
-        }
-        if (r < 0)
-            return r;
-    } while (virtq_enable_notify(vq));
-    if (pushed)
-        virtio_notify_queue(vdev, qi);
-    return 0;
+    /* Without a readable header and a writable status byte there is no way
+     * to answer: the driver broke the protocol. */
+    if (c->out_len < HDR_BYTES || c->in_len < 1)
+        return -EPROTO;
+    int st = start_request(blk, qi, c);
+    if (st < 0)
+        return VIRTIO_CHAIN_LATER;
+    complete(blk, qi, c, (uint8_t)st);
+    return VIRTIO_CHAIN_PUSHED;
+}
+
+static int blk_handle(struct virtio_device *vdev, unsigned qi)
+{
+    return virtio_queue_drain(vdev, qi, blk_chain);
 }
 
 static void blk_config_read(struct virtio_device *vdev, uint32_t off, void *buf, uint32_t len)

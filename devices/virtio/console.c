@@ -32,44 +32,30 @@ static void tx_done(void *opaque)
     virtio_queue_run(&con->vdev, VIRTIO_CONSOLE_TXQ);
 }
 
+static int tx_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
+{
+    struct virtio_console *con = vdev->opaque;
+    /* 5.3.6.1: the transmitq holds device-readable buffers only. */
+    if (c->n_in)
+        return -EINVAL;
+    struct iovec iov[c->n_out ? c->n_out : 1];
+    for (unsigned i = 0; i < c->n_out; i++)
+        iov[i] = (struct iovec){ c->bufs[i].hva, c->bufs[i].len };
+    if (char_backend_write_iov(con->be, iov, c->n_out, tx_done, con) == 0) {
+        virtq_push(virtio_vq(vdev, qi), c, 0);
+        return VIRTIO_CHAIN_PUSHED;
+    }
+    /* Held until written; the guest waits meanwhile. */
+    con->tx_chain = virtq_chain_dup(c);
+    return VIRTIO_CHAIN_HOLD;
+}
+
 static int tx_handle(struct virtio_device *vdev, unsigned qi)
 {
     struct virtio_console *con = vdev->opaque;
-    struct virtqueue *vq = virtio_vq(vdev, qi);
-    struct virtq_chain c;
-    unsigned budget = vq->size;
-    int r = 0;
     if (con->tx_chain)
         return 0;       /* tx_done runs us again */
-    do {
-        virtq_disable_notify(vq);
-        while (budget && (r = virtq_pop(vq, &c)) > 0) {
-            budget--;
-            /* 5.3.6.1: the transmitq holds device-readable buffers only. */
-            if (c.n_in)
-                return -EINVAL;
-            struct iovec iov[c.n_out ? c.n_out : 1];
-            for (unsigned i = 0; i < c.n_out; i++)
-                iov[i] = (struct iovec){ c.bufs[i].hva, c.bufs[i].len };
-            if (char_backend_write_iov(con->be, iov, c.n_out, tx_done, con) == 0) {
-                virtq_push(vq, &c, 0);
-                continue;
-            }
-            /* Held until written; the guest waits meanwhile. */
-            con->tx_chain = virtq_chain_dup(&c);
-            virtio_notify_queue(vdev, qi);
-            return 0;
-        }
-        if (!budget) {
-            virtio_notify_queue(vdev, qi);
-            virtio_queue_defer(vdev, qi);
-            return 0;
-        }
-        if (r < 0)
-            return r;
-    } while (virtq_enable_notify(vq));
-    virtio_notify_queue(vdev, qi);
-    return 0;
+    return virtio_queue_drain(vdev, qi, tx_chain);
 }
 
 /* ---- receiveq: host → guest (backend callbacks, loop thread) ---- */

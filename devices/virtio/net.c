@@ -237,41 +237,24 @@ static void tx_one(struct virtio_net *net, struct virtio_net_pair *pp, const str
     net->stats.tx_frames++;
 }
 
-static int tx_handle(struct virtio_device *vdev, unsigned qi)
+static int tx_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
 {
     struct virtio_net *net = vdev->opaque;
     struct virtio_net_pair *pp = &net->pairs[qi / 2];
-    struct virtqueue *vq = virtio_vq(vdev, qi);
-    struct virtq_chain c;
-    unsigned budget = vq->size;
-    bool pushed = false;
-    int r = 0;
-    do {
-        virtq_disable_notify(vq);
-        while (budget && (r = virtq_pop(vq, &c)) > 0) {
-            budget--;
-            /* 5.1.6.2: header + frame, device-readable only. */
-            if (c.out_len < VIRTIO_NET_HDR_LEN || c.n_in)
-                return -EINVAL;
-            if (pp->index < net->curr_pairs)
-                tx_one(net, pp, &c);
-            else
-                net->stats.tx_dropped++;
-            virtq_push(vq, &c, 0);
-            pushed = true;
-        }
-        if (!budget) {
-            if (pushed)
-                virtio_notify_queue(vdev, qi);
-            virtio_queue_defer(vdev, qi);
-            return 0;
-        }
-        if (r < 0)
-            return r;
-    } while (virtq_enable_notify(vq));
-    if (pushed)
-        virtio_notify_queue(vdev, qi);
-    return 0;
+    /* 5.1.6.2: header + frame, device-readable only. */
+    if (c->out_len < VIRTIO_NET_HDR_LEN || c->n_in)
+        return -EINVAL;
+    if (pp->index < net->curr_pairs)
+        tx_one(net, pp, c);
+    else
+        net->stats.tx_dropped++;
+    virtq_push(virtio_vq(vdev, qi), c, 0);
+    return VIRTIO_CHAIN_PUSHED;
+}
+
+static int tx_handle(struct virtio_device *vdev, unsigned qi)
+{
+    return virtio_queue_drain(vdev, qi, tx_chain);
 }
 
 /* ---- control ---- */
@@ -399,38 +382,22 @@ static uint8_t ctrl_command(struct virtio_net *net, const struct virtq_chain *c)
     }
 }
 
-static int ctrl_handle(struct virtio_device *vdev, unsigned qi)
+static int ctrl_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
 {
     struct virtio_net *net = vdev->opaque;
     struct virtqueue *vq = virtio_vq(vdev, qi);
-    struct virtq_chain c;
-    unsigned budget = vq->size;
-    bool pushed = false;
-    int r = 0;
-    do {
-        virtq_disable_notify(vq);
-        while (budget && (r = virtq_pop(vq, &c)) > 0) {
-            budget--;
-            /* 5.1.6.5: class and command readable, the ack writable. */
-            if (c.out_len < 2 || c.in_len < 1)
-                return -EINVAL;
-            uint8_t ack = ctrl_command(net, &c);
-            virtq_chain_write(vq, &c, 0, &ack, 1);
-            virtq_push(vq, &c, 1);
-            pushed = true;
-        }
-        if (!budget) {
-            if (pushed)
-                virtio_notify_queue(vdev, qi);
-            virtio_queue_defer(vdev, qi);
-            return 0;
-        }
-        if (r < 0)
-            return r;
-    } while (virtq_enable_notify(vq));
-    if (pushed)
-        virtio_notify_queue(vdev, qi);
-    return 0;
+    /* 5.1.6.5: class and command readable, the ack writable. */
+    if (c->out_len < 2 || c->in_len < 1)
+        return -EINVAL;
+    uint8_t ack = ctrl_command(net, c);
+    virtq_chain_write(vq, c, 0, &ack, 1);
+    virtq_push(vq, c, 1);
+    return VIRTIO_CHAIN_PUSHED;
+}
+
+static int ctrl_handle(struct virtio_device *vdev, unsigned qi)
+{
+    return virtio_queue_drain(vdev, qi, ctrl_chain);
 }
 
 /* ---- device ops ---- */

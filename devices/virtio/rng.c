@@ -42,32 +42,15 @@ static int rng_fill_chain(struct virtqueue *vq, const struct virtq_chain *c)
     return 0;
 }
 
+static int rng_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
+{
+    int r = rng_fill_chain(virtio_vq(vdev, qi), c);
+    return r < 0 ? r : VIRTIO_CHAIN_PUSHED;
+}
+
 static int rng_handle(struct virtio_device *vdev, unsigned qi)
 {
-    struct virtqueue *vq = virtio_vq(vdev, qi);
-    struct virtq_chain c;
-    /* One ring's worth per run: a guest refilling as fast as we drain
-     * gets the rest after the loop's other work. */
-    unsigned budget = vq->size;
-    int r = 0;
-    do {
-        virtq_disable_notify(vq);
-        while (budget && (r = virtq_pop(vq, &c)) > 0) {
-            budget--;
-            r = rng_fill_chain(vq, &c);
-            if (r < 0)
-                return r;
-        }
-        if (!budget) {
-            virtio_notify_queue(vdev, qi);
-            virtio_queue_defer(vdev, qi);
-            return 0;
-        }
-        if (r < 0)
-            return r;
-    } while (virtq_enable_notify(vq));
-    virtio_notify_queue(vdev, qi);
-    return 0;
+    return virtio_queue_drain(vdev, qi, rng_chain);
 }
 
 static const struct virtio_device_ops rng_ops = {

@@ -199,6 +199,42 @@ void virtio_queue_defer(struct virtio_device *vdev, unsigned qi)
         loop_call(vdev->loop, notify_on_loop, q);
 }
 
+int virtio_queue_drain(struct virtio_device *vdev, unsigned qi, virtio_chain_fn fn)
+{
+    struct virtqueue *vq = virtio_vq(vdev, qi);
+    struct virtq_chain c;
+    unsigned budget = vq->size;
+    bool notify = false;
+    int r = 0;
+    do {
+        virtq_disable_notify(vq);
+        while (budget && (r = virtq_pop(vq, &c)) > 0) {
+            budget--;
+            int done = fn(vdev, qi, &c);
+            if (done < 0)
+                return done;
+            if (done == VIRTIO_CHAIN_PUSHED)
+                notify = true;
+            else if (done == VIRTIO_CHAIN_HOLD) {
+                if (notify)
+                    virtio_notify_queue(vdev, qi);
+                return 0;
+            }
+        }
+        if (!budget) {
+            if (notify)
+                virtio_notify_queue(vdev, qi);
+            virtio_queue_defer(vdev, qi);
+            return 0;
+        }
+        if (r < 0)
+            return r;
+    } while (virtq_enable_notify(vq));
+    if (notify)
+        virtio_notify_queue(vdev, qi);
+    return 0;
+}
+
 /* Buffers made available before DRIVER_OK got no kick that counted. */
 static void run_all_on_loop(void *opaque)
 {

@@ -252,6 +252,30 @@ void virtio_queue_defer(struct virtio_device *vdev, unsigned qi);
 /* Runs queue qi's handler now if the device is live (what a kick does). */
 void virtio_queue_run(struct virtio_device *vdev, unsigned qi);
 
+/* What a virtio_queue_drain callback did with the chain it was given. */
+enum virtio_chain_done {
+    VIRTIO_CHAIN_PUSHED,    /* answered and pushed onto the used ring */
+    VIRTIO_CHAIN_LATER,     /* kept (a copy): it is pushed when it completes */
+    VIRTIO_CHAIN_HOLD,      /* kept, and the queue waits for it: stop draining */
+};
+/* Processes one popped chain: a virtio_chain_done, or a negative errno when
+ * the chain breaks the device's protocol (the drain stops and returns it). */
+typedef int (*virtio_chain_fn)(struct virtio_device *vdev, unsigned qi, struct virtq_chain *chain);
+
+/* The queue-drain skeleton every handler shares: with driver notifications
+ * suppressed (virtq_disable_notify), pops chains and hands each to fn, at
+ * most one ring's worth (vq->size) per call so that a guest refilling as fast
+ * as we drain cannot starve the loop: past that, notifies and defers the
+ * rest (virtio_queue_defer). When the ring is empty it re-enables
+ * notifications and drains again if buffers arrived meanwhile (the EVENT_IDX
+ * race, virtq_enable_notify). Then virtio_notify_queue if a chain was pushed
+ * (a run that pushed nothing has nothing to signal: virtq_should_notify would
+ * say no), also when fn answers VIRTIO_CHAIN_HOLD, which ends the drain with
+ * notifications left suppressed (the device runs the queue again when the
+ * held chain is done). Returns 0, or the negative errno of virtq_pop or fn
+ * (nothing notified). */
+int virtio_queue_drain(struct virtio_device *vdev, unsigned qi, virtio_chain_fn fn);
+
 /* Save/load of the core state (a "virtio" section) followed by the device
  * type's own section. Call with the VM paused and the loop idle. Load checks
  * everything, including that every live queue's rings still lie in guest

@@ -369,6 +369,136 @@ static void test_config_space(void **state)
     virtio_device_destroy(&d.vdev);
 }
 
+/* ---- virtio_queue_drain, the skeleton of every queue handler ---- */
+
+/* A device whose one queue answers each chain with the next entry of a
+ * script (a virtio_chain_done or -errno; VIRTIO_CHAIN_PUSHED once the
+ * script ends), pushing the PUSHED ones. */
+struct draindev {
+    struct virtio_device vdev;
+    const int *script;
+    unsigned n_script, calls;
+};
+
+static int drain_chain(struct virtio_device *vdev, unsigned qi, struct virtq_chain *c)
+{
+    struct draindev *d = vdev->opaque;
+    int r = d->calls < d->n_script ? d->script[d->calls] : VIRTIO_CHAIN_PUSHED;
+    d->calls++;
+    if (r == VIRTIO_CHAIN_PUSHED)
+        virtq_push(virtio_vq(vdev, qi), c, 0);
+    return r;
+}
+
+static int drain_handle(struct virtio_device *vdev, unsigned qi)
+{
+    return virtio_queue_drain(vdev, qi, drain_chain);
+}
+
+static const struct virtio_device_ops drain_ops = { .name = "draindev" };
+
+static void drain_up(struct fx *f, struct draindev *d, const int *script, unsigned n)
+{
+    *d = (struct draindev){ .script = script, .n_script = n };
+    virtio_device_init(&d->vdev, VIRTIO_ID_RNG, &drain_ops, d, &f->gm, NULL, 0, 0, 1);
+    virtio_queue_init(&d->vdev, 0, QSZ, drain_handle);
+    virtio_set_transport(&d->vdev, &(struct virtio_transport){ .interrupt = fake_interrupt, .opaque = f });
+    f->vdev = &d->vdev;
+    bring_up(f, V1);
+    for (unsigned i = 0; i < QSZ; i++)
+        put_desc(f, i, BUF + 0x100ULL * i, 16, VIRTQ_DESC_F_WRITE, 0);
+}
+
+static uint16_t used_flags(struct fx *f)
+{
+    uint16_t v;
+    memcpy(&v, hva(f, USED), 2);
+    return v;
+}
+
+/* Chains kept for later are not pushed, and without a push there is no
+ * interrupt. */
+static void test_drain_later(void **state)
+{
+    struct fx *f = *state;
+    static const int later[] = { VIRTIO_CHAIN_LATER, VIRTIO_CHAIN_LATER };
+    struct draindev d;
+    drain_up(f, &d, later, 2);
+    make_avail(f, 0);
+    make_avail(f, 1);
+    virtio_queue_notify(f->vdev, 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(used_idx(f), 0);
+    assert_int_equal(f->irqs, 0);
+    assert_int_equal(used_flags(f), 0);         /* notifications on again */
+    virtio_device_destroy(&d.vdev);
+}
+
+/* HOLD ends the drain after that chain: what was pushed before it is
+ * signalled, the chains after it stay in the ring, and notifications stay
+ * suppressed until the device runs the queue again. */
+static void test_drain_hold(void **state)
+{
+    struct fx *f = *state;
+    static const int hold[] = { VIRTIO_CHAIN_PUSHED, VIRTIO_CHAIN_HOLD };
+    struct draindev d;
+    drain_up(f, &d, hold, 2);
+    for (uint16_t i = 0; i < 4; i++)
+        make_avail(f, i);
+    virtio_queue_notify(f->vdev, 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(used_idx(f), 1);
+    assert_int_equal(f->irqs, 1);
+    assert_int_equal(used_flags(f), VIRTQ_USED_F_NO_NOTIFY);
+    virtio_queue_run(f->vdev, 0);               /* the held chain is done */
+    assert_int_equal(d.calls, 4);
+    assert_int_equal(used_idx(f), 3);
+    assert_int_equal(f->irqs, 2);
+    assert_int_equal(used_flags(f), 0);
+    virtio_device_destroy(&d.vdev);
+}
+
+/* One ring's worth per run: a full ring is drained, signalled and the rest
+ * deferred with notifications still suppressed; the next run finds the ring
+ * empty and turns them on again. */
+static void test_drain_budget(void **state)
+{
+    struct fx *f = *state;
+    struct draindev d;
+    drain_up(f, &d, NULL, 0);
+    for (uint16_t i = 0; i < QSZ; i++)
+        make_avail(f, i);
+    virtio_queue_notify(f->vdev, 0);
+    assert_int_equal(d.calls, QSZ);
+    assert_int_equal(used_idx(f), QSZ);
+    assert_int_equal(f->irqs, 1);
+    assert_int_equal(used_flags(f), VIRTQ_USED_F_NO_NOTIFY);
+    virtio_queue_run(f->vdev, 0);
+    assert_int_equal(d.calls, QSZ);
+    assert_int_equal(f->irqs, 1);
+    assert_int_equal(used_flags(f), 0);
+    virtio_device_destroy(&d.vdev);
+}
+
+/* A chain the device refuses breaks the device: NEEDS_RESET and the config
+ * interrupt, no queue interrupt for what was pushed before it. */
+static void test_drain_error(void **state)
+{
+    struct fx *f = *state;
+    static const int bad[] = { VIRTIO_CHAIN_PUSHED, -EPROTO };
+    struct draindev d;
+    drain_up(f, &d, bad, 2);
+    for (uint16_t i = 0; i < 3; i++)
+        make_avail(f, i);
+    virtio_queue_notify(f->vdev, 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(used_idx(f), 1);
+    assert_true(virtio_get_status(f->vdev) & VIRTIO_STATUS_NEEDS_RESET);
+    assert_int_equal(f->irqs, 1);
+    assert_int_equal(f->last_vector, 7);        /* the config vector */
+    virtio_device_destroy(&d.vdev);
+}
+
 /* ---- virtio-rng end to end ---- */
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -847,6 +977,10 @@ int main(void)
         T(test_queue_enable_bad_setup),
         T(test_reset),
         T(test_config_space),
+        T(test_drain_later),
+        T(test_drain_hold),
+        T(test_drain_budget),
+        T(test_drain_error),
         T(test_rng),
         T(test_rng_caps_request),
         T(test_rng_event_idx),
