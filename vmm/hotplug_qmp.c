@@ -18,21 +18,28 @@
 #include "vmm/qom.h"
 
 /* A block node: what blockdev-add opened (checked, then closed: the device
- * opens the file itself when it is plugged, and again after each reset). */
+ * opens the file itself when it is plugged, and again after each reset), or
+ * one a disk given at launch has: its -blockdev nodes (QEMU-style argv) or,
+ * for a --disk, one node named by the disk's id. */
 struct block_node {
     char *name;
+    char *driver;           /* file, host_device, raw (query-named-block-nodes' drv) */
     char *filename;
     bool readonly;
     bool direct;            /* cache.direct */
     enum block_aio aio;
-    char *user;             /* the device or format node over it, or NULL */
+    char *below;            /* raw over a named file node: that node's name */
+    char *device;           /* the disk using it, or NULL */
+    unsigned parents;       /* nodes over it (raw over this file node) */
 };
 
 /* A network backend: its tap belongs here until a device takes it (then it
- * sits in the config's NIC, and comes back here when the device goes). */
+ * sits in the config's NIC, and comes back here when the device goes). A
+ * NIC given at launch has one too: its -netdev's id (QEMU-style argv) or,
+ * for a --net, its own id. */
 struct netdev {
     char *id;
-    struct tap *tap;
+    struct tap *tap;        /* NULL while a boot-time NIC holds it */
     char *ifname;
     char *user;             /* the device using it, or NULL */
 };
@@ -136,12 +143,13 @@ static struct netdev *find_netdev(const char *id)
     return NULL;
 }
 
-static void release_user(const char *user)
+/* The disk `id` is gone: its node is free. */
+static void release_device(const char *id)
 {
     for (guint i = 0; hp.nodes && i < hp.nodes->len; i++) {
         struct block_node *n = g_ptr_array_index(hp.nodes, i);
-        if (g_strcmp0(n->user, user) == 0)
-            g_clear_pointer(&n->user, g_free);
+        if (g_strcmp0(n->device, id) == 0)
+            g_clear_pointer(&n->device, g_free);
     }
 }
 
@@ -191,8 +199,10 @@ static bool parse_file(JsonObject *o, struct block_node *n, GError **err)
 static void node_free(struct block_node *n)
 {
     g_free(n->name);
+    g_free(n->driver);
     g_free(n->filename);
-    g_free(n->user);
+    g_free(n->below);
+    g_free(n->device);
     g_free(n);
 }
 
@@ -221,12 +231,10 @@ static JsonNode *cmd_blockdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *arg
         } else if (JSON_NODE_HOLDS_VALUE(f) && json_node_get_value_type(f) == G_TYPE_STRING) {
             /* A reference to a "file" node added before (libvirt's way). */
             const char *ref = json_node_get_string(f);
+            /* QEMU lets several nodes sit over one file node. */
             below = find_node(ref);
             if (!below) {
                 fail(err, QMP_ERR_GENERIC, "Cannot find device='' nor node-name='%s'", ref);
-                ok = false;
-            } else if (below->user) {
-                fail(err, QMP_ERR_GENERIC, "Node '%s' is already in use by '%s'", ref, below->user);
                 ok = false;
             } else {
                 n->filename = g_strdup(below->filename);
@@ -266,9 +274,12 @@ static JsonNode *cmd_blockdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *arg
         return NULL;
     }
     n->name = g_strdup(name);
+    n->driver = g_strdup(driver);
     n->readonly = ro;
-    if (below)
-        below->user = g_strdup(name);
+    if (below) {
+        n->below = g_strdup(below->name);
+        below->parents++;
+    }
     g_ptr_array_add(hp.nodes, n);
     return NULL;
 }
@@ -285,11 +296,19 @@ static JsonNode *cmd_blockdev_del(const struct qmp_cmd_ctx *ctx, JsonObject *arg
         fail(err, QMP_ERR_GENERIC, "Failed to find node with node-name='%s'", name);
         return NULL;
     }
-    if (n->user) {
-        fail(err, QMP_ERR_GENERIC, "Node '%s' is busy: in use by '%s'", name, n->user);
+    /* QEMU 7.2's words: a node under a device has a BlockBackend; one
+     * under another node is referenced twice. */
+    if (n->device) {
+        fail(err, QMP_ERR_GENERIC, "Node %s is in use", name);
         return NULL;
     }
-    release_user(name);     /* the file node below it is free again */
+    if (n->parents) {
+        fail(err, QMP_ERR_GENERIC, "Block device %s is in use", name);
+        return NULL;
+    }
+    struct block_node *below = n->below ? find_node(n->below) : NULL;
+    if (below && below->parents)
+        below->parents--;
     g_ptr_array_remove(hp.nodes, n);
     node_free(n);
     return NULL;
@@ -309,7 +328,7 @@ static JsonNode *cmd_netdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *args,
         return NULL;
     }
     if (find_netdev(id)) {
-        fail(err, QMP_ERR_GENERIC, "Duplicate ID '%s' for netdev", id);
+        fail(err, QMP_ERR_GENERIC, "Duplicate ID '%s'", id);
         return NULL;
     }
     if (!ifname == !fdstr) {
@@ -362,12 +381,14 @@ static JsonNode *cmd_netdev_del(const struct qmp_cmd_ctx *ctx, JsonObject *args,
         fail(err, QMP_ERR_DEVICE_NOT_FOUND, "Device '%s' not found", id);
         return NULL;
     }
-    if (n->user) {
-        fail(err, QMP_ERR_GENERIC, "Netdev '%s' is in use by device '%s'", id, n->user);
-        return NULL;
-    }
-    tap_close(n->tap);
+    /* As QEMU, also while a NIC uses it: the netdev is gone at once. QEMU
+     * closes the tap then and the NIC's link goes down; vmm's NIC keeps
+     * the tap (it is not the netdev's any more) until the NIC is removed,
+     * which closes it. */
+    if (!n->user && n->tap)
+        tap_close(n->tap);
     g_free(n->id);
+    g_free(n->user);
     g_free(n->ifname);
     g_ptr_array_remove(hp.netdevs, n);
     g_free(n);
@@ -446,8 +467,8 @@ static JsonNode *add_blk(struct machine *m, JsonObject *args, const char *id, in
         fail(err, QMP_ERR_GENERIC, "Property 'virtio-blk-device.drive' can't find value '%s'", drive);
         return NULL;
     }
-    if (n->user) {
-        fail(err, QMP_ERR_GENERIC, "Drive '%s' is already in use by '%s'", drive, n->user);
+    if (n->device) {
+        fail(err, QMP_ERR_GENERIC, "Drive '%s' is already in use by '%s'", drive, n->device);
         return NULL;
     }
     if (serial && strlen(serial) > VMM_DISK_SERIAL_MAX) {
@@ -486,7 +507,7 @@ static JsonNode *add_blk(struct machine *m, JsonObject *args, const char *id, in
         d.pci_slot = r;     /* kept across resets */
     }
     config_add_disk(m->cfg, &d);
-    n->user = g_strdup(id);
+    n->device = g_strdup(id);
     qom_device_add(id, true, drive);
     return NULL;
 }
@@ -506,8 +527,8 @@ static JsonNode *add_net(struct machine *m, JsonObject *args, const char *id, in
         return NULL;
     }
     if (nd->user) {
-        fail(err, QMP_ERR_GENERIC, "Property 'virtio-net-device.netdev' can't use value '%s': in use by '%s'",
-             netdev, nd->user);
+        fail(err, QMP_ERR_GENERIC, "Property 'virtio-net-device.netdev' can't take value '%s', it's in use",
+             netdev);
         return NULL;
     }
     struct net_config n = { .id = (char *)id, .tap = nd->ifname, .fd = -1, .num_queues = 1, .backend = nd->tap };
@@ -617,17 +638,69 @@ static const struct device_qmp_kind pci_kind = {
 static bool device_removed(struct machine *m, const char *id, struct tap *tap)
 {
     init();
-    release_user(id);
+    release_device(id);
     bool kept = false;
     for (guint i = 0; i < hp.netdevs->len; i++) {
         struct netdev *n = g_ptr_array_index(hp.netdevs, i);
         if (g_strcmp0(n->user, id) == 0) {
+            /* The netdev has its tap again (a boot-time NIC's too). */
             g_clear_pointer(&n->user, g_free);
-            kept = tap && n->tap == tap;
+            if (tap)
+                n->tap = tap;
+            kept = tap != NULL;
         }
     }
     qom_device_remove(id);
     return kept;
+}
+
+/* query-named-block-nodes: every named node, newest first as QEMU 7.2 lists
+ * them (-blockdev's and blockdev-add's alike; a --disk's node is named by
+ * the disk's id). */
+static JsonNode *cmd_query_named_block_nodes(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
+{
+    init();
+    static const char *const known[] = { "flat", NULL };
+    bool flat;
+    if (!qmp_args_check(args, known, err) || !qmp_arg_bool(args, "flat", false, &flat, err))
+        return NULL;
+    JsonArray *a = json_array_new();
+    for (guint i = hp.nodes->len; i-- > 0;) {
+        const struct block_node *n = g_ptr_array_index(hp.nodes, i);
+        json_array_add_object_element(a, machine_qmp_block_info(n->driver, n->name, n->filename, n->readonly,
+                                                                n->direct));
+    }
+    JsonNode *r = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(r, a);
+    return r;
+}
+
+void hotplug_qmp_boot_node(const char *name, const char *driver, const char *filename, const char *below,
+                           bool readonly, bool direct, enum block_aio aio)
+{
+    init();
+    struct block_node *n = g_new0(struct block_node, 1);
+    n->name = g_strdup(name);
+    n->driver = g_strdup(driver);
+    n->filename = g_strdup(filename);
+    n->readonly = readonly;
+    n->direct = direct;
+    n->aio = aio;
+    struct block_node *b = below ? find_node(below) : NULL;
+    if (b) {
+        n->below = g_strdup(below);
+        b->parents++;
+    }
+    g_ptr_array_add(hp.nodes, n);
+}
+
+void hotplug_qmp_boot_netdev(const char *id, const char *device)
+{
+    init();
+    struct netdev *n = g_new0(struct netdev, 1);
+    n->id = g_strdup(id);
+    n->user = g_strdup(device);
+    g_ptr_array_add(hp.netdevs, n);
 }
 
 void hotplug_qmp_register(struct qmp_server *s, struct machine *m)
@@ -635,13 +708,38 @@ void hotplug_qmp_register(struct qmp_server *s, struct machine *m)
     init();
     hotplug_set_removed_hook(device_removed);
     qom_qmp_register(s);
-    for (unsigned i = 0; i < m->cfg->nr_disks; i++)
-        qom_device_add(m->cfg->disks[i].id, true, NULL);
-    for (unsigned i = 0; i < m->cfg->nr_nets; i++)
-        qom_device_add(m->cfg->nets[i].id, false, NULL);
+    /* The disks and NICs given at launch are in the registry as hot-added
+     * ones are: a -blockdev node (hotplug_qmp_boot_node) or else a node
+     * named by the disk's id; a -netdev (hotplug_qmp_boot_netdev) or else a
+     * netdev named by the NIC's id. */
+    for (unsigned i = 0; i < m->cfg->nr_disks; i++) {
+        const struct disk_config *d = &m->cfg->disks[i];
+        const char *name = d->node_name ? d->node_name : d->id;
+        struct block_node *n = find_node(name);
+        if (!n) {
+            hotplug_qmp_boot_node(name, "raw", d->path, NULL, d->readonly, d->cache == BLOCK_CACHE_NONE, d->aio);
+            n = find_node(name);
+        }
+        if (!n->device)
+            n->device = g_strdup(d->id);
+        qom_device_add(d->id, true, name);
+    }
+    for (unsigned i = 0; i < m->cfg->nr_nets; i++) {
+        const struct net_config *c = &m->cfg->nets[i];
+        const char *name = c->id;
+        for (guint k = 0; k < hp.netdevs->len; k++) {
+            struct netdev *n = g_ptr_array_index(hp.netdevs, k);
+            if (g_strcmp0(n->user, c->id) == 0)
+                name = n->id;
+        }
+        if (!find_netdev(name))
+            hotplug_qmp_boot_netdev(name, c->id);
+        qom_device_add(c->id, false, name);
+    }
     qmp_register(s, "blockdev-add", cmd_blockdev_add, m, 0);
     qmp_register(s, "blockdev-del", cmd_blockdev_del, m, 0);
     qmp_register(s, "netdev_add", cmd_netdev_add, m, 0);
     qmp_register(s, "netdev_del", cmd_netdev_del, m, 0);
+    qmp_register(s, "query-named-block-nodes", cmd_query_named_block_nodes, m, 0);
     device_qmp_register_kind(s, m, &pci_kind);
 }

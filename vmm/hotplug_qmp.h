@@ -8,10 +8,25 @@
 #ifndef VMM_HOTPLUG_QMP_H
 #define VMM_HOTPLUG_QMP_H
 
+#include <stdbool.h>
+
+#include "vmm/config.h"
+
 struct qmp_server;
 struct machine;
 
-/* blockdev-add, blockdev-del, netdev_add, netdev_del, device_add, device_del. */
+/* Before hotplug_qmp_register: a block node or network backend a disk or NIC
+ * given at launch sits on (the QEMU-style argv's -blockdev / -netdev; below:
+ * the node a raw node is over; device: the NIC's id). hotplug_qmp_register
+ * ties the config's disks (by node_name) and NICs to them, and gives a
+ * --disk / --net without one a node or netdev named by its id, so that
+ * device_del, blockdev-del and netdev_del work on boot-time devices as on
+ * hot-added ones. */
+void hotplug_qmp_boot_node(const char *name, const char *driver, const char *filename, const char *below,
+                           bool readonly, bool direct, enum block_aio aio);
+void hotplug_qmp_boot_netdev(const char *id, const char *device);
+/* blockdev-add, blockdev-del, netdev_add, netdev_del, device_add, device_del,
+ * query-named-block-nodes. */
 void hotplug_qmp_register(struct qmp_server *s, struct machine *m);
 
 #endif

@@ -108,5 +108,8 @@ void machine_shutdown(struct machine *m, const char *reason);
 /* The lifecycle QMP commands: stop, cont, query-status, system_powerdown,
  * system_reset, query-cpus-fast, query-block, query-pci (machine_qmp.c). */
 void machine_qmp_register(struct qmp_server *s, struct machine *m);
+/* QEMU 7.2's BlockDeviceInfo of a raw image node (drv "raw" or "file"),
+ * shared by query-block and query-named-block-nodes (hotplug_qmp.c). */
+JsonObject *machine_qmp_block_info(const char *drv, const char *node_name, const char *path, bool ro, bool direct);
 
 #endif

@@ -132,10 +132,48 @@ static void image_sizes(const char *path, int64_t *virt, int64_t *actual)
     close(fd);
 }
 
-/* One entry per --disk, as QEMU 7.2 answers for a virtio-blk-pci over
+/* A block node as QEMU 7.2's BlockDeviceInfo shows a raw image (query-block's
+ * "inserted", each query-named-block-nodes entry): drv "raw" over a "file"
+ * node, no throttling, no backing file. */
+JsonObject *machine_qmp_block_info(const char *drv, const char *node_name, const char *path, bool ro, bool direct)
+{
+    int64_t virt, actual;
+    image_sizes(path, &virt, &actual);
+    JsonObject *image = json_object_new();
+    json_object_set_int_member(image, "virtual-size", virt);
+    json_object_set_string_member(image, "filename", path);
+    json_object_set_string_member(image, "format", drv);
+    json_object_set_int_member(image, "actual-size", actual);
+    json_object_set_boolean_member(image, "dirty-flag", FALSE);
+    JsonObject *cache = json_object_new();
+    json_object_set_boolean_member(cache, "no-flush", FALSE);
+    json_object_set_boolean_member(cache, "direct", direct);
+    json_object_set_boolean_member(cache, "writeback", TRUE);
+    JsonObject *ins = json_object_new();
+    json_object_set_int_member(ins, "iops_rd", 0);
+    json_object_set_string_member(ins, "detect_zeroes", "off");
+    json_object_set_object_member(ins, "image", image);
+    json_object_set_int_member(ins, "iops_wr", 0);
+    json_object_set_boolean_member(ins, "ro", ro);
+    json_object_set_string_member(ins, "node-name", node_name);
+    json_object_set_int_member(ins, "backing_file_depth", 0);
+    json_object_set_string_member(ins, "drv", drv);
+    json_object_set_int_member(ins, "iops", 0);
+    json_object_set_int_member(ins, "bps_wr", 0);
+    json_object_set_int_member(ins, "write_threshold", 0);
+    json_object_set_boolean_member(ins, "encrypted", FALSE);
+    json_object_set_int_member(ins, "bps", 0);
+    json_object_set_int_member(ins, "bps_rd", 0);
+    json_object_set_object_member(ins, "cache", cache);
+    json_object_set_string_member(ins, "file", path);
+    return ins;
+}
+
+/* One entry per disk, as QEMU 7.2 answers for a virtio-blk-pci over
  * -blockdev file + raw: no BlockBackend name ("device": ""), the qdev path,
- * no throttling, raw format. node-name: the block node a hot-plugged disk
- * was added over, else the disk's id. */
+ * no throttling, raw format. node-name: the disk's top block node (its
+ * -blockdev drive= or blockdev-add node; a --disk's node is named by its
+ * id), as query-named-block-nodes names it. */
 static JsonNode *cmd_query_block(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
@@ -144,35 +182,8 @@ static JsonNode *cmd_query_block(const struct qmp_cmd_ctx *ctx, JsonObject *args
     JsonArray *a = json_array_new();
     for (unsigned i = 0; i < m->cfg->nr_disks; i++) {
         const struct disk_config *d = &m->cfg->disks[i];
-        int64_t virt, actual;
-        image_sizes(d->path, &virt, &actual);
-        JsonObject *image = json_object_new();
-        json_object_set_int_member(image, "virtual-size", virt);
-        json_object_set_string_member(image, "filename", d->path);
-        json_object_set_string_member(image, "format", "raw");
-        json_object_set_int_member(image, "actual-size", actual);
-        json_object_set_boolean_member(image, "dirty-flag", FALSE);
-        JsonObject *cache = json_object_new();
-        json_object_set_boolean_member(cache, "no-flush", FALSE);
-        json_object_set_boolean_member(cache, "direct", d->cache == BLOCK_CACHE_NONE);
-        json_object_set_boolean_member(cache, "writeback", TRUE);
-        JsonObject *ins = json_object_new();
-        json_object_set_int_member(ins, "iops_rd", 0);
-        json_object_set_string_member(ins, "detect_zeroes", "off");
-        json_object_set_object_member(ins, "image", image);
-        json_object_set_int_member(ins, "iops_wr", 0);
-        json_object_set_boolean_member(ins, "ro", d->readonly);
-        json_object_set_string_member(ins, "node-name", d->node_name ? d->node_name : d->id);
-        json_object_set_int_member(ins, "backing_file_depth", 0);
-        json_object_set_string_member(ins, "drv", "raw");
-        json_object_set_int_member(ins, "iops", 0);
-        json_object_set_int_member(ins, "bps_wr", 0);
-        json_object_set_int_member(ins, "write_threshold", 0);
-        json_object_set_boolean_member(ins, "encrypted", FALSE);
-        json_object_set_int_member(ins, "bps", 0);
-        json_object_set_int_member(ins, "bps_rd", 0);
-        json_object_set_object_member(ins, "cache", cache);
-        json_object_set_string_member(ins, "file", d->path);
+        JsonObject *ins = machine_qmp_block_info("raw", d->node_name ? d->node_name : d->id, d->path, d->readonly,
+                                                 d->cache == BLOCK_CACHE_NONE);
         JsonObject *o = json_object_new();
         json_object_set_string_member(o, "io-status", "ok");
         json_object_set_string_member(o, "device", "");

@@ -260,6 +260,7 @@ struct qc_netdev {
     char *id;
     int fd;
     bool used;
+    char *device;               /* the NIC over it */
 };
 
 struct qc_object {
@@ -299,6 +300,7 @@ static void netdev_free(gpointer p)
 {
     struct qc_netdev *n = p;
     g_free(n->id);
+    g_free(n->device);
     g_free(n);
 }
 
@@ -787,6 +789,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         if (serial && strlen(serial) > VMM_DISK_SERIAL_MAX)
             return fail(err, "-device %s: serial '%s' is longer than %d bytes", drv, serial, VMM_DISK_SERIAL_MAX);
         d.path = g_strdup(proto->filename);
+        d.node_name = g_strdup(drive);
         d.id = g_strdup(id);
         d.serial = g_strdup(serial);
         d.iothread = g_strdup(iot);
@@ -814,6 +817,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         if (b->used)
             return fail(err, "-device %s,id=%s: netdev '%s' is used by another NIC", drv, id, nd);
         b->used = true;
+        b->device = g_strdup(id);
         if (mac) {
             if (parse_mac(mac, n.mac) < 0 || (n.mac[0] & 1))
                 return fail(err, "-device %s,id=%s: mac=%s is not a unicast MAC address", drv, id, mac);
@@ -1055,6 +1059,24 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
     return 0;
 }
 
+static void compat_node_free(gpointer p)
+{
+    struct qemu_compat_node *n = p;
+    g_free(n->name);
+    g_free(n->driver);
+    g_free(n->filename);
+    g_free(n->file);
+    g_free(n);
+}
+
+static void compat_netdev_free(gpointer p)
+{
+    struct qemu_compat_netdev *n = p;
+    g_free(n->id);
+    g_free(n->device);
+    g_free(n);
+}
+
 int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char **argv, GError **err)
 {
     memset(q, 0, sizeof(*q));
@@ -1167,6 +1189,31 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     }
     if (!c->cmdline)
         c->cmdline = g_strdup("");
+    /* The backends, for the hotplug registry (every one is used by now). */
+    q->blockdevs = g_ptr_array_new_with_free_func(compat_node_free);
+    q->netdevs = g_ptr_array_new_with_free_func(compat_netdev_free);
+    for (guint i = 0; i < st.nodes->len; i++) {
+        struct qc_node *n = st.nodes->pdata[i];
+        struct qc_node *proto = n->file ? find_node(&st, n->file) : n;
+        struct qemu_compat_node *b = g_new0(struct qemu_compat_node, 1);
+        b->name = g_strdup(n->name);
+        b->driver = g_strdup(n->driver);
+        b->filename = g_strdup(proto->filename);
+        b->file = g_strdup(n->file);
+        b->read_only = n->read_only;
+        b->direct = n->direct;
+        b->aio = !proto->aio || strcmp(proto->aio, "io_uring") == 0 ? BLOCK_AIO_IO_URING
+                 : strcmp(proto->aio, "native") == 0                ? BLOCK_AIO_NATIVE
+                                                                    : BLOCK_AIO_THREADS;
+        g_ptr_array_add(q->blockdevs, b);
+    }
+    for (guint i = 0; i < st.netdevs->len; i++) {
+        struct qc_netdev *n = st.netdevs->pdata[i];
+        struct qemu_compat_netdev *b = g_new0(struct qemu_compat_netdev, 1);
+        b->id = g_strdup(n->id);
+        b->device = g_strdup(n->device);
+        g_ptr_array_add(q->netdevs, b);
+    }
     r = 0;
 out:
     g_ptr_array_unref(st.chardevs);
@@ -1187,6 +1234,10 @@ void qemu_compat_clear(struct qemu_compat *q)
     g_free(q->console_label);
     g_free(q->console_dev_id);
     g_free(q->vserial_dev_id);
+    if (q->blockdevs)
+        g_ptr_array_unref(q->blockdevs);
+    if (q->netdevs)
+        g_ptr_array_unref(q->netdevs);
     memset(q, 0, sizeof(*q));
 }
 

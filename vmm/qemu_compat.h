@@ -31,6 +31,26 @@ struct qemu_compat {
     char *serial_label, *serial_dev_id;     /* -chardev ID + -device isa-serial,id= */
     char *console_label, *console_dev_id;   /* -chardev ID + -device virtconsole,id= */
     char *vserial_dev_id;       /* -device virtio-serial-pci,id= */
+    /* The -blockdev nodes and -netdev backends, in argv order: the hotplug
+     * registry (vmm/hotplug_qmp.c) holds them like blockdev-add's and
+     * netdev_add's, so device_del + blockdev-del / netdev_del remove a disk or
+     * NIC given at launch as QEMU does. */
+    GPtrArray *blockdevs;       /* struct qemu_compat_node * */
+    GPtrArray *netdevs;         /* struct qemu_compat_netdev * */
+};
+
+struct qemu_compat_node {
+    char *name;                 /* node-name */
+    char *driver;               /* file, host_device, raw */
+    char *filename;             /* the image (a raw node: its file node's) */
+    char *file;                 /* raw: the node below; NULL for file/host_device */
+    bool read_only, direct;
+    enum block_aio aio;
+};
+
+struct qemu_compat_netdev {
+    char *id;                   /* -netdev id= */
+    char *device;               /* the -device virtio-net-pci id= over it */
 };
 
 /* True when argv is QEMU-style: argv[0]'s basename is qemu-system-x86_64, or
@@ -70,7 +90,8 @@ void qemu_compat_cleanup(const struct qemu_compat *q);
  * query-cpu-definitions, qom-list-types, device-list-properties,
  * qom-list-properties, query-command-line-options,
  * query-migrate-capabilities, migrate-set-capabilities, query-qmp-schema,
- * query-chardev, query-named-block-nodes, query-jobs; and qom-list/qom-get
+ * query-chardev, query-jobs (query-named-block-nodes is hotplug_qmp.c's, which
+ * gets the -blockdev nodes and -netdev backends from here); and qom-list/qom-get
  * (vmm/qom.c) with the boot devices under /machine/peripheral and the boot
  * vCPUs' migratable. q must outlive the server. */
 void qemu_compat_qmp_register(struct qmp_server *s, struct machine *m, const struct qemu_compat *q);

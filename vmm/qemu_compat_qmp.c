@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devices/char_backend.h"
+#include "vmm/hotplug_qmp.h"
 #include "vmm/machine.h"
 #include "vmm/qemu_compat.h"
 #include "vmm/qmp.h"
@@ -305,16 +306,6 @@ static void add_peripheral(const char *id, const char *type)
     qom_add(path, type, "type", "string", get_string, NULL, (void *)type);
 }
 
-/* [] : libvirt uses the named nodes for block thresholds and sizes, neither
- * of which vmm reports per node; query-block carries the disks. */
-static JsonNode *cmd_query_named_block_nodes(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
-{
-    static const char *const known[] = { "flat", NULL };
-    if (!qmp_args_check(args, known, err))
-        return NULL;
-    return arr_node(json_array_new());
-}
-
 /* vmm has no block jobs. */
 static JsonNode *cmd_query_jobs(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
@@ -340,6 +331,16 @@ void qemu_compat_qmp_register(struct qmp_server *s, struct machine *m, const str
     qmp_register(s, "query-qmp-schema", cmd_query_qmp_schema, NULL, 0);
     qmp_register(s, "query-chardev", cmd_query_chardev, NULL, 0);
     qom_qmp_register(s);
+    /* The -blockdev nodes and -netdev backends go into the hotplug registry
+     * (hotplug_qmp_register, called after this, ties the devices to them). */
+    for (guint i = 0; q->blockdevs && i < q->blockdevs->len; i++) {
+        const struct qemu_compat_node *n = q->blockdevs->pdata[i];
+        hotplug_qmp_boot_node(n->name, n->driver, n->filename, n->file, n->read_only, n->direct, n->aio);
+    }
+    for (guint i = 0; q->netdevs && i < q->netdevs->len; i++) {
+        const struct qemu_compat_netdev *n = q->netdevs->pdata[i];
+        hotplug_qmp_boot_netdev(n->id, n->device);
+    }
     const struct vm_config *c = m->cfg;
     /* Disks and NICs: hotplug_qmp_register adds them (and keeps them current). */
     if (q->serial_dev_id)
@@ -350,6 +351,5 @@ void qemu_compat_qmp_register(struct qmp_server *s, struct machine *m, const str
         g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", i);
         qom_add(path, config_cpu_qom_type(c), "migratable", "bool", get_migratable, NULL, NULL);
     }
-    qmp_register(s, "query-named-block-nodes", cmd_query_named_block_nodes, NULL, 0);
     qmp_register(s, "query-jobs", cmd_query_jobs, NULL, 0);
 }

@@ -260,7 +260,7 @@ static bool one_cycle(const char *img, unsigned n)
         g_autofree char *gs = to_str(g);
         tap_line(gs && strcmp(gs, "{\"return\":\"n1\"}") == 0, "qom-get /machine/peripheral/hp1 drive is n1 (%s)", gs);
         cmd_err(dev, "GenericError", "Duplicate device ID 'hp1'");
-        cmd_err(bdel, "GenericError", "Node 'n1' is busy: in use by 'hp1'");
+        cmd_err(bdel, "GenericError", "Node n1 is in use");
     }
     return cmd_ok(del) && wait_deleted(id) && cmd_ok(bdel) && wait_guest(n);
 }

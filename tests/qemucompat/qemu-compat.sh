@@ -194,6 +194,10 @@ cat > "$tmp/launch.script" <<'EOF'
 {"execute": "query-jobs", "id": "libvirt-13"}
 {"execute": "qom-get", "arguments": {"path": "/machine/unattached/device[0]", "property": "migratable"}, "id": "libvirt-14"}
 {"execute": "qom-get", "arguments": {"path": "/machine/unattached/device[0]", "property": "nope"}, "id": "libvirt-15"}
+{"execute": "blockdev-del", "arguments": {"node-name": "libvirt-1-format"}, "id": "libvirt-16"}
+{"execute": "blockdev-del", "arguments": {"node-name": "libvirt-1-storage"}, "id": "libvirt-17"}
+{"execute": "qom-get", "arguments": {"path": "/machine/peripheral/virtio-disk0", "property": "drive"}, "id": "libvirt-18"}
+{"execute": "netdev_del", "arguments": {"id": "hostnet0"}, "id": "libvirt-19"}
 EOF
 timeout 30 "$client" "$tmp/mon.sock" < "$tmp/launch.script" > "$tmp/launch.transcript" 2>&1
 t=$tmp/launch.transcript
@@ -204,10 +208,18 @@ problems=$(
     want libvirt-4 '"label": "charserial0"'
     want libvirt-5 '"thread-id": [0-9]+.*"cpu-index": 0.*"cpu-index": 1'
     want libvirt-6 '"return": \['
-    want libvirt-7 '"return": \[\]'
+    # the -blockdev nodes, newest first, in QEMU 7.2's shape (cache.direct
+    # and aio as given: threads, no O_DIRECT)
+    want libvirt-7 '"return": \[\{"iops_rd": 0, "detect_zeroes": "off", "image": \{"virtual-size": 1048576, "filename": "[^"]*/disk.raw", "format": "raw", "actual-size": [0-9]+, "dirty-flag": false\}, "iops_wr": 0, "ro": false, "node-name": "libvirt-1-format", "backing_file_depth": 0, "drv": "raw", .*"cache": \{"no-flush": false, "direct": false, "writeback": true\}, "file": "[^"]*/disk.raw"\}, \{.*"format": "file".*"node-name": "libvirt-1-storage", "backing_file_depth": 0, "drv": "file", .*\}\]'
     want libvirt-8 '"name": "virtio-disk0", "type": "child<virtio-blk-pci>"'
     want libvirt-8 '"name": "serial0", "type": "child<isa-serial>"'
     want libvirt-9 "\"filename\": \"$tmp/disk.raw\""
+    want libvirt-9 '"node-name": "libvirt-1-format"'
+    # QEMU 7.2's refusals for nodes a device (or another node) still uses
+    want libvirt-16 '"error": \{"class": "GenericError", "desc": "Node libvirt-1-format is in use"\}'
+    want libvirt-17 '"error": \{"class": "GenericError", "desc": "Block device libvirt-1-storage is in use"\}'
+    want libvirt-18 '"return": "libvirt-1-format"'
+    want libvirt-19 '"error": \{"class": "DeviceNotFound", "desc": "Device .hostnet0. not found"\}'
     want libvirt-10 '"slot": 5, "class_info": \{"class": 256|"qdev_id": "virtio-disk0", "slot": 5'
     want libvirt-11 '"class": "GenericError"'
     want libvirt-12 '"status": "prelaunch"'

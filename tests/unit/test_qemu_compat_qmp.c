@@ -171,7 +171,6 @@ static void test_launch_replies(void **state)
            "{\"return\": [{\"frontend-open\": true, \"filename\": \"file:/tmp/s.log\", \"label\": \"charserial0\"}, "
            "{\"frontend-open\": true, \"filename\": \"pty:\", \"label\": \"charconsole0\"}, {\"frontend-open\": true, "
            "\"filename\": \"unix:\", \"label\": \"charmonitor\"}]}");
-    expect(t, "{\"execute\": \"query-named-block-nodes\"}", "{\"return\": []}");
     expect(t, "{\"execute\": \"query-jobs\"}", "{\"return\": []}");
     expect(t, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral\"}}",
            "{\"return\": [{\"name\": \"serial0\", \"type\": \"child<isa-serial>\"}, {\"name\": \"virtio-serial0\", "
