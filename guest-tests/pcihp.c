@@ -19,8 +19,20 @@
  * resets the machine through the ACPI reset register; the second boot must
  * find the disk on bus 0 from the start (vmm recorded it in the machine's
  * configuration), in slot 7 where the harness put it, with its marker
- * ("VMMHP0001"). Polled throughout, as AML would read the
- * same registers from the GED's _EVT. */
+ * ("VMMHP0001").
+ *
+ * devices=K: the disks and NICs a guest has from power-on can be unplugged
+ * too, and NICs come and go like disks. The guest drives every virtio disk
+ * and NIC on bus 0 (features negotiated, a queue set up, DRIVER_OK; a NIC's
+ * MAC read from its config), says "# ready for unplug", then serves the
+ * host until K devices have gone: a device that appears in PCIU is taken
+ * into use the same way ("# slot S up (net MAC)" / "(blk)"); on a removal
+ * request in PCID the guest releases the device (a virtio reset, as Linux's
+ * driver does on remove), writes B0EJ and waits until the slot reads all
+ * ones ("# slot S ejected (net MAC)" / "(blk)"). The harnesses
+ * (tests/guest/hotplug.sh, tests/integration/libvirt.sh) wait for those
+ * lines. Polled throughout, as AML would read the same registers from the
+ * GED's _EVT. */
 #include "virtio_pci.h"
 
 #define PORT_PCIHP      0x0ae0
@@ -135,6 +147,120 @@ static void after_reset(void)
     done();
 }
 
+/* devices=K: see the top. One driver state per slot. */
+#define VIRTIO_NET_F_MAC 5
+static struct virtio_dev devs[32];
+static struct virtq vqs[32];
+static uint8_t rings[32][8192] __attribute__((aligned(4096)));
+static uint8_t dev_type[32];
+static uint8_t dev_mac[32][6];
+
+static void describe(unsigned slot, char *buf)
+{
+    if (dev_type[slot] == VIRTIO_TYPE_NET) {
+        const uint8_t *m = dev_mac[slot];
+        const char *hex = "0123456789abcdef";
+        memcpy(buf, "net ", 4);
+        for (unsigned i = 0; i < 6; i++) {
+            buf[4 + 3 * i] = hex[m[i] >> 4];
+            buf[5 + 3 * i] = hex[m[i] & 15];
+            buf[6 + 3 * i] = i < 5 ? ':' : 0;
+        }
+    } else {
+        memcpy(buf, "blk", 4);
+    }
+}
+
+/* Drives the virtio disk or NIC in `slot`; false when there is none. */
+static bool use_device(unsigned slot)
+{
+    unsigned devfn = slot << 3;
+    uint32_t id = pci_read32(devfn, 0);
+    uint16_t type = (uint16_t)((id >> 16) - 0x1040);
+    if ((id & 0xffff) != VIRTIO_PCI_VENDOR || (type != VIRTIO_TYPE_NET && type != VIRTIO_TYPE_BLOCK))
+        return false;
+    struct virtio_dev *d = &devs[slot];
+    uint64_t want = 1ull << VIRTIO_F_VERSION_1 | (type == VIRTIO_TYPE_NET ? 1ull << VIRTIO_NET_F_MAC : 0);
+    if (!virtio_open_at(d, devfn) || !virtio_reset(d) || !virtio_negotiate(d, want) ||
+        !virtq_setup(&vqs[slot], d, 0, 16, rings[slot], VIRTIO_NO_VECTOR, NULL)) {
+        diag("slot %u: the virtio device (type %u) could not be set up", slot, type);
+        return false;
+    }
+    virtio_driver_ok(d);
+    dev_type[slot] = (uint8_t)type;
+    if (type == VIRTIO_TYPE_NET)
+        virtio_config_read(d, 0, dev_mac[slot], 6);
+    return true;
+}
+
+static void devices_mode(unsigned want)
+{
+    plan(4);
+    bool pci = pci_init();
+    if (!ok(pci, "MCFG gives the ECAM window (0x%lx)", pci_ecam()))
+        done();
+    uint32_t present = 0;
+    unsigned n = 0;
+    char what[32];
+    for (unsigned slot = 1; slot < 32; slot++)
+        if (use_device(slot)) {
+            present |= 1u << slot;
+            n++;
+            describe(slot, what);
+            printf("# slot %u: %s in use\n", slot, what);
+        }
+    ok(n > 0, "%u virtio disks and NICs from power-on driven (DRIVER_OK, a queue each)", n);
+    printf("# ready for unplug\n");
+    unsigned gone = 0;
+    while (gone < want) {
+        uint32_t up = 0, down = 0;
+        uint64_t t0 = rdtsc();
+        while (!up && !(down & present) && rdtsc() - t0 < HOST_WAIT) {
+            up |= inl(PORT_PCIHP + PCIU);
+            down = inl(PORT_PCIHP + PCID);
+            cpu_relax();
+        }
+        if (!up && !(down & present)) {
+            diag("no hotplug event came (%u of %u devices gone)", gone, want);
+            break;
+        }
+        for (unsigned slot = 1; slot < 32; slot++) {
+            if (!(up & (1u << slot)) || (present & (1u << slot)))
+                continue;
+            if (use_device(slot)) {
+                present |= 1u << slot;
+                describe(slot, what);
+                printf("# slot %u up (%s)\n", slot, what);
+            }
+        }
+        for (unsigned slot = 1; slot < 32; slot++) {
+            uint32_t bit = 1u << slot;
+            if (!(down & present & bit))
+                continue;
+            describe(slot, what);
+            virtio_reset(&devs[slot]);      /* the driver lets go first */
+            outl(PORT_PCIHP + B0EJ, bit);
+            t0 = rdtsc();
+            while (pci_read32(slot << 3, 0) != 0xffffffffu && rdtsc() - t0 < HOST_WAIT)
+                cpu_relax();
+            if (pci_read32(slot << 3, 0) != 0xffffffffu) {
+                diag("slot %u (%s) still answers after the eject", slot, what);
+                present &= ~bit;    /* not counted as gone: the test fails */
+                continue;
+            }
+            present &= ~bit;
+            dev_type[slot] = 0;
+            gone++;
+            printf("# slot %u ejected (%s)\n", slot, what);
+        }
+    }
+    ok(gone == want, "%u of %u devices released and ejected on the host's request, each slot empty after", gone,
+       want);
+    uint32_t up = inl(PORT_PCIHP + PCIU), down = inl(PORT_PCIHP + PCID);
+    ok(up == 0 && down == 0, "the controller is idle at the end (PCIU %08x PCID %08x)", up, down);
+    done();
+}
+
 static bool cycle(unsigned n)
 {
     ged_seen = 0;
@@ -184,6 +310,8 @@ int main(void)
     unsigned cycles = (unsigned)cmdline_get_u64("cycles", 1);
     if (cmdline_get_u64("reset", 0))
         after_reset();
+    if (cmdline_get_u64("devices", 0))
+        devices_mode((unsigned)cmdline_get_u64("devices", 0));
     plan(4);
     bool pci = pci_init();
     if (!ok(pci, "MCFG gives the ECAM window (0x%lx)", pci_ecam()))

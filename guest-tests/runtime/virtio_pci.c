@@ -29,13 +29,19 @@ static void wr64(uint64_t a, uint64_t v)
 
 bool virtio_open(struct virtio_dev *d, uint16_t type)
 {
-    memset(d, 0, sizeof(*d));
     int devfn = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE(type));
     if (devfn < 0) {
+        memset(d, 0, sizeof(*d));
         diag("no virtio device of type %u (0x1af4:0x%x) on bus 0", type, VIRTIO_PCI_DEVICE(type));
         return false;
     }
-    d->devfn = (unsigned)devfn;
+    return virtio_open_at(d, (unsigned)devfn);
+}
+
+bool virtio_open_at(struct virtio_dev *d, unsigned devfn)
+{
+    memset(d, 0, sizeof(*d));
+    d->devfn = devfn;
     for (unsigned cap = pci_find_cap(d->devfn, PCI_CAP_VENDOR, 0); cap;
          cap = pci_find_cap(d->devfn, PCI_CAP_VENDOR, cap)) {
         uint8_t cfg_type = pci_read8(d->devfn, cap + 3), bar = pci_read8(d->devfn, cap + 4);

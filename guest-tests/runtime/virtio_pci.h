@@ -96,6 +96,8 @@ struct virtq_sg {
  * capabilities; false (with a diag line) when it is not there or lacks a
  * COMMON, NOTIFY or ISR capability. */
 bool virtio_open(struct virtio_dev *d, uint16_t type);
+/* The same for the virtio device at bus 0 devfn (several of one type). */
+bool virtio_open_at(struct virtio_dev *d, unsigned devfn);
 
 uint8_t virtio_status(struct virtio_dev *d);
 /* Writes 0 and waits until the status reads 0 (4.1.4.3.2); false on timeout. */

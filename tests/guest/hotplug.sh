@@ -7,8 +7,14 @@
 # and RSS stay flat; vmm must keep running until the guest's debug-exit
 # (status 1: every guest test passed). Then a disk hot-added to a guest
 # that resets must be there from the start of the next boot (the machine's
-# config). vmm only: QEMU's microvm has no ACPI PCI hotplug. Emits TAP;
-# skips where /dev/kvm cannot run a VM.
+# config). Then the pcihp guest's devices mode (root: a network namespace
+# of its own, where vmm creates the taps): a disk and a NIC given at launch
+# (--disk id=bdisk0, --net id=bnet0) are unplugged like hot-added ones
+# (device_del, the guest releases and ejects, DEVICE_DELETED, blockdev-del /
+# netdev_del of the node / netdev named by their ids), and a NIC is
+# hot-added (netdev_add, device_add) and hot-unplugged the same way. vmm
+# only: QEMU's microvm has no ACPI PCI hotplug. Emits TAP; skips where
+# /dev/kvm cannot run a VM.
 #
 # usage: hotplug.sh VMM IMAGE_DIR SOURCE_ROOT QMP_HOTPLUG [CYCLES]
 set -u
@@ -20,8 +26,9 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-# the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1
-echo "1..21"
+# the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1;
+# devices given at launch and a NIC: the driver 17, the guest 4, vmm's status 1
+echo "1..43"
 dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
 "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit --object iothread,id=io0 \
     --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
@@ -74,4 +81,42 @@ else
     echo "not ok 21 - the hot-added disk after a reset (vmm status $rc)"
     sed 's/^/#   out| /' "$tmp/out" | tail -20
     sed 's/^/#   driver| /' "$tmp/driver.out" | tail -20
+fi
+
+# Devices given at launch, and a NIC hot-added, all unplugged (root: vmm in a
+# network namespace of its own creates the taps).
+if [ "$(id -u)" != 0 ] || ! unshare -n true 2>/dev/null; then
+    for i in $(seq 22 43); do echo "ok $i - # SKIP devices given at launch: needs root (a network namespace for the taps)"; done
+    exit 0
+fi
+dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
+rm -f "$tmp/qmp.sock"
+unshare -n "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit \
+    --disk "path=$tmp/disk.img,id=bdisk0" --net tap=vmmhp0,id=bnet0,mac=52:54:00:00:00:b0 \
+    --qmp "unix:$tmp/qmp.sock" --cmdline "devices=3" </dev/null >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+(sleep 300; kill -KILL "$pid") >/dev/null 2>&1 &
+watchdog=$!
+"$driver" "$tmp/qmp.sock" "$pid" "$tmp" devices 22
+[ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
+wait "$pid"
+rc=$?
+pid=
+kill "$watchdog" 2>/dev/null
+n=38
+while read -r line; do
+    case "$line" in
+    "ok "*|"not ok "*)
+        n=$((n + 1))
+        echo "$line" | sed -E "s/^(not )?ok [0-9]+/\\1ok $n - guest:/; s/- guest: -/- guest:/" ;;
+    "#"*) echo "$line" ;;
+    esac
+done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)')
+while [ $n -lt 42 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+if [ "$rc" = 1 ]; then
+    echo "ok 43 - vmm ran the devices guest to its end: debug-exit 0 (status 1)"
+else
+    echo "not ok 43 - vmm exited with status $rc, not 1"
+    sed 's/^/#   out| /' "$tmp/out" | tail -20
+    sed 's/^/#   err| /' "$tmp/err" | tail -20
 fi

@@ -6,6 +6,8 @@
  *
  *   qmp-hotplug SOCKET VMM_PID WORKDIR CYCLES FIRST
  *
+ * (CYCLES "devices": boot-time devices and a NIC instead, see devices_run.)
+ *
  * WORKDIR/out is the guest's serial output: the next cycle starts once it
  * says "# cycle N ejected". After the last cycle and the measurement one more
  * disk ("final", marker cycle CYCLES + 1) is added: the guest's signal to
@@ -265,6 +267,73 @@ static bool one_cycle(const char *img, unsigned n)
     return cmd_ok(del) && wait_deleted(id) && cmd_ok(bdel) && wait_guest(n);
 }
 
+/* The command's reply as JSON text (for matching). */
+static char *reply_str(const char *json)
+{
+    g_autoptr(JsonNode) r = execute(json);
+    return to_str(r);
+}
+
+/* CYCLES "devices": the pcihp guest's devices=3 mode with a disk (id bdisk0)
+ * and a NIC (id bnet0, MAC 52:54:00:00:00:b0) given at launch: both leave
+ * as a hot-added device does (device_del, DEVICE_DELETED after the guest
+ * released and ejected it, then blockdev-del / netdev_del of the node and
+ * netdev named by their ids), and a NIC is hot-added (netdev_add of a tap
+ * vmm creates, device_add) and hot-unplugged again. */
+static void devices_run(int pid)
+{
+    bool good = wait_serial("# ready for unplug\n");
+    tap_line(good, "the guest drives the disk and NIC given at launch");
+    cmd_err("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"bdisk0\"}}", "GenericError",
+            "Node bdisk0 is in use");
+    cmd_err("{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"bnet0\", \"ifname\": "
+            "\"vmmhp9\"}}", "GenericError", "Duplicate ID 'bnet0'");
+    g_autofree char *nodes0 = reply_str("{\"execute\": \"query-named-block-nodes\"}");
+    tap_line(strstr(nodes0, "\"node-name\":\"bdisk0\"") && strstr(nodes0, "\"drv\":\"raw\""),
+             "query-named-block-nodes lists the --disk's node bdisk0");
+    if (!strstr(nodes0, "bdisk0"))
+        printf("#   got %s\n", nodes0);
+
+    /* The NIC given at launch. The tap is vmm's until netdev_del: one fd
+     * fewer after it than after DEVICE_DELETED. */
+    good = good && cmd_ok("{\"execute\": \"device_del\", \"arguments\": {\"id\": \"bnet0\"}}") &&
+           wait_deleted("bnet0") && wait_serial("ejected (net 52:54:00:00:00:b0)\n");
+    long fds_before = fd_count(pid);
+    good = good && cmd_ok("{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"bnet0\"}}");
+    long fds_after = fd_count(pid);
+    tap_line(good && fds_after == fds_before - 1, "a NIC given at launch: device_del, the guest releases and ejects "
+             "it, DEVICE_DELETED, netdev_del bnet0 closes its tap (vmm's fds %ld -> %ld)", fds_before, fds_after);
+    cmd_err("{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"bnet0\"}}", "DeviceNotFound",
+            "Device 'bnet0' not found");
+
+    /* A NIC hot-added and hot-unplugged. */
+    good = cmd_ok("{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"hn1\", "
+                  "\"ifname\": \"vmmhp1\"}}") &&
+           cmd_ok("{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"netdev\": "
+                  "\"hn1\", \"id\": \"hnic1\", \"mac\": \"52:54:00:00:00:b1\"}}") &&
+           wait_serial("up (net 52:54:00:00:00:b1)\n");
+    cmd_err("{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"netdev\": "
+            "\"hn1\", \"id\": \"hnic2\"}}", "GenericError",
+            "Property 'virtio-net-device.netdev' can't take value 'hn1', it's in use");
+    good = good && cmd_ok("{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hnic1\"}}") &&
+           wait_deleted("hnic1") && wait_serial("ejected (net 52:54:00:00:00:b1)\n") &&
+           cmd_ok("{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"hn1\"}}");
+    tap_line(good, "a hot-added NIC: netdev_add, device_add, the guest drives it (its MAC), device_del, the guest "
+             "releases and ejects it, DEVICE_DELETED, netdev_del");
+
+    /* The disk given at launch. */
+    good = cmd_ok("{\"execute\": \"device_del\", \"arguments\": {\"id\": \"bdisk0\"}}") &&
+           wait_deleted("bdisk0") && wait_serial("ejected (blk)\n") &&
+           cmd_ok("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"bdisk0\"}}");
+    g_autofree char *nodes1 = reply_str("{\"execute\": \"query-named-block-nodes\"}");
+    g_autofree char *peri = reply_str("{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral\"}}");
+    tap_line(good && strcmp(nodes1, "{\"return\":[]}") == 0 && !strstr(peri, "bdisk0") && !strstr(peri, "bnet0"),
+             "a disk given at launch: device_del, the guest releases and ejects it, DEVICE_DELETED, blockdev-del "
+             "bdisk0; no node and no device left");
+    if (!good || strcmp(nodes1, "{\"return\":[]}") != 0)
+        printf("#   nodes %s, peripheral %s\n", nodes1, peri);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 6) {
@@ -312,6 +381,12 @@ int main(int argc, char **argv)
             "Device 'nope' not found");
     cmd_err("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"nope\"}}", "GenericError",
             "Failed to find node with node-name='nope'");
+
+    if (strcmp(argv[4], "devices") == 0) {
+        devices_run(pid);
+        close(sock);
+        return tap_failed ? 1 : 0;
+    }
 
     /* Nothing is added before the guest looks (its reset=1 mode tells the
      * boots apart by whether a disk is there from the start). */
