@@ -7,8 +7,10 @@
  *     and the guest stops counting;
  *   - with a virtio-blk disk (polled queue): sector r % 64 is written with
  *     the round's stamp, read back and compared, and flushed;
- *   - it prints "count r ticks T blk B" where T counts the interrupts of the
- *     LAPIC's periodic timer (vector 0x40) and B the disk rounds done.
+ *   - it prints "count r ticks T blk B ext1d X" where T counts the interrupts
+ *     of the LAPIC's periodic timer (vector 0x40), B the disk rounds done and
+ *     X is CPUID 0x8000_0001 EDX as it reads now (a migrated guest must keep
+ *     its source's CPUID, whatever the destination host could give).
  * A snapshot may land anywhere in a round (mid-page-walk, mid-request, with
  * a timer interrupt pending); after restore the walk goes on from where it
  * was, so every page still verifies, the count goes on from the saved one,
@@ -151,6 +153,8 @@ int main(void)
             }
             blk_rounds++;
         }
-        printf("count %lu ticks %lu blk %lu\n", r, ticks, blk_rounds);
+        uint32_t a = 0x80000001, b, c = 0, d;
+        __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+        printf("count %lu ticks %lu blk %lu ext1d %x\n", r, ticks, blk_rounds, d);
     }
 }

@@ -41,6 +41,7 @@ void config_init_defaults(struct vm_config *c)
 void config_clear(struct vm_config *c)
 {
     g_free(c->name);
+    g_clear_pointer(&c->guest_cpuid, g_free);
     g_free(c->kernel);
     g_free(c->initrd);
     g_free(c->cmdline);
@@ -228,14 +229,17 @@ void config_print_help(void)
 "                         and NICs come from the snapshot, RAM is mapped from\n"
 "                         DIR/memory (copy on write, not read up front); only --qmp,\n"
 "                         --paused, --serial, --console (a new backend, not on/off)\n"
-"                         and --log-level may be added. A bad snapshot: one line, exit 2\n"
+"                         and --log-level may be added. The guest keeps its saved\n"
+"                         CPUID; one this host's KVM cannot give (a CPU model\n"
+"                         mismatch) or a bad snapshot: one line, exit 2\n"
 "  --incoming tcp:HOST:PORT | unix:PATH | defer\n"
 "                         wait there for a migration (QMP migrate on the source, which\n"
 "                         sends the machine, its state and RAM; the VM runs here once\n"
 "                         loaded); the same options as with --restore may be added,\n"
 "                         and --cpu-model / --memory SIZE: what the source must have\n"
-"                         (checked before any RAM or state is taken). A broken or\n"
-"                         refused stream, a mismatch: one line, exit 2. defer: QMP comes\n"
+"                         (checked before any RAM or state is taken), as is the source\n"
+"                         guest's CPUID (kept as it was). A broken or refused stream,\n"
+"                         a mismatch: one line, exit 2. defer: QMP comes\n"
 "                         up first (query-status \"inmigrate\"); QMP migrate-incoming\n"
 "                         {\"uri\": ...} then listens, QMP still answering (needs --qmp)\n"
 "  --log-level error|warn|info|debug\n"

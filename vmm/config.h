@@ -67,6 +67,8 @@ struct net_config {
 
 struct tap;
 
+struct kvm_cpuid2;
+
 struct vm_config {
     char *name;
     char uuid[37];              /* --uuid, canonical lower case; default all zero (QEMU's) */
@@ -82,6 +84,11 @@ struct vm_config {
     char *cpu_ids[VMM_MAX_CPUS];
     enum cpu_model cpu_model;
     enum nested_mode nested;
+    /* A restored or migrated machine: the CPUID table its source gave vCPU 0
+     * (struct kvm_cpuid2, g_malloc'd), which every vCPU gets from now on,
+     * across guest resets too, with its own APIC ID (cpuid_set_apic_id).
+     * NULL: built from this host's KVM and cpu_model (arch/x86/cpuid.h). */
+    struct kvm_cpuid2 *guest_cpuid;
 
     uint64_t mem_size;          /* bytes */
     bool mem_hugepages;

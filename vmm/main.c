@@ -39,6 +39,11 @@ int main(int argc, char **argv)
          * its kernel again). */
         restore = cfg.restore_dir ? snapshot_restore_open(cfg.restore_dir, &cfg, &err)
                                   : migration_incoming(cfg.incoming, &cfg, &err);
+        if (restore && cfg.restore_dir) {
+            g_autofree char *what = g_strdup_printf("--restore %s", cfg.restore_dir);
+            if (snapshot_check_cpuid(&cfg, what, &err) < 0)
+                g_clear_pointer(&restore, snapshot_restore_free);
+        }
         if (!restore) {
             fprintf(stderr, "vmm: error: %s\n", err->message);
             config_clear(&cfg);

@@ -223,6 +223,8 @@ struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct v
                     "was started with --memory %" G_GUINT64_FORMAT "M", what, c->mem_size >> 20, want_mem >> 20);
         g_clear_pointer(&s, snapshot_restore_free);
     }
+    if (s && snapshot_check_cpuid(c, what, err) < 0)
+        g_clear_pointer(&s, snapshot_restore_free);
     if (!s) {
         g_autofree char *line = g_strdup_printf("ERR %s\n", (*err)->message);
         write_all_stream(fd, line, strlen(line));
@@ -650,6 +652,7 @@ int migration_migrate(struct machine *m, const char *uri, GError **err)
     state_put_u32(w, vm_nr_vcpus(&m->vm));
     state_end_section(w);
     snapshot_config_save(w, m->cfg);
+    snapshot_cpuid_save(w, m->vm.guest_cpuid);
     mg->config = state_writer_finish(w);
     set_status(m, "active", true);
     int r = pthread_create(&mg->thread, NULL, migration_thread, mg);

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch/x86/cpuid.h"
 #include "vmm/cpu_state.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
@@ -206,6 +208,110 @@ onoff:
     if (!c->kernel || c->cpus_boot == 0 || c->cpus_max < c->cpus_boot || c->cpus_max > VMM_MAX_CPUS ||
         c->mem_size == 0 || c->mem_size % GUEST_PAGE_SIZE)
         return fail(err, "state: the config section describes no valid machine");
+    return 0;
+}
+
+/* ---- CPUID ---- */
+
+#define CPUID_SECTION_MAX 4096u
+
+void snapshot_cpuid_save(struct state_writer *w, const struct kvm_cpuid2 *t)
+{
+    state_begin_section(w, "cpuid", 1);
+    state_put_u32(w, t->nent);
+    for (uint32_t i = 0; i < t->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &t->entries[i];
+        state_put_u32(w, e->function);
+        state_put_u32(w, e->index);
+        state_put_u32(w, e->flags);
+        state_put_u32(w, e->eax);
+        state_put_u32(w, e->ebx);
+        state_put_u32(w, e->ecx);
+        state_put_u32(w, e->edx);
+    }
+    state_end_section(w);
+}
+
+int snapshot_cpuid_load(struct state_reader *r, struct vm_config *c, GError **err)
+{
+    if (state_open_section(r, "cpuid", 1, NULL, err) < 0)
+        return -1;
+    uint32_t n = 0;
+    if (state_get_u32(r, &n) < 0 || n == 0 || n > CPUID_SECTION_MAX)
+        return fail(err, "state: the cpuid section is malformed");
+    struct kvm_cpuid2 *t = g_malloc0(sizeof(*t) + n * sizeof(t->entries[0]));
+    t->nent = n;
+    int bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct kvm_cpuid_entry2 *e = &t->entries[i];
+        bad |= state_get_u32(r, &e->function);
+        bad |= state_get_u32(r, &e->index);
+        bad |= state_get_u32(r, &e->flags);
+        bad |= state_get_u32(r, &e->eax);
+        bad |= state_get_u32(r, &e->ebx);
+        bad |= state_get_u32(r, &e->ecx);
+        bad |= state_get_u32(r, &e->edx);
+    }
+    if (bad || state_close_section(r, NULL) < 0) {
+        g_free(t);
+        return fail(err, "state: the cpuid section is malformed");
+    }
+    g_free(c->guest_cpuid);
+    c->guest_cpuid = t;
+    return 0;
+}
+
+int snapshot_check_cpuid(const struct vm_config *c, const char *what, GError **err)
+{
+    if (!c->guest_cpuid)
+        return 0;
+    const char *dev = getenv("VMM_KVM_DEVICE") ? getenv("VMM_KVM_DEVICE") : "/dev/kvm";
+    int fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: cannot open %s to check the guest's CPUID: %s", what, dev,
+                    g_strerror(errno));
+        return -1;
+    }
+    GError *e = NULL;
+    g_autofree struct kvm_cpuid2 *sup = cpuid_get_supported(fd, &e);
+    close(fd);
+    if (!sup) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: %s", what, e->message);
+        g_error_free(e);
+        return -1;
+    }
+    /* What this host would give the same machine (vm.c's choice of nesting). */
+    bool nests = cpuid_host_nests(sup) && c->nested != NESTED_OFF;
+    if (!nests)
+        cpuid_hide_nested(sup);
+    g_autofree struct kvm_cpuid2 *host = cpuid_build_nested(sup, c->cpu_model, 0, c->cpus_max, nests);
+    g_autofree char *missing = cpuid_missing_features(c->guest_cpuid, host);
+    if (missing) {
+        g_set_error(err, CONFIG_ERROR, 0, "%s: CPU model mismatch: the guest has CPUID %s, which this host's KVM "
+                    "cannot give", what, missing);
+        return -1;
+    }
+    return 0;
+}
+
+/* The "snapshot", "config" and "cpuid" sections every stream begins with. */
+static int read_head(struct state_reader *r, struct vm_config *c, uint64_t *ram, uint32_t *nr_vcpus, GError **err)
+{
+    uint32_t version = 0;
+    if (state_open_section(r, "snapshot", SNAPSHOT_VERSION, &version, err) < 0)
+        return -1;
+    state_get_u64(r, ram);
+    state_get_u32(r, nr_vcpus);
+    if (state_close_section(r, err) < 0)
+        return -1;
+    if (version < 2)
+        return fail(err, "state: made by an older vmm, before the guest's CPUID was saved (version %u); "
+                    "restore it with that vmm", version);
+    if (snapshot_config_load(r, c, err) < 0 || snapshot_cpuid_load(r, c, err) < 0)
+        return -1;
+    if (*ram != c->mem_size)
+        return fail(err, "state: RAM size %" G_GUINT64_FORMAT " disagrees with its config (%" G_GUINT64_FORMAT ")",
+                    *ram, c->mem_size);
     return 0;
 }
 
@@ -504,6 +610,7 @@ GBytes *snapshot_state_stream(struct machine *m, GError **err)
     state_put_u32(w, nr_vcpus);
     state_end_section(w);
     snapshot_config_save(w, m->cfg);
+    snapshot_cpuid_save(w, vm->guest_cpuid);
     /* Devices first: saving drains their in-flight I/O, whose completions
      * (used rings in RAM, MSI-X into the LAPICs) the rest then captures. */
     if (save_devices(vm, w, err) < 0 || flush_disks(m->cfg, err) < 0 || save_irqchip(vm, w, err) < 0 ||
@@ -598,19 +705,8 @@ struct snapshot_restore *snapshot_restore_from_stream(GBytes *bytes, struct vm_c
     uint64_t ram = 0;
     if (!s->r)
         goto fail;
-    if (state_open_section(s->r, "snapshot", SNAPSHOT_VERSION, NULL, &e) < 0)
+    if (read_head(s->r, c, &ram, &s->nr_vcpus, &e) < 0)
         goto fail;
-    state_get_u64(s->r, &ram);
-    state_get_u32(s->r, &s->nr_vcpus);
-    if (state_close_section(s->r, &e) < 0)
-        goto fail;
-    if (snapshot_config_load(s->r, c, &e) < 0)
-        goto fail;
-    if (ram != c->mem_size) {
-        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: RAM size %" G_GUINT64_FORMAT
-                    " disagrees with its config (%" G_GUINT64_FORMAT ")", ram, c->mem_size);
-        goto fail;
-    }
     return s;
 fail:
     g_set_error(err, CONFIG_ERROR, 0, "%s: %s", what, e ? e->message : "cannot read the state");
@@ -704,14 +800,8 @@ static int read_final_state(struct snapshot_restore *s, GError **err)
     struct state_reader *r = state_reader_new(bytes, &e);
     uint64_t ram = 0;
     uint32_t nr = 0;
-    if (r && state_open_section(r, "snapshot", SNAPSHOT_VERSION, NULL, &e) == 0) {
-        state_get_u64(r, &ram);
-        state_get_u32(r, &nr);
-        if (state_close_section(r, &e) == 0)
-            snapshot_config_load(r, &scratch, &e);
-    }
-    if (!e && ram != scratch.mem_size)
-        g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: RAM size disagrees with its config");
+    if (r)
+        read_head(r, &scratch, &ram, &nr, &e);
     config_clear(&scratch);
     if (e) {
         g_set_error(err, CONFIG_ERROR, 0, "%s: %s", s->what, e->message);

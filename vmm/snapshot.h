@@ -3,7 +3,8 @@
  * A snapshot is a directory with two files:
  *   DIR/state   the state stream (vmm/state.h): sections "snapshot" (RAM
  *               size, vCPU count), "config" (the vm_config: restore needs no
- *               other command line), "devices" (then each device's own
+ *               other command line), "cpuid" (the table vCPU 0 was given:
+ *               the restored guest gets exactly it), "devices" (then each device's own
  *               sections, in vm->devices order, each behind a "device"
  *               section naming its type and id), "irqchip" (KVM's PIC and
  *               IOAPIC, only without a split irqchip), one "vcpu" per present
@@ -31,7 +32,8 @@ struct qmp_server;
 struct state_writer;
 struct state_reader;
 
-#define SNAPSHOT_VERSION 1
+/* 2: a "cpuid" section follows "config" */
+#define SNAPSHOT_VERSION 2
 #define SNAPSHOT_CONFIG_VERSION 1
 
 /* The vm_config in a "config" section, and back. Host-side options (--qmp,
@@ -40,6 +42,16 @@ struct state_reader;
 void snapshot_config_save(struct state_writer *w, const struct vm_config *c);
 /* Fills *c (from config_init_defaults) from the section. -1 with *err. */
 int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err);
+
+/* The CPUID table vCPU 0 was given (c->guest_cpuid's source) in a "cpuid"
+ * section, and back into c->guest_cpuid. -1 with *err. */
+void snapshot_cpuid_save(struct state_writer *w, const struct kvm_cpuid2 *t);
+int snapshot_cpuid_load(struct state_reader *r, struct vm_config *c, GError **err);
+/* Whether this host's KVM can give the saved guest CPUID (c->guest_cpuid,
+ * the source's) every feature bit it has, with the config's CPU model, CPU
+ * count and nesting: -1 with *err (CONFIG_ERROR, one line starting with
+ * `what`, naming leaf, register and bits: a CPU model mismatch) when not. */
+int snapshot_check_cpuid(const struct vm_config *c, const char *what, GError **err);
 
 /* The state stream of the paused machine (everything but RAM; disks
  * drained and flushed). NULL with *err. */

@@ -81,8 +81,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, GError **err)
     }
 
     g_autofree struct kvm_cpuid2 *cpuid =
-        cpuid_build_nested(vm->supported_cpuid, vm->cfg->cpu_model, index, vm->cfg->cpus_max,
-                           cpuid_host_nests(vm->supported_cpuid));
+        g_memdup2(vm->guest_cpuid, sizeof(*vm->guest_cpuid) + vm->guest_cpuid->nent * sizeof(vm->guest_cpuid->entries[0]));
+    cpuid_set_apic_id(cpuid, index);
     if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "KVM_SET_CPUID2 on vCPU %u: %s",
                     index, g_strerror(errno));

@@ -827,6 +827,12 @@ static int create(struct vm *vm, const struct vm_config *cfg, int kvm_fd, const 
         return -1;
     if (!nested)
         cpuid_hide_nested(vm->supported_cpuid);
+    if (cfg->guest_cpuid)
+        vm->guest_cpuid = g_memdup2(cfg->guest_cpuid, sizeof(*cfg->guest_cpuid) +
+                                    cfg->guest_cpuid->nent * sizeof(cfg->guest_cpuid->entries[0]));
+    else
+        vm->guest_cpuid = cpuid_build_nested(vm->supported_cpuid, cfg->cpu_model, 0, cfg->cpus_max,
+                                             cpuid_host_nests(vm->supported_cpuid));
     for (unsigned i = 0; i < vm->max_vcpus; i++) {
         if (!present[i])
             continue;
@@ -996,6 +1002,7 @@ void vm_destroy(struct vm *vm)
     g_free(vm->pci_slots);
     irq_routing_destroy(vm->irq_routing);
     g_free(vm->supported_cpuid);
+    g_clear_pointer(&vm->guest_cpuid, g_free);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     guest_memory_destroy(&vm->mem);

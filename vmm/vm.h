@@ -73,6 +73,9 @@ struct vm {
     struct cpu_hotplug *cpu_hotplug;    /* with cpus_max > cpus_boot */
     struct vm_cpu_unplug *unplug;       /* per slot: who waits for the guest's eject */
     struct kvm_cpuid2 *supported_cpuid;
+    /* What vCPU 0 is given (cfg->guest_cpuid, else built from
+     * supported_cpuid); vCPU i gets it with APIC ID i. Snapshots save it. */
+    struct kvm_cpuid2 *guest_cpuid;
 
     bool split_irqchip;
     struct irq_routing *irq_routing;    /* the one owner of KVM's GSI routing table */

@@ -95,8 +95,14 @@ struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd, GError **err)
     for (uint32_t n = CPUID_MAX_ENTRIES; n <= 16 * CPUID_MAX_ENTRIES; n *= 2) {
         struct kvm_cpuid2 *c = g_malloc0(sizeof(*c) + n * sizeof(c->entries[0]));
         c->nent = n;
-        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            const char *hide = getenv("VMM_DEBUG_CPUID_HIDE");
+            if (hide && *hide && cpuid_debug_hide(c, hide, err) < 0) {
+                g_free(c);
+                return NULL;
+            }
             return c;
+        }
         int e = errno;
         g_free(c);
         if (e != E2BIG) {
@@ -438,4 +444,145 @@ char *cpuid_added_features(struct kvm_cpuid2 *set, struct kvm_cpuid2 *kept)
         g_string_append_printf(out, "%s%s 0x%x", out->len ? ", " : "", regs[i].name, added);
     }
     return out ? g_string_free(out, FALSE) : NULL;
+}
+
+void cpuid_set_apic_id(struct kvm_cpuid2 *t, unsigned index)
+{
+    const struct kvm_cpuid_entry2 *leaf0 = cpuid_find(t, 0, 0);
+    bool amd = is_vendor(leaf0, "AuthenticAMD") || is_vendor(leaf0, "HygonGenuine");
+    for (uint32_t i = 0; i < t->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &t->entries[i];
+        switch (e->function) {
+        case 1:
+            e->ebx = (e->ebx & ~(0xffu << L1_EBX_APIC_ID_SHIFT)) | (uint32_t)index << L1_EBX_APIC_ID_SHIFT;
+            break;
+        case LEAF_TOPOLOGY:
+        case LEAF_TOPOLOGY_V2:
+            e->edx = index;
+            break;
+        case 0x8000001e:
+            if (amd) {
+                e->eax = index;
+                e->ebx = index;
+            }
+            break;
+        }
+    }
+}
+
+static const struct feature_reg {
+    uint32_t function, index;
+    int reg;                /* 0 eax .. 3 edx */
+    uint32_t ignore;        /* bits KVM updates from guest state, or vmm sets whatever the host */
+} feature_regs[] = {
+    { 1, 0, 2, L1_ECX_OSXSAVE | L1_ECX_HYPERVISOR },
+    { 1, 0, 3, BIT(9) | L1_EDX_HTT },                       /* APIC (the APIC base MSR), HTT (vmm's topology) */
+    { 6, 0, 0, 0 },
+    { 7, 0, 1, 0 },
+    { 7, 0, 2, BIT(4) },                                    /* OSPKE */
+    { 7, 0, 3, 0 },
+    { 7, 1, 0, 0 },
+    { 0xd, 0, 0, 0 },
+    { 0xd, 0, 3, 0 },
+    { 0xd, 1, 0, 0 },
+    { KVM_LEAF_FEATURES, 0, 0, 0 },
+    { 0x80000001, 0, 2, E1_ECX_CMP_LEGACY },                /* vmm's topology */
+    { 0x80000001, 0, 3, 0 },
+    { 0x80000007, 0, 3, 0 },
+    { 0x80000008, 0, 1, 0 },
+};
+
+static void vendor_str(const struct kvm_cpuid_entry2 *leaf0, char out[13])
+{
+    memset(out, 0, 13);
+    if (!leaf0) {
+        strcpy(out, "(none)");
+        return;
+    }
+    memcpy(out, &leaf0->ebx, 4);
+    memcpy(out + 4, &leaf0->edx, 4);
+    memcpy(out + 8, &leaf0->ecx, 4);
+    for (int i = 0; i < 12; i++)
+        if (out[i] < 0x20 || out[i] > 0x7e)
+            out[i] = '?';
+}
+
+char *cpuid_missing_features(struct kvm_cpuid2 *guest, struct kvm_cpuid2 *host)
+{
+    static const char *const reg_names[] = { "EAX", "EBX", "ECX", "EDX" };
+    const struct kvm_cpuid_entry2 *g0 = cpuid_find(guest, 0, 0), *h0 = cpuid_find(host, 0, 0);
+    if (g0 && (!h0 || g0->ebx != h0->ebx || g0->ecx != h0->ecx || g0->edx != h0->edx)) {
+        char gv[13], hv[13];
+        vendor_str(g0, gv);
+        vendor_str(h0, hv);
+        return g_strdup_printf("vendor %s, this host %s", gv, hv);
+    }
+    GString *out = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(feature_regs); i++) {
+        const struct feature_reg *f = &feature_regs[i];
+        const struct kvm_cpuid_entry2 *g = cpuid_find(guest, f->function, f->index);
+        const struct kvm_cpuid_entry2 *h = cpuid_find(host, f->function, f->index);
+        if (!g)
+            continue;
+        const uint32_t gv[4] = { g->eax, g->ebx, g->ecx, g->edx };
+        const uint32_t hv[4] = { h ? h->eax : 0, h ? h->ebx : 0, h ? h->ecx : 0, h ? h->edx : 0 };
+        uint32_t missing = gv[f->reg] & ~hv[f->reg] & ~f->ignore;
+        if (!missing)
+            continue;
+        if (!out)
+            out = g_string_new(NULL);
+        if (out->len)
+            g_string_append(out, ", ");
+        if (f->function == 7 || f->function == 0xd)
+            g_string_append_printf(out, "leaf 0x%x.%u %s bit", f->function, f->index, reg_names[f->reg]);
+        else
+            g_string_append_printf(out, "leaf 0x%x %s bit", f->function, reg_names[f->reg]);
+        if (missing & (missing - 1))
+            g_string_append_c(out, 's');
+        g_string_append_c(out, ' ');
+        bool first = true;
+        for (unsigned b = 0; b < 32; b++)
+            if (missing & BIT(b)) {
+                g_string_append_printf(out, "%s%u", first ? "" : ",", b);
+                first = false;
+            }
+    }
+    return out ? g_string_free(out, FALSE) : NULL;
+}
+
+int cpuid_debug_hide(struct kvm_cpuid2 *supported, const char *spec, GError **err)
+{
+    g_auto(GStrv) items = g_strsplit(*spec ? spec : ",", ",", -1);
+    for (char **it = items; *it; it++) {
+        const char *item = *it;
+        char *end;
+        errno = 0;
+        unsigned long fn = strtoul(item, &end, 0), sub = 0;
+        bool has_sub = false;
+        if (end != item && *end == '.' && g_ascii_isdigit(end[1])) {
+            const char *p = end + 1;
+            sub = strtoul(p, &end, 0);
+            has_sub = end != p;
+        }
+        int reg = -1;
+        if (*end == '.' && strlen(end) > 4 && end[1] == 'e' && end[3] == 'x' && end[4] == '=' &&
+            strchr("abcd", end[2]) && end[2])
+            reg = end[2] - 'a';
+        const char *mp = reg >= 0 ? end + 5 : NULL;
+        unsigned long long mask = mp && *mp ? strtoull(mp, &end, 0) : 0;
+        if (errno || end == item || reg < 0 || !mp || !*mp || *end || fn > UINT32_MAX || sub > UINT32_MAX ||
+            mask > UINT32_MAX) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                        "VMM_DEBUG_CPUID_HIDE: '%s' is not LEAF[.SUBLEAF].REG=MASK (REG eax, ebx, ecx or edx)", item);
+            return -1;
+        }
+        for (uint32_t i = 0; i < supported->nent; i++) {
+            struct kvm_cpuid_entry2 *e = &supported->entries[i];
+            if (e->function != fn || (has_sub && e->index != sub))
+                continue;
+            uint32_t *r[4] = { &e->eax, &e->ebx, &e->ecx, &e->edx };
+            *r[reg] &= ~(uint32_t)mask;
+        }
+    }
+    return 0;
 }

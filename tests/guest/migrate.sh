@@ -242,6 +242,33 @@ check "defer: the source completes and exits 0, the destination goes on from $be
     -- <(echo "$r"; echo "$r2") "$tmp/dst-defer" "$tmp/dst-defer.err"
 kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 
+# The guest keeps its source's CPUID: a source whose KVM lacks SYSCALL (the
+# debugging knob) migrates to a destination that has it; the guest's
+# CPUID 0x8000_0001 EDX reads the same after the move.
+rm -f "$tmp/s.sock"
+VMM_DEBUG_CPUID_HIDE=0x80000001.edx=0x800 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" \
+    --serial "file=$tmp/src-cpuid" --qmp "unix:$tmp/s.sock" 2> "$tmp/src-cpuid.err" < /dev/null &
+src=$!
+wait_sock "$tmp/s.sock"
+wait_counts 2 "$tmp/src-cpuid"
+newport
+"$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/dst-cpuid" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-cpuid.err" \
+    < /dev/null &
+dst=$!
+wait_listen "tcp:127.0.0.1:$p"
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
+reap "$src"; src=
+before=$(last_count "$tmp/src-cpuid")
+wait_counts $((before + 2)) "$tmp/src-cpuid" "$tmp/dst-cpuid"
+ext1d() { grep -a '^count ' "$@" | awk '{ print $8 }' | sort -u | tr '\n' ' '; }
+src_ext=$(ext1d "$tmp/src-cpuid") dst_ext=$(ext1d "$tmp/dst-cpuid")
+check "the guest keeps its source's CPUID: 0x80000001.EDX $src_ext (no SYSCALL) before and after the move (this host has it)" \
+    eval '[ "$status" = 0 ] && [ -n "$src_ext" ] && [ "$src_ext" = "$dst_ext" ] &&
+          [ $(( 0x${src_ext% } & 0x800 )) = 0 ] && consecutive "$tmp/src-cpuid" "$tmp/dst-cpuid" &&
+          ! grep -q -e FAIL -e "guest up" "$tmp/dst-cpuid"' \
+    -- <(echo "$r") "$tmp/dst-cpuid" "$tmp/dst-cpuid.err"
+kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
+
 # --- failures: the source runs on ---
 src_ns=() dst_ns=()
 start_src fail
@@ -269,11 +296,12 @@ check "a destination that refuses the machine: exit 2 there; MIGRATION failed, e
           grep -q "\"status\": \"running\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
           consecutive "$tmp/src-fail"' -- <(echo "$r") "$tmp/dst-refuse.err"
 
-# mismatch OPTIONS WANT: a destination started with OPTIONS refuses the
-# source (host CPU model, 32M) on its config, before RAM: exit 2, one line.
+# mismatch OPTIONS WANT [ENV]: a destination started with OPTIONS (and the
+# environment variable ENV) refuses the source (host CPU model, 32M) on its
+# config, before RAM: exit 2, one line.
 mismatch() {
     newport
-    "$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/dst-mm.out" $1 2> "$tmp/dst-mm.err" < /dev/null &
+    env ${3:-} "$vmm" --incoming "tcp:127.0.0.1:$p" --serial "file=$tmp/dst-mm.out" $1 2> "$tmp/dst-mm.err" < /dev/null &
     dst=$!
     wait_listen "tcp:127.0.0.1:$p"
     r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
@@ -281,7 +309,7 @@ mismatch() {
     c0=$(count_lines "$tmp/src-fail")
     wait_counts $((c0 + 1)) "$tmp/src-fail"
     mm_want=$2
-    check "destination $1, source host/32M: exit 2, one line naming it; MIGRATION failed with it, the source runs on" \
+    check "destination ${3:-$1}, source host/32M: exit 2, one line naming it; MIGRATION failed with it, the source runs on" \
         eval '[ "$status" = 2 ] && [ "$(wc -l < "$tmp/dst-mm.err")" = 1 ] && grep -q -- "$mm_want" "$tmp/dst-mm.err" &&
               grep -q "MIGRATION.*failed" <<<"$r" && grep -q "\"error-desc\": \"the destination refused: .*$mm_want" <<<"$r" &&
               grep -q "\"status\": \"running\"" <<<"$r" && [ "$(count_lines "$tmp/src-fail")" -gt "$c0" ] &&
@@ -289,6 +317,10 @@ mismatch() {
 }
 mismatch "--cpu-model baseline" "the source's CPU model is host, this destination was started with --cpu-model baseline"
 mismatch "--memory 64M" "the source's memory is 32 MiB, this destination was started with --memory 64M"
+# A destination host whose KVM lacks a CPUID feature the source's guest has
+# (SYSCALL, made absent there by the debugging knob): a CPU model mismatch.
+mismatch "" "CPU model mismatch: the guest has CPUID leaf 0x80000001 EDX bit 11, which this host's KVM cannot give" \
+    VMM_DEBUG_CPUID_HIDE=0x80000001.edx=0x800
 
 # fake_peer PORT BYTES: accepts one connection, reads BYTES (-1: none, and
 # holds it open 30 s) and hangs up.

@@ -462,6 +462,94 @@ static void test_added_features(void **state)
     assert_string_equal(d, "1.ECX 0x10000001, 7.0.EBX 0x20, 0x80000001.EDX 0x20000000");
 }
 
+/* vCPU i's table is vCPU 0's with APIC ID i: what a restored machine gives
+ * each vCPU from the one table its source saved. */
+static void test_set_apic_id(void **state)
+{
+    struct kvm_cpuid2 *(*fakes[])(void) = { fake_amd_epyc, fake_intel_xeon };
+    for (size_t f = 0; f < G_N_ELEMENTS(fakes); f++) {
+        g_autofree struct kvm_cpuid2 *sup = fakes[f]();
+        static const unsigned nrs[] = { 1, 4, 255 };
+        for (size_t k = 0; k < G_N_ELEMENTS(nrs); k++)
+            for (int m = CPU_MODEL_HOST; m <= CPU_MODEL_BASELINE; m++)
+                for (unsigned idx = 0; idx < nrs[k]; idx += idx < 5 ? 1 : 50) {
+                    g_autofree struct kvm_cpuid2 *want = cpuid_build(sup, m, idx, nrs[k]);
+                    g_autofree struct kvm_cpuid2 *got = cpuid_build(sup, m, 0, nrs[k]);
+                    cpuid_set_apic_id(got, idx);
+                    assert_int_equal(got->nent, want->nent);
+                    for (uint32_t i = 0; i < want->nent; i++)
+                        if (memcmp(&got->entries[i], &want->entries[i], sizeof(want->entries[i])))
+                            fail_msg("fake %zu, vCPU %u of %u: leaf 0x%x.%u differs", f, idx, nrs[k],
+                                     want->entries[i].function, want->entries[i].index);
+                }
+    }
+}
+
+/* The destination's check: every feature bit the source's guest saw must be
+ * one this host can give; one line names what is missing. */
+static void test_missing_features(void **state)
+{
+    g_autofree struct kvm_cpuid2 *sup = fake_intel_xeon();
+    g_autofree struct kvm_cpuid2 *host = cpuid_build(sup, CPU_MODEL_HOST, 0, 4);
+    g_autofree struct kvm_cpuid2 *base = cpuid_build(sup, CPU_MODEL_BASELINE, 0, 4);
+    /* the same host, or a guest with fewer features: nothing missing */
+    assert_null(cpuid_missing_features(host, host));
+    assert_null(cpuid_missing_features(base, host));
+    /* a host model guest on a host that gives only the baseline */
+    g_autofree char *m = cpuid_missing_features(host, base);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "leaf 0x1 ECX bits "));
+    assert_null(strchr(m, '\n'));
+
+    /* one bit less on this host, by the debugging knob */
+    g_autofree struct kvm_cpuid2 *sup2 = fake_intel_xeon();
+    g_autoptr(GError) err = NULL;
+    assert_int_equal(cpuid_debug_hide(sup2, "0x80000001.edx=0x8000000,7.0.ebx=0x200", &err), 0);
+    g_autofree struct kvm_cpuid2 *less = cpuid_build(sup2, CPU_MODEL_HOST, 0, 4);
+    g_autofree char *m2 = cpuid_missing_features(host, less);
+    if (cpuid_find(host, 0x80000001, 0)->edx & B(27) && cpuid_find(host, 7, 0)->ebx & B(9))
+        assert_string_equal(m2, "leaf 0x7.0 EBX bit 9, leaf 0x80000001 EDX bit 27");
+    else
+        fail_msg("the fake Xeon lacks RDTSCP or ERMS");
+    assert_null(cpuid_missing_features(less, host));
+
+    /* bits KVM keeps in step with the guest, or vmm's topology: not features */
+    g_autofree struct kvm_cpuid2 *osx = cpuid_build(sup, CPU_MODEL_HOST, 0, 4);
+    cpuid_find(osx, 1, 0)->ecx |= B(27);
+    cpuid_find(osx, 7, 0)->ecx |= B(4);
+    g_autofree struct kvm_cpuid2 *one = cpuid_build(sup, CPU_MODEL_HOST, 0, 1);
+    assert_null(cpuid_missing_features(osx, one));
+
+    /* another vendor */
+    g_autofree struct kvm_cpuid2 *amd_sup = fake_amd_epyc();
+    g_autofree struct kvm_cpuid2 *amd = cpuid_build(amd_sup, CPU_MODEL_BASELINE, 0, 4);
+    g_autofree char *v = cpuid_missing_features(base, amd);
+    assert_string_equal(v, "vendor GenuineIntel, this host AuthenticAMD");
+
+    /* a leaf this host does not have at all counts as all zeros */
+    g_autofree struct kvm_cpuid2 *nod = cpuid_build(sup, CPU_MODEL_BASELINE, 0, 4);
+    g_autofree char *d = cpuid_missing_features(host, nod);
+    assert_non_null(strstr(d, "leaf 0xd.0 EAX bits"));
+}
+
+static void test_debug_hide_refusals(void **state)
+{
+    static const char *const bad[] = { "", "1", "1.ecx", "1.ecx=", "1.efx=1", "1.ecx=zz", "x.ecx=1",
+                                       "1.ecx=0x100000000", "1.0.ecx=1,", "1.ecx=1 " };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree struct kvm_cpuid2 *sup = fake_intel_xeon();
+        g_autoptr(GError) err = NULL;
+        if (cpuid_debug_hide(sup, bad[i], &err) == 0)
+            fail_msg("'%s' was taken", bad[i]);
+        assert_non_null(strstr(err->message, "VMM_DEBUG_CPUID_HIDE"));
+    }
+    g_autofree struct kvm_cpuid2 *sup = fake_intel_xeon();
+    g_autoptr(GError) err = NULL;
+    uint32_t before = cpuid_find(sup, 1, 0)->ecx;
+    assert_int_equal(cpuid_debug_hide(sup, "1.ecx=0x3", &err), 0);
+    assert_int_equal(cpuid_find(sup, 1, 0)->ecx, before & ~3u);
+}
+
 /* A real KVM must accept every table we build. */
 static void test_kvm_accepts_tables(void **state)
 {
@@ -533,6 +621,9 @@ int main(void)
         cmocka_unit_test(test_input_unmodified),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_added_features),
+        cmocka_unit_test(test_set_apic_id),
+        cmocka_unit_test(test_missing_features),
+        cmocka_unit_test(test_debug_hide_refusals),
         cmocka_unit_test(test_kvm_accepts_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <linux/kvm.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -123,6 +124,18 @@ static void test_config_round_trip(void **state)
     config_clear(&b);
 }
 
+/* A CPUID table: two leaves. */
+static const struct kvm_cpuid2 *sample_cpuid(void)
+{
+    static struct {
+        struct kvm_cpuid2 h;
+        struct kvm_cpuid_entry2 e[2];
+    } t = { .h = { .nent = 2 },
+            .e = { { .function = 1, .eax = 0x806f8, .ecx = 0x80000001, .edx = 0x10 },
+                   { .function = 7, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ebx = 0x209 } } };
+    return &t.h;
+}
+
 /* A snapshot directory with a good state (header and config only: what
  * snapshot_restore_open reads) and a sparse memory file of mem bytes. */
 static char *make_dir(uint64_t mem, uint32_t format_bump, uint32_t section_version)
@@ -138,6 +151,7 @@ static char *make_dir(uint64_t mem, uint32_t format_bump, uint32_t section_versi
     state_end_section(w);
     snapshot_config_save(w, &c);
     config_clear(&c);
+    snapshot_cpuid_save(w, sample_cpuid());
     g_autoptr(GBytes) s = state_writer_finish(w);
     gsize n;
     const void *data = g_bytes_get_data(s, &n);
@@ -194,6 +208,10 @@ static void test_restore_open_good(void **state)
     assert_int_equal(c.cpus_boot, 2);
     assert_string_equal(c.disks[1].path, "/tmp/b.img");
     assert_int_equal(c.serial_mode, SERIAL_FILE);
+    /* the guest's CPUID comes back as it was saved */
+    assert_non_null(c.guest_cpuid);
+    assert_int_equal(c.guest_cpuid->nent, 2);
+    assert_memory_equal(c.guest_cpuid->entries, sample_cpuid()->entries, 2 * sizeof(struct kvm_cpuid_entry2));
     snapshot_restore_free(s);
     config_clear(&c);
 
@@ -280,7 +298,13 @@ static void test_restore_refusals(void **state)
     rm_dir(dir);
     dir = make_dir(RAM, 0, SNAPSHOT_VERSION + 1);
     config_init_defaults(&c);
-    expect_refused(dir, &c, "section 'snapshot' version 2 is newer");
+    expect_refused(dir, &c, "section 'snapshot' version 3 is newer");
+    config_clear(&c);
+    rm_dir(dir);
+    /* An older one, from before the CPUID table was saved. */
+    dir = make_dir(RAM, 0, 1);
+    config_init_defaults(&c);
+    expect_refused(dir, &c, "made by an older vmm, before the guest's CPUID was saved");
     config_clear(&c);
     rm_dir(dir);
 }
