@@ -40,6 +40,8 @@ void tap_close(struct tap *t)
 {
     if (!t)
         return;
+    if (t->release)
+        t->release(t);
     if (t->owns_fds)
         for (unsigned i = 0; i < t->nr_fds; i++)
             close(t->fds[i]);

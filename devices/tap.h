@@ -34,6 +34,10 @@ struct tap {
     unsigned nr_fds;
     int fds[TAP_MAX_QUEUES];
     unsigned mtu;               /* the interface's MTU (1500 for a socket) */
+    bool complete_frames;       /* the far end takes only complete frames: virtio-net offers no
+                                 * CSUM/HOST_TSO (user networking) */
+    void *backend;              /* what serves the far end of a socket (user networking), */
+    void (*release)(struct tap *t);     /* freed by tap_close through release */
 };
 
 /* Opens (or creates) tap `name` with `queues` queues. NULL with *err (one

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/net_user.h"
 #include "devices/tap.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
@@ -60,6 +61,8 @@ void config_clear(struct vm_config *c)
     for (unsigned i = 0; i < c->nr_nets; i++) {
         g_free(c->nets[i].id);
         g_free(c->nets[i].tap);
+        net_user_opts_clear(c->nets[i].user);
+        g_free(c->nets[i].user);
         tap_close(c->nets[i].backend);
     }
     g_free(c->nets);
@@ -203,6 +206,16 @@ void config_print_help(void)
 "                         and id; num_queues: queue pairs, each a queue of a\n"
 "                         multi-queue tap (1-16, default 1; tap= only); id: default\n"
 "                         net0, net1, ...; up to 8 NICs\n"
+"  --net user[,id=ID,mac=..,net=10.0.2.0/24,host=..,dns=..,dhcpstart=..,\n"
+"            hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT,...]\n"
+"                         a virtio-net NIC on user-mode networking (libslirp, no\n"
+"                         privileges): QEMU's defaults, gateway (the host) 10.0.2.2,\n"
+"                         DNS 10.0.2.3, DHCP from 10.0.2.15, IPv6 fec0::/64; guest\n"
+"                         connections become the host's own sockets; hostfwd (up to 16)\n"
+"                         forwards a host port to the guest; also restrict=on|off,\n"
+"                         ipv4=, ipv6=, hostname=, domainname=; one queue pair, no\n"
+"                         host-side offloads; a VM with one cannot be snapshotted or\n"
+"                         migrated\n"
 "  --object iothread,id=NAME\n"
 "                         an I/O thread: one more event loop (io_uring) on a thread of\n"
 "                         its own, for the devices given iothread=NAME; up to 16\n"
@@ -535,8 +548,26 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
     }
     struct net_config n = { .fd = -1, .num_queues = 1 };
     int r = -1;
-    for (guint i = 0; i < pairs->len; i++) {
+    struct opt_pair *first = pairs->len ? pairs->pdata[0] : NULL;
+    if (first && !first->value && strcmp(first->key, "user") == 0) {
+        /* --net user[,...]: user networking (slirp) */
+        n.user = g_new(struct net_user_opts, 1);
+        net_user_opts_init(n.user);
+    }
+    for (guint i = n.user ? 1 : 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
+        if (n.user && o->value && strcmp(o->key, "mac") && strcmp(o->key, "id")) {
+            int k = net_user_opt(n.user, "--net user", o->key, o->value, err);
+            if (k < 0) {
+                (*err)->domain = CONFIG_ERROR;
+                goto out;
+            }
+            if (k == 0) {
+                fail(err, "--net user: unknown key '%s'; known: id, mac, " NET_USER_KEYS, o->key);
+                goto out;
+            }
+            continue;
+        }
         if (!o->value) {
             fail(err, "--net: '%s' needs a value, e.g. %s=...", o->key, o->key);
             goto out;
@@ -588,12 +619,16 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
             goto out;
         }
     }
+    if (n.user && net_user_opts_finish(n.user, "--net user", err) < 0) {
+        (*err)->domain = CONFIG_ERROR;
+        goto out;
+    }
     if (n.tap && n.fd >= 0) {
         fail(err, "--net: give tap= or fd=, not both");
         goto out;
     }
-    if (!n.tap && n.fd < 0) {
-        fail(err, "--net: no backend; give tap=NAME or fd=N");
+    if (!n.tap && n.fd < 0 && !n.user) {
+        fail(err, "--net: no backend; give tap=NAME, fd=N or user");
         goto out;
     }
     if (n.fd >= 0 && n.num_queues > 1) {
@@ -622,7 +657,14 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
 out:
     g_free(n.tap);
     g_free(n.id);
+    net_user_opts_clear(n.user);
+    g_free(n.user);
     return r;
+}
+
+bool config_net_is_user(const struct net_config *n)
+{
+    return n->user || (n->backend && n->backend->complete_frames);
 }
 
 int config_open_nets(struct vm_config *c, GError **err)
@@ -632,7 +674,9 @@ int config_open_nets(struct vm_config *c, GError **err)
         if (n->backend)
             continue;
         GError *e = NULL;
-        n->backend = n->tap ? tap_open(n->tap, n->num_queues, &e) : tap_from_fd(n->fd, &e);
+        n->backend = n->user  ? net_user_open(n->user, n->id, &e)
+                     : n->tap ? tap_open(n->tap, n->num_queues, &e)
+                              : tap_from_fd(n->fd, &e);
         if (!n->backend) {
             g_set_error(err, CONFIG_ERROR, 0, "--net %s: %s", n->id, e->message);
             g_error_free(e);
@@ -661,6 +705,7 @@ void config_add_net(struct vm_config *c, const struct net_config *n)
     *e = *n;
     e->id = g_strdup(n->id);
     e->tap = g_strdup(n->tap);
+    e->user = n->user ? net_user_opts_dup(n->user) : NULL;
 }
 
 bool config_has_device(const struct vm_config *c, const char *id)
@@ -699,6 +744,8 @@ bool config_remove_device(struct vm_config *c, const char *id, struct tap **tap)
             tap_close(n->backend);
         g_free(n->id);
         g_free(n->tap);
+        net_user_opts_clear(n->user);
+        g_free(n->user);
         memmove(n, n + 1, (c->nr_nets - i - 1) * sizeof(*n));
         c->nr_nets--;
         return true;

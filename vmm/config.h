@@ -46,11 +46,13 @@ struct disk_config {
     int pci_slot;               /* device number on PCI bus 0 (1..31); 0: the first free one */
     char *node_name;            /* the block node it was hot-plugged over (blockdev-add); NULL: none */
 };
-/* One --net: a virtio-net PCI device on a tap. */
+struct net_user_opts;
+/* One --net: a virtio-net PCI device on a tap, or on user networking. */
 struct net_config {
     char *id;                   /* id=, or "netN" */
-    char *tap;                  /* tap=NAME; NULL with fd= */
-    int fd;                     /* fd=N: an inherited tap fd; -1 with tap= */
+    char *tap;                  /* tap=NAME; NULL with fd= or user */
+    int fd;                     /* fd=N: an inherited tap fd; -1 with tap= or user */
+    struct net_user_opts *user; /* --net user,...: slirp's settings (devices/net_user.h); NULL for a tap */
     bool mac_set;
     uint8_t mac[6];             /* mac=; else derived from --name and id at boot */
     unsigned num_queues;        /* queue pairs (tap queues) */
@@ -160,6 +162,8 @@ const char *config_cpu_qom_type(const struct vm_config *c);
 char *config_cpu_qom_path(const struct vm_config *c, unsigned index);
 void config_init_defaults(struct vm_config *c);
 void config_clear(struct vm_config *c);
+/* Is this NIC on user networking (--net user, or a hot-plugged user netdev)? */
+bool config_net_is_user(const struct net_config *n);
 /* Opens every --net's tap (each net's backend). -1 with *err (a
  * CONFIG_ERROR line naming the NIC) when one cannot be opened; those
  * already open are closed by config_clear. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/net_user.h"
 #include "devices/pci/pci_host.h"
 #include "devices/tap.h"
 #include "vmm/config.h"
@@ -316,6 +317,63 @@ static JsonNode *cmd_blockdev_del(const struct qmp_cmd_ctx *ctx, JsonObject *arg
 
 /* ---- netdev_add / netdev_del ---- */
 
+/* netdev_add type user: QEMU's NetdevUserOptions members vmm implements
+ * (hostfwd a list of {"str": ...}); the others are refused by name. The
+ * backend (a slirp instance, its host forwards listening) is opened now. */
+static JsonNode *netdev_add_user(const char *id, JsonObject *args, GError **err)
+{
+    g_autofree char *what = g_strdup_printf("netdev '%s' (user)", id);
+    struct net_user_opts o;
+    net_user_opts_init(&o);
+    g_autoptr(GList) members = json_object_get_members(args);
+    GError *e = NULL;
+    for (GList *l = members; l && !e; l = l->next) {
+        const char *k = l->data;
+        JsonNode *v = json_object_get_member(args, k);
+        if (strcmp(k, "type") == 0 || strcmp(k, "id") == 0)
+            continue;
+        if (strcmp(k, "hostfwd") == 0 && JSON_NODE_HOLDS_ARRAY(v)) {
+            JsonArray *a = json_node_get_array(v);
+            for (guint i = 0; i < json_array_get_length(a) && !e; i++) {
+                JsonNode *el = json_array_get_element(a, i);
+                JsonObject *eo = JSON_NODE_HOLDS_OBJECT(el) ? json_node_get_object(el) : NULL;
+                const char *str = eo && json_object_has_member(eo, "str") ? json_object_get_string_member(eo, "str")
+                                                                            : NULL;
+                if (!str)
+                    g_set_error(&e, QMP_ERROR, 0, "Parameter 'hostfwd' expects a list of {\"str\": ...}");
+                else
+                    net_user_opt(&o, what, k, str, &e);
+            }
+            continue;
+        }
+        g_autofree char *sv = NULL;
+        if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING)
+            sv = g_strdup(json_node_get_string(v));
+        else if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_BOOLEAN)
+            sv = g_strdup(json_node_get_boolean(v) ? "on" : "off");
+        if (!sv) {
+            g_set_error(&e, QMP_ERROR, 0, "Parameter '%s' is not supported by vmm's user networking here", k);
+            break;
+        }
+        if (net_user_opt(&o, what, k, sv, &e) == 0)
+            g_set_error(&e, QMP_ERROR, 0, "%s: '%s' is not supported by vmm (supported: " NET_USER_KEYS ")", what, k);
+    }
+    struct tap *tap = NULL;
+    if (!e && net_user_opts_finish(&o, what, &e) == 0)
+        tap = net_user_open(&o, id, &e);
+    net_user_opts_clear(&o);
+    if (!tap) {
+        fail(err, QMP_ERR_GENERIC, "%s", e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    struct netdev *n = g_new0(struct netdev, 1);
+    n->id = g_strdup(id);
+    n->tap = tap;
+    g_ptr_array_add(hp.netdevs, n);
+    return NULL;
+}
+
 static JsonNode *cmd_netdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     init();
@@ -323,7 +381,7 @@ static JsonNode *cmd_netdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *args,
     if (!qmp_arg_str(args, "type", true, &type, err) || !qmp_arg_str(args, "id", true, &id, err) ||
         !qmp_arg_str(args, "ifname", false, &ifname, err) || !qmp_arg_str(args, "fd", false, &fdstr, err))
         return NULL;
-    if (strcmp(type, "tap") != 0) {
+    if (strcmp(type, "tap") != 0 && strcmp(type, "user") != 0) {
         fail(err, QMP_ERR_GENERIC, "Parameter 'type' does not accept value '%s'", type);
         return NULL;
     }
@@ -331,6 +389,8 @@ static JsonNode *cmd_netdev_add(const struct qmp_cmd_ctx *ctx, JsonObject *args,
         fail(err, QMP_ERR_GENERIC, "Duplicate ID '%s'", id);
         return NULL;
     }
+    if (strcmp(type, "user") == 0)
+        return netdev_add_user(id, args, err);
     if (!ifname == !fdstr) {
         fail(err, QMP_ERR_GENERIC, ifname ? "ifname= and fd= are mutually exclusive"
                                           : "netdev '%s': give ifname (a tap) or fd (an inherited tap fd)", id);

@@ -19,6 +19,7 @@
 #include "arch/x86/layout.h"
 #include "devices/acpi_pm.h"
 #include "devices/char_backend.h"
+#include "devices/net_user.h"
 #include "vmm/iothread.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
@@ -308,6 +309,7 @@ void machine_close(struct machine *m)
     char_backend_close(m->console_be);
     char_backend_close(m->serial_be);
     iothread_free_all();
+    net_user_detach_loop(m->loop);  /* user-networking backends outlive the loop (config_clear frees them) */
     if (m->loop)
         loop_free(m->loop);
     if (m->signal_fd >= 0)

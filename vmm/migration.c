@@ -626,6 +626,12 @@ int migration_migrate(struct machine *m, const char *uri, GError **err)
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "a VM with virtio-mem cannot migrate yet");
         return -1;
     }
+    for (unsigned i = 0; i < m->cfg->nr_nets; i++)
+        if (config_net_is_user(&m->cfg->nets[i])) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "NIC %s is on user networking (slirp), whose "
+                        "connections vmm does not save: a VM with one cannot migrate", m->cfg->nets[i].id);
+            return -1;
+        }
     g_mutex_lock(&stats_lock);
     g_free(stats.error);
     memset(&stats, 0, sizeof(stats));

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "devices/net_user.h"
 #include "vmm/options.h"
 
 #define MIB (1024ULL * 1024)
@@ -135,8 +136,23 @@ static int flatten_json(JsonObject *o, const char *prefix, GPtrArray *out, GErro
                 return -1;
             continue;
         }
+        if (JSON_NODE_HOLDS_ARRAY(n)) {
+            /* QEMU's String lists (-netdev user's hostfwd): [{"str": "..."}, ...] or ["...", ...], one
+             * key=value each, in order. */
+            JsonArray *a = json_node_get_array(n);
+            for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                if (JSON_NODE_HOLDS_OBJECT(e) && json_object_get_size(json_node_get_object(e)) == 1 &&
+                    json_object_has_member(json_node_get_object(e), "str"))
+                    e = json_object_get_member(json_node_get_object(e), "str");
+                if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
+                    return fail(err, "'%s': only lists of strings ({\"str\": ...}) are supported here", key);
+                add_pair(out, key, json_node_get_string(e));
+            }
+            continue;
+        }
         if (!JSON_NODE_HOLDS_VALUE(n))
-            return fail(err, "'%s': lists and null are not supported here", key);
+            return fail(err, "'%s': null is not supported here", key);
         GType t = json_node_get_value_type(n);
         g_autofree char *v = NULL;
         if (t == G_TYPE_STRING)
@@ -259,6 +275,7 @@ struct qc_node {                /* a -blockdev node */
 struct qc_netdev {
     char *id;
     int fd;
+    struct net_user_opts *user;     /* -netdev user: its settings (the NIC takes them) */
     bool used;
     char *device;               /* the NIC over it */
 };
@@ -301,6 +318,8 @@ static void netdev_free(gpointer p)
     struct qc_netdev *n = p;
     g_free(n->id);
     g_free(n->device);
+    net_user_opts_clear(n->user);
+    g_free(n->user);
     g_free(n);
 }
 
@@ -459,15 +478,45 @@ static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
     const char *type = get(p, "type"), *id = get(p, "id");
     if (!type)
         return fail(err, "-netdev: no type; give e.g. -netdev tap,fd=N,id=hostnet0");
-    if (strcmp(type, "user") == 0)
-        return fail(err, "-netdev user: vmm has no user-mode (slirp) networking yet; use <interface type='ethernet'> "
-                    "(a tap)");
-    if (strcmp(type, "tap") != 0)
-        return fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=)", type);
+    if (strcmp(type, "tap") != 0 && strcmp(type, "user") != 0)
+        return fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=) and user", type);
     if (need_id("-netdev", type, id, err) < 0)
         return -1;
     if (find_netdev(st, id))
-        return fail(err, "-netdev tap: id '%s' is used twice", id);
+        return fail(err, "-netdev %s: id '%s' is used twice", type, id);
+    if (strcmp(type, "user") == 0) {
+        /* user networking (libslirp): QEMU's option names and defaults */
+        g_autofree char *what = g_strdup_printf("-netdev user,id=%s", id);
+        struct net_user_opts *u = g_new(struct net_user_opts, 1);
+        net_user_opts_init(u);
+        for (guint i = 0; i < p->len; i++) {
+            struct opt_pair *o = p->pdata[i];
+            if (strcmp(o->key, "type") == 0 || strcmp(o->key, "id") == 0 ||
+                qemu_compat_ignored("-netdev", o->key, o->value))
+                continue;
+            int r = o->value ? net_user_opt(u, what, o->key, o->value, err) : 0;
+            if (r == 0)
+                fail(err, "%s: '%s' is not supported by vmm (supported: " NET_USER_KEYS ")", what, o->key);
+            if (r <= 0) {
+                (*err)->domain = CONFIG_ERROR;
+                net_user_opts_clear(u);
+                g_free(u);
+                return -1;
+            }
+        }
+        if (net_user_opts_finish(u, what, err) < 0) {
+            (*err)->domain = CONFIG_ERROR;
+            net_user_opts_clear(u);
+            g_free(u);
+            return -1;
+        }
+        struct qc_netdev *nd = g_new0(struct qc_netdev, 1);
+        nd->id = g_strdup(id);
+        nd->fd = -1;
+        nd->user = u;
+        g_ptr_array_add(st->netdevs, nd);
+        return 0;
+    }
     static const char *const k[] = { "type", "id", "fd", "fds", NULL };
     if (check_keys("-netdev", "tap", p, k, err) < 0)
         return -1;
@@ -824,6 +873,8 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
             n.mac_set = true;
         }
         n.fd = b->fd;
+        n.user = b->user;       /* the NIC takes the netdev's settings */
+        b->user = NULL;
         n.id = g_strdup(id);
         c->nets = g_renew(struct net_config, c->nets, c->nr_nets + 1);
         c->nets[c->nr_nets++] = n;
@@ -1152,7 +1203,7 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     for (guint i = 0; i < st.netdevs->len; i++) {
         struct qc_netdev *n = st.netdevs->pdata[i];
         if (!n->used) {
-            fail(err, "-netdev tap,id=%s: no NIC uses it", n->id);
+            fail(err, "-netdev %s,id=%s: no NIC uses it", n->user ? "user" : "tap", n->id);
             goto out;
         }
     }

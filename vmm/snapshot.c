@@ -598,6 +598,12 @@ GBytes *snapshot_state_stream(struct machine *m, GError **err)
         return NULL;
     }
     for (unsigned i = 0; i < m->cfg->nr_nets; i++)
+        if (config_net_is_user(&m->cfg->nets[i])) {
+            fail(err, "NIC %s is on user networking (slirp), whose connections vmm does not save: a VM with one "
+                 "cannot be snapshotted or migrated", m->cfg->nets[i].id);
+            return NULL;
+        }
+    for (unsigned i = 0; i < m->cfg->nr_nets; i++)
         if (!m->cfg->nets[i].tap) {
             fail(err, "NIC %s is on an inherited fd (fd=); its state can only be restored with tap=NAME",
                  m->cfg->nets[i].id);

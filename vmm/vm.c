@@ -17,6 +17,7 @@
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/ioapic.h"
+#include "devices/net_user.h"
 #include "devices/pci/pci_host.h"
 #include "devices/pci/pci_testdev.h"
 #include "devices/rtc.h"
@@ -362,6 +363,7 @@ static int add_virtio_net(struct vm *vm, const struct net_config *n, int slot, b
         g_autofree char *seed = g_strdup_printf("%s/%s", vm->cfg->name ? vm->cfg->name : "", n->id);
         virtio_net_mac_from_seed(seed, np.mac);
     }
+    net_user_attach(n->backend, vm->loop);     /* user networking runs on this loop (no-op for a tap) */
     struct virtio_net *net = virtio_net_new(&vm->mem, vm->loop, &np);
     struct virtio_pci_params p = { .id = n->id, .slot = slot, .hotplug = hotplug, .release = net_release };
     struct virtio_pci *vp = virtio_pci_create(vm->pci, vm->irq_routing, &net->vdev, &p, err);

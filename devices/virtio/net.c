@@ -610,6 +610,11 @@ struct virtio_net *virtio_net_new(struct guest_memory *gm, struct loop *loop, co
                  VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
     if (net->max_pairs > 1)
         f |= VIRTIO_BIT(VIRTIO_NET_F_MQ);
+    /* A backend that takes only complete frames (user networking): the
+     * guest checksums and segments itself. */
+    if (p->tap->complete_frames)
+        f &= ~(VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
+               VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN));
     virtio_device_init(&net->vdev, VIRTIO_ID_NET, &net_ops, net, gm, loop, f, VIRTIO_NET_CONFIG_SIZE,
                        2 * net->max_pairs + 1);
     for (unsigned i = 0; i < net->max_pairs; i++) {

@@ -1,4 +1,6 @@
-/* virtio-net (VIRTIO 1.2, 5.1) over a struct tap.
+/* virtio-net (VIRTIO 1.2, 5.1) over a struct tap (a Linux tap, or user
+ * networking's socketpair: devices/net_user.h; then tap->complete_frames
+ * withholds CSUM and HOST_TSO4/6/ECN).
  *
  * Queues: receiveq/transmitq pairs (rx = 2p, tx = 2p + 1), then the
  * control queue (2 * max_pairs). Every frame carries the 12-byte v1 header

@@ -182,6 +182,35 @@ check "--net fd= with num_queues=2" 2 '--net fd=9: num_queues' -- --kernel "$goo
 check "--net unknown key" 2 "--net: unknown key 'vhost'" -- --kernel "$good" --net tap=t0,vhost=on
 check "--net the same tap twice" 2 '--net tap=t0: the tap is given twice' -- --kernel "$good" --net tap=t0 --net tap=t0
 check "--net id used twice" 2 "--net: id 'n' is used by two" -- --kernel "$good" --net tap=t0,id=n --net tap=t1,id=n
+# --net user (slirp): its keys and values; a forwarded port already in use.
+check "--net user,smb=" 2 "--net user: smb= is not supported by vmm's user networking" -- --kernel "$good" --net user,smb=/tmp
+check "--net user,num_queues=2" 2 "--net user: unknown key 'num_queues'" -- --kernel "$good" --net user,num_queues=2
+check "--net user,net=/33" 2 "--net user net=10.0.2.0/33: not ADDR" -- --kernel "$good" --net user,net=10.0.2.0/33
+check "--net user,net= with host bits" 2 "--net user net=10.0.2.1/24: the address has host bits set" -- \
+    --kernel "$good" --net user,net=10.0.2.1/24
+check "--net user,host= outside" 2 "--net user: host=10.0.3.2 is not a host address of the network 10.0.2.0/24" -- \
+    --kernel "$good" --net user,host=10.0.3.2
+check "--net user,dns= = host" 2 "--net user: host=, dns= and dhcpstart= must be three different" -- \
+    --kernel "$good" --net user,dns=10.0.2.2
+check "--net user,hostfwd= bad port" 2 "--net user hostfwd=tcp::x-:22: host port 'x'" -- \
+    --kernel "$good" --net user,hostfwd=tcp::x-:22
+check "--net user,hostfwd= bad protocol" 2 "--net user hostfwd=sctp::22-:22: protocol 'sctp'" -- \
+    --kernel "$good" --net user,hostfwd=sctp::22-:22
+check "--net user,hostfwd= no guest port" 2 "--net user hostfwd=tcp::2222: not " -- \
+    --kernel "$good" --net user,hostfwd=tcp::2222
+check "--net user,restrict=maybe" 2 "--net user restrict=maybe: not on or off" -- --kernel "$good" --net user,restrict=maybe
+check "--net user,ipv4=off,ipv6=off" 2 "--net user: ipv4=off and ipv6=off" -- --kernel "$good" --net user,ipv4=off,ipv6=off
+# a port something listens on already (a listener this script starts)
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)' \
+    > "$tmp/busy.out" 2>/dev/null &
+busy_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/busy.out" ] && break; sleep 0.1; done
+busy=$(head -n 1 "$tmp/busy.out")
+check "--net user,hostfwd= port in use" 2 "--net net0: user networking: hostfwd tcp 127.0.0.1:${busy:-?}: cannot listen" -- \
+    --kernel "$good" --net user,hostfwd=tcp:127.0.0.1:${busy:-1}-:22
+kill "$busy_pid" 2>/dev/null
+wait "$busy_pid" 2>/dev/null
 check "--net fd not open" 2 '--net net0: fd=9 is not an open file descriptor' -- --kernel "$good" --net fd=9
 exec 7<"$f/initrd"
 check "--net fd not a tap" 2 '--net net0: fd=7 is not a tap' -- --kernel "$good" --net fd=7
@@ -279,8 +308,16 @@ check "--incoming with --kernel" 2 "--kernel: the machine comes from the migrati
 # The QEMU-style front end (libvirt's argv): one line naming the option, exit 2.
 q=(-name guest=t -S -machine pc-i440fx-7.2,usb=off -accel kvm -m 64 -nodefaults -kernel "$good")
 check "QEMU: -no-acpi refused" 2 '^vmm: error: -no-acpi: .*ACPI-only' -- "${q[@]}" -no-acpi
-check "QEMU: -netdev user refused" 2 '^vmm: error: -netdev user: .*slirp' -- "${q[@]}" -netdev user,id=hostnet0 \
-    -device virtio-net-pci,netdev=hostnet0,id=net0
+check "QEMU: -netdev user,smb= refused" 2 '^vmm: error: -netdev user,id=hostnet0: smb= is not supported' -- \
+    "${q[@]}" -netdev user,id=hostnet0,smb=/tmp -device virtio-net-pci,netdev=hostnet0,id=net0
+check "QEMU: -netdev user,guestfwd= refused" 2 '^vmm: error: -netdev user,id=n: guestfwd= is not supported' -- \
+    "${q[@]}" -netdev user,id=n,guestfwd=tcp:10.0.2.100:1234-cmd:cat -device virtio-net-pci,netdev=n,id=net0
+check "QEMU: -netdev user JSON, bad hostfwd" 2 "^vmm: error: -netdev user,id=n hostfwd=tcp::22: not" -- \
+    "${q[@]}" -netdev '{"type":"user","id":"n","hostfwd":[{"str":"tcp::22"}]}' -device virtio-net-pci,netdev=n,id=net0
+check "QEMU: -netdev user nobody uses" 2 '^vmm: error: -netdev user,id=n: no NIC uses it' -- \
+    "${q[@]}" -netdev user,id=n
+check "QEMU: -netdev socket refused" 2 '^vmm: error: -netdev socket: vmm supports only tap .* and user' -- \
+    "${q[@]}" -netdev socket,id=n,listen=:1234
 check "QEMU: q35 refused" 2 "^vmm: error: -machine q35: vmm offers the machine 'pc'" -- "${q[@]}" -machine q35
 check "QEMU: unknown device" 2 "^vmm: error: -device e1000: device type 'e1000' is not supported" -- \
     "${q[@]}" -device e1000,id=n

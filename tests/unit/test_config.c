@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 
 #include "devices/tap.h"
+#include <arpa/inet.h>
+
+#include "devices/net_user.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
 
@@ -500,6 +503,82 @@ static void test_disks(void **state)
     expect_err("--disk: at most", many);
 }
 
+/* --net user: QEMU's defaults, net= moving them, every key, and the refusals. */
+static void test_net_user(void **state)
+{
+    struct vm_config c;
+    OK(&c, "--net", "user", "--net",
+       "user,id=u1,mac=52:54:00:00:00:07,net=192.168.100.0/22,host=192.168.100.1,dns=192.168.101.53,"
+       "dhcpstart=192.168.102.10,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::6000-192.168.100.9:7000,restrict=on,"
+       "ipv6=off,hostname=guest,domainname=example.org");
+    assert_int_equal(c.nr_nets, 2);
+    const struct net_user_opts *u = c.nets[0].user;
+    assert_non_null(u);
+    assert_string_equal(c.nets[0].id, "net0");
+    assert_null(c.nets[0].tap);
+    assert_int_equal(c.nets[0].fd, -1);
+    assert_true(config_net_is_user(&c.nets[0]));
+    assert_int_equal(ntohl(u->net.s_addr), 0x0a000200);
+    assert_int_equal(ntohl(u->mask.s_addr), 0xffffff00);
+    assert_int_equal(ntohl(u->host.s_addr), 0x0a000202);
+    assert_int_equal(ntohl(u->dns.s_addr), 0x0a000203);
+    assert_int_equal(ntohl(u->dhcp.s_addr), 0x0a00020f);
+    assert_true(u->ipv4 && u->ipv6);
+    assert_false(u->restricted);
+    assert_int_equal(u->nr_fwd, 0);
+    u = c.nets[1].user;
+    assert_string_equal(c.nets[1].id, "u1");
+    assert_true(c.nets[1].mac_set);
+    assert_int_equal(ntohl(u->net.s_addr), 0xc0a86400);
+    assert_int_equal(ntohl(u->mask.s_addr), 0xfffffc00);
+    assert_int_equal(ntohl(u->host.s_addr), 0xc0a86401);
+    assert_int_equal(ntohl(u->dns.s_addr), 0xc0a86535);
+    assert_int_equal(ntohl(u->dhcp.s_addr), 0xc0a8660a);
+    assert_true(u->restricted);
+    assert_false(u->ipv6);
+    assert_string_equal(u->hostname, "guest");
+    assert_string_equal(u->domainname, "example.org");
+    assert_int_equal(u->nr_fwd, 2);
+    assert_false(u->fwd[0].udp);
+    assert_int_equal(ntohl(u->fwd[0].haddr.s_addr), 0x7f000001);
+    assert_int_equal(u->fwd[0].hport, 2222);
+    assert_int_equal(u->fwd[0].gport, 22);
+    assert_true(u->fwd[1].udp);
+    assert_int_equal(ntohl(u->fwd[1].gaddr.s_addr), 0xc0a86409);
+    config_clear(&c);
+
+    /* net= alone moves the defaults with it; a dotted mask works too */
+    OK(&c, "--net", "user,net=172.16.0.0/255.255.0.0");
+    u = c.nets[0].user;
+    assert_int_equal(ntohl(u->host.s_addr), 0xac100002);
+    assert_int_equal(ntohl(u->dns.s_addr), 0xac100003);
+    assert_int_equal(ntohl(u->dhcp.s_addr), 0xac10000f);
+    config_clear(&c);
+
+    ERR("--net user: smb= is not supported", "--net", "user,smb=/srv");
+    ERR("--net user: guestfwd= is not supported", "--net", "user,guestfwd=tcp:10.0.2.100:1-cmd:cat");
+    ERR("--net user: unknown key 'tap'", "--net", "user,tap=t0");
+    ERR("--net user: unknown key 'num_queues'", "--net", "user,num_queues=2");
+    ERR("--net user net=10.0.2.0/31: the network must be /1 to /30", "--net", "user,net=10.0.2.0/31");
+    ERR("--net user net=10.0.2.0/255.0.255.0: 255.0.255.0 is not a contiguous", "--net", "user,net=10.0.2.0/255.0.255.0");
+    ERR("--net user net=10.0.2.5/24: the address has host bits set", "--net", "user,net=10.0.2.5/24");
+    ERR("--net user net=ten: not ADDR", "--net", "user,net=ten");
+    ERR("--net user host=1.2.3: not an IPv4 address", "--net", "user,host=1.2.3");
+    ERR("--net user: dns=10.0.2.255 is not a host address", "--net", "user,dns=10.0.2.255");
+    ERR("--net user: dhcpstart=10.9.2.15 is not a host address", "--net", "user,dhcpstart=10.9.2.15");
+    ERR("--net user: host=, dns= and dhcpstart= must be three different", "--net", "user,dhcpstart=10.0.2.3");
+    ERR("--net user hostfwd=tcp::22: not", "--net", "user,hostfwd=tcp::22");
+    ERR("--net user hostfwd=tcp::22-:0: guest port", "--net", "user,hostfwd=tcp::22-:0");
+    ERR("--net user hostfwd=tcp::65536-:22: host port", "--net", "user,hostfwd=tcp::65536-:22");
+    ERR("--net user hostfwd=icmp::1-:1: protocol", "--net", "user,hostfwd=icmp::1-:1");
+    ERR("--net user hostfwd=tcp:localhost:1-:1: host address", "--net", "user,hostfwd=tcp:localhost:1-:1");
+    ERR("--net user: hostfwd guest address 10.0.3.9 is outside", "--net", "user,hostfwd=tcp::1-10.0.3.9:1");
+    ERR("--net user restrict=maybe: not on or off", "--net", "user,restrict=maybe");
+    ERR("--net user: ipv4=off and ipv6=off", "--net", "user,ipv4=off,ipv6=off");
+    ERR("--net user hostname=: 1 to 255", "--net", "user,hostname=");
+    ERR("--net: id 'n' is used by two", "--net", "user,id=n", "--net", "user,id=n");
+}
+
 static void test_nets(void **state)
 {
     struct vm_config c;
@@ -646,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_iothreads),
         cmocka_unit_test(test_nets),
+        cmocka_unit_test(test_net_user),
         cmocka_unit_test(test_hotplug_add_remove),
         cmocka_unit_test_setup_teardown(test_validate_files, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_validate_console, files_setup, files_teardown),

@@ -10,6 +10,9 @@
 
 #include <string.h>
 
+#include <arpa/inet.h>
+
+#include "devices/net_user.h"
 #include "vmm/config.h"
 #include "vmm/qemu_compat.h"
 
@@ -240,12 +243,60 @@ static void test_more_options(void **state)
     parsed_clear(&p);
 }
 
+/* -netdev user (slirp): its settings go to the NIC that uses it; QEMU's
+ * defaults; repeated hostfwd in both the key=value and the JSON forms. */
+static void test_netdev_user(void **state)
+{
+    struct parsed p;
+    PARSE_OK(&p, "-kernel", "/k", "-netdev", "user,id=hostnet0,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-10.0.2.20:53",
+             "-device", "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56,bus=pci.0,addr=0x3",
+             "-netdev", "{\"type\":\"user\",\"id\":\"hostnet1\",\"net\":\"192.168.76.0/255.255.255.0\","
+             "\"restrict\":true,\"hostfwd\":[{\"str\":\"tcp::8080-:80\"}]}",
+             "-device", "{\"driver\":\"virtio-net-pci\",\"netdev\":\"hostnet1\",\"id\":\"net1\"}");
+    assert_int_equal(p.c.nr_nets, 2);
+    const struct net_user_opts *u = p.c.nets[0].user;
+    assert_non_null(u);
+    assert_int_equal(p.c.nets[0].fd, -1);
+    assert_null(p.c.nets[0].tap);
+    assert_true(config_net_is_user(&p.c.nets[0]));
+    assert_int_equal(p.c.nets[0].pci_slot, 3);
+    assert_int_equal(ntohl(u->net.s_addr), 0x0a000200);
+    assert_int_equal(ntohl(u->host.s_addr), 0x0a000202);
+    assert_int_equal(ntohl(u->dns.s_addr), 0x0a000203);
+    assert_int_equal(ntohl(u->dhcp.s_addr), 0x0a00020f);
+    assert_false(u->restricted);
+    assert_int_equal(u->nr_fwd, 2);
+    assert_false(u->fwd[0].udp);
+    assert_int_equal(u->fwd[0].haddr.s_addr, 0);
+    assert_int_equal(u->fwd[0].hport, 2222);
+    assert_int_equal(u->fwd[0].gaddr.s_addr, 0);
+    assert_int_equal(u->fwd[0].gport, 22);
+    assert_true(u->fwd[1].udp);
+    assert_int_equal(ntohl(u->fwd[1].haddr.s_addr), 0x7f000001);
+    assert_int_equal(ntohl(u->fwd[1].gaddr.s_addr), 0x0a000214);
+    u = p.c.nets[1].user;
+    assert_non_null(u);
+    assert_true(u->restricted);
+    assert_int_equal(ntohl(u->host.s_addr), 0xc0a84c02);
+    assert_int_equal(ntohl(u->dhcp.s_addr), 0xc0a84c0f);
+    assert_int_equal(u->nr_fwd, 1);
+    assert_int_equal(u->fwd[0].hport, 8080);
+    parsed_clear(&p);
+}
+
 /* Each refusal: one line starting with the option at fault. */
 static void test_refusals(void **state)
 {
     static const struct { const char *args[8]; const char *prefix; const char *contains; } cases[] = {
         { { "-no-acpi" }, "-no-acpi:", "ACPI" },
-        { { "-netdev", "user,id=hostnet0" }, "-netdev user:", "slirp" },
+        { { "-netdev", "user,id=hostnet0" }, "-netdev user,id=hostnet0:", "no NIC" },
+        { { "-netdev", "user,id=u,smb=/srv" }, "-netdev user,id=u:", "smb=" },
+        { { "-netdev", "user,id=u,tftp=/srv" }, "-netdev user,id=u:", "tftp=" },
+        { { "-netdev", "user,id=u,model=e1000" }, "-netdev user,id=u:", "'model'" },
+        { { "-netdev", "user,id=u,net=10.0.2.0/24,dhcpstart=10.0.3.15" }, "-netdev user,id=u:", "dhcpstart=10.0.3.15" },
+        { { "-netdev", "{\"type\":\"user\",\"id\":\"u\",\"hostfwd\":[{\"str\":\"tcp:1.2.3:22-:22\"}]}" },
+          "-netdev user,id=u hostfwd=", "host address" },
+        { { "-netdev", "user" }, "-netdev user:", "id" },
         { { "-netdev", "socket,id=n,listen=:1" }, "-netdev socket:", "tap" },
         { { "-netdev", "tap,fd=30,id=h,vhost=on" }, "-netdev tap:", "vhost=on" },
         { { "-netdev", "tap,fds=30:31,id=h" }, "-netdev tap,id=h:", "one inherited tap fd" },
@@ -353,6 +404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wanted),
+        cmocka_unit_test(test_netdev_user),
         cmocka_unit_test(test_libvirt_launch),
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_escaping_and_json),
