@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -220,6 +221,20 @@ static struct char_backend *open_socket(const char *path, GError **err)
     return be;
 }
 
+/* N for a path "/dev/fd/N" (decimal, N > 2), else -1. */
+static int inherited_fd(const char *path)
+{
+    if (!path || !g_str_has_prefix(path, "/dev/fd/"))
+        return -1;
+    const char *n = path + strlen("/dev/fd/");
+    char *end;
+    errno = 0;
+    long v = strtol(n, &end, 10);
+    if (!g_ascii_isdigit(n[0]) || *end || errno || v <= 2 || v > INT_MAX)
+        return -1;
+    return (int)v;
+}
+
 struct char_backend *char_backend_open(enum serial_mode mode, const char *path, GError **err)
 {
     switch (mode) {
@@ -238,7 +253,20 @@ struct char_backend *char_backend_open(enum serial_mode mode, const char *path, 
     case SERIAL_PTY:
         return open_pty(err);
     case SERIAL_FILE: {
-        int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+        int fd, inherited = inherited_fd(path);
+        if (inherited >= 0) {
+            /* /dev/fd/N: the inherited fd N as it is (its O_APPEND or
+             * offset; no reopen, no truncation), e.g. libvirt's -add-fd */
+            int fl = fcntl(inherited, F_GETFL);
+            if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+                g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_BADF, "cannot write to '%s': fd %d is %s", path,
+                            inherited, fl < 0 ? "not open" : "open for reading only");
+                return NULL;
+            }
+            fd = fcntl(inherited, F_DUPFD_CLOEXEC, 3);
+        } else {
+            fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+        }
         if (fd < 0) {
             g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(path ? errno : ENOENT),
                         "cannot create output file '%s': %s; give a writable path", path ? path : "",

@@ -287,8 +287,15 @@ struct qc_object {
     bool share, hugepages;
 };
 
+/* -add-fd set=N,fd=M: inherited fd M is in fd set N, which a path
+ * /dev/fdset/N names (libvirt's way of handing over a file it opened). */
+struct qc_fdset_fd {
+    int set, fd;
+};
+
 struct qc_state {
     GPtrArray *chardevs, *nodes, *netdevs, *objects;
+    GArray *fdsets;             /* struct qc_fdset_fd, in argv order */
     char *memory_backend;       /* -machine memory-backend= */
     bool have_mem;
 };
@@ -368,6 +375,54 @@ static int need_id(const char *opt, const char *what, const char *id, GError **e
     return 0;
 }
 
+static int opt_add_fd(struct qc_state *st, const char *arg, GError **err)
+{
+    g_autoptr(GPtrArray) p = parse_arg("-add-fd", arg, NULL, err);
+    if (!p)
+        return -1;
+    static const char *const k[] = { "fd", "set", "opaque", NULL };
+    if (check_keys("-add-fd", "", p, k, err) < 0)
+        return -1;
+    const char *fd = get(p, "fd"), *set = get(p, "set");
+    struct qc_fdset_fd f;
+    if (!fd || !set)
+        return fail(err, "-add-fd: give fd=N and set=N");
+    if (parse_fd("-add-fd", fd, &f.fd, err) < 0)
+        return -1;
+    if (parse_fd("-add-fd", set, &f.set, err) < 0) {
+        g_clear_error(err);
+        return fail(err, "-add-fd: set=%s is not a number", set);
+    }
+    if (f.fd <= STDERR_FILENO)
+        return fail(err, "-add-fd: fd=%d is stdin, stdout or stderr", f.fd);
+    if (fcntl(f.fd, F_GETFD) < 0)
+        return fail(err, "-add-fd: fd=%d is not open", f.fd);
+    g_array_append_val(st->fdsets, f);
+    return 0;
+}
+
+/* An fd of set "set" (a decimal number) open for access (O_WRONLY: writable,
+ * i.e. O_WRONLY or O_RDWR); -1 when there is none. */
+static int fdset_fd(struct qc_state *st, const char *set, int access)
+{
+    int n;
+    GError *e = NULL;
+    if (parse_fd("", set, &n, &e) < 0) {
+        g_error_free(e);
+        return -1;
+    }
+    for (guint i = 0; i < st->fdsets->len; i++) {
+        struct qc_fdset_fd *f = &g_array_index(st->fdsets, struct qc_fdset_fd, i);
+        int fl = fcntl(f->fd, F_GETFL);
+        if (f->set != n || fl < 0)
+            continue;
+        int mode = fl & O_ACCMODE;
+        if (mode == O_RDWR || mode == access)
+            return f->fd;
+    }
+    return -1;
+}
+
 static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
 {
     g_autoptr(GPtrArray) p = parse_arg("-chardev", arg, "backend", err);
@@ -403,12 +458,20 @@ static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
         if (check_keys("-chardev", backend, p, k, err) < 0)
             return -1;
     } else if (strcmp(backend, "file") == 0) {
-        static const char *const k[] = { "backend", "id", "path", NULL };
+        static const char *const k[] = { "backend", "id", "path", "append", NULL };
         if (check_keys("-chardev", backend, p, k, err) < 0)
             return -1;
         const char *path = get(p, "path");
+        bool append = false;
         if (!path || !*path)
             return fail(err, "-chardev file,id=%s: no path; give path=FILE", id);
+        if (get_bool("-chardev file", p, "append", &append, err) < 0)
+            return -1;
+        /* /dev/fdset/N (an -add-fd set) is resolved when a device takes
+         * the chardev, after every -add-fd */
+        if (append && !g_str_has_prefix(path, "/dev/fdset/"))
+            return fail(err, "-chardev file,id=%s: append=on is supported only with path=/dev/fdset/N "
+                        "(libvirt's -add-fd); vmm truncates a file it opens", id);
         c.path = g_strdup(path);
     } else {
         return fail(err, "-chardev %s: backend '%s' is not supported by vmm (pty, file, socket, null are)", id, backend);
@@ -767,7 +830,19 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
         *mode = SERIAL_OFF;
     else if (strcmp(ch->backend, "file") == 0) {
         *mode = SERIAL_FILE;
-        *path = g_strdup(ch->path);
+        if (g_str_has_prefix(ch->path, "/dev/fdset/")) {
+            /* the file libvirt opened (O_APPEND or truncated, as it chose):
+             * the device writes to that fd as it is (char_backend's
+             * /dev/fd/N) */
+            const char *set = ch->path + strlen("/dev/fdset/");
+            int fd = fdset_fd(st, set, O_WRONLY);
+            if (fd < 0)
+                return fail(err, "-chardev file,id=%s: path=%s: no -add-fd set=%s with a writable fd", id, ch->path,
+                            set);
+            *path = g_strdup_printf("/dev/fd/%d", fd);
+        } else {
+            *path = g_strdup(ch->path);
+        }
     } else if (ch->path) {
         if (ch->wait)
             return fail(err, "-chardev socket,id=%s: wait=on is not supported for a %s; give wait=off", id, what);
@@ -977,7 +1052,7 @@ static const struct qc_option {
     { "no-shutdown", false }, { "no-reboot", false }, { "no-acpi", false }, { "no-hpet", false },
     { "boot", true }, { "kernel", true }, { "initrd", true }, { "append", true }, { "blockdev", true },
     { "device", true }, { "netdev", true }, { "audiodev", true }, { "msg", true }, { "sandbox", true },
-    { "global", true }, { "usb", false }, { "pidfile", true }, { "daemonize", false },
+    { "global", true }, { "usb", false }, { "pidfile", true }, { "daemonize", false }, { "add-fd", true },
 };
 
 bool qemu_compat_wanted(int argc, char **argv)
@@ -1050,6 +1125,8 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         return simple_ignored("-display", arg, "type", err);
     } else if (strcmp(name, "chardev") == 0) {
         return opt_chardev(st, arg, err);
+    } else if (strcmp(name, "add-fd") == 0) {
+        return opt_add_fd(st, arg, err);
     } else if (strcmp(name, "qmp") == 0) {
         if (!g_str_has_prefix(arg, "unix:"))
             return fail(err, "-qmp %s: vmm serves QMP on unix:PATH,server=on,wait=off", arg);
@@ -1139,6 +1216,7 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
         .nodes = g_ptr_array_new_with_free_func(node_free),
         .netdevs = g_ptr_array_new_with_free_func(netdev_free),
         .objects = g_ptr_array_new_with_free_func(object_free),
+        .fdsets = g_array_new(FALSE, FALSE, sizeof(struct qc_fdset_fd)),
     };
     int r = -1;
     for (int i = 1; i < argc; i++)
@@ -1271,6 +1349,7 @@ out:
     g_ptr_array_unref(st.nodes);
     g_ptr_array_unref(st.netdevs);
     g_ptr_array_unref(st.objects);
+    g_array_unref(st.fdsets);
     g_free(st.memory_backend);
     return r;
 }

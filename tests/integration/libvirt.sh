@@ -16,8 +16,9 @@
 #     virsh reboot (power off, system_reset, cont); libvirtd killed
 #     and started again keeps the VM running and managed; virsh shutdown
 #     (ACPI power button: the guest powers off) ends the domain;
-#   - again, with an ethernet NIC hot-plugged (the plug only), then virsh
-#     destroy ends it;
+#   - again, with a file serial (libvirt's -add-fd: the guest's output
+#     follows what the file held) and an ethernet NIC hot-plugged (the plug
+#     only), then virsh destroy ends it;
 #   - attach-device / detach-device of a virtio disk on guest-tests/pcihp,
 #     which ejects it: DEVICE_DELETED takes it out of libvirt's live XML;
 #   - no vmm process left behind after each scenario.
@@ -160,7 +161,9 @@ truncate -s 1M "$priv/disk.raw"
 # /dev/net/tun.
 nic=
 [ -c /dev/net/tun ] && nic="    <interface type='ethernet'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>"
-domxml() {   # domxml NAME
+pty_serial="    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>"
+domxml() {   # domxml NAME [SERIAL_XML]: a pty serial unless given
     cat <<EOF
 <domain type='kvm'>
   <name>$1</name>
@@ -183,8 +186,7 @@ domxml() {   # domxml NAME
       <target dev='vda' bus='virtio'/>
     </disk>
 $nic
-    <serial type='pty'><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
+${2:-$pty_serial}
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
@@ -284,9 +286,17 @@ ok "virsh shutdown: the guest powers off through ACPI and the domain ends" \
     "$(gone vmm1 || { cat "$priv/shutdown.out"; state vmm1; tail -3 /var/log/libvirt/qemu/vmm1.log; })"
 no_vmm_left "shutdown"
 
-domxml vmm2 > "$priv/vmm2.xml"
+# This one's serial is a file: libvirt opens it (append='on': O_APPEND) and
+# hands it over as -add-fd set=N,fd=M with -chardev file,path=/dev/fdset/N.
+echo "written before the domain" > "$priv/vmm2.serial"
+domxml vmm2 "    <serial type='file'><source path='$priv/vmm2.serial' append='on'/><target port='0'/></serial>" \
+    > "$priv/vmm2.xml"
 V create "$priv/vmm2.xml" > "$priv/create2.out" 2>&1
 wait_state vmm2 running > /dev/null
+i=0; while ! grep -q 'count [0-9]' "$priv/vmm2.serial" && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+ok "a file serial (libvirt's -add-fd): the guest's output follows what the file held" \
+    "$([ "$(head -n 1 "$priv/vmm2.serial")" = "written before the domain" ] && grep -q 'count [0-9]' "$priv/vmm2.serial" ||
+       { cat "$priv/create2.out"; head -c 300 "$priv/vmm2.serial"; grep -E 'add-fd|chardev|vmm:' /var/log/libvirt/qemu/vmm2.log; })"
 # NIC hotplug: libvirt makes a tap and passes its fd with getfd (SCM_RIGHTS),
 # then netdev_add and device_add (contract §5.2). The lifecycle guest does
 # not eject, so only the plug is checked here.

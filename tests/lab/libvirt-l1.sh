@@ -10,8 +10,8 @@
 # tests/integration/libvirt.sh does on a KVM host: a libvirt-qemu user,
 # qemu.conf with user root, no cgroups, no namespaces, stdio_handler file;
 # here also no socket authentication (polkit needs D-Bus, which L1 lacks).
-# L2's serial port is a pty (devpts mounted here; libvirt 9.0 hands a file
-# chardev over as -add-fd, which vmm does not take yet), read with cat.
+# L2's serial port is a file chardev: libvirt 9.0 opens the file itself and
+# hands it to vmm as -add-fd set=N,fd=M with -chardev path=/dev/fdset/N.
 #
 # Prints "LAB key=value" lines (run-lab-tests checks them against ./cases):
 # each step's status and its seconds under L1's TCG (LAB secs_STEP=S), L2's
@@ -36,9 +36,7 @@ wait_for() {
     done
 }
 lvlog() { grep -E ': error : ' /var/log/libvirt/libvirtd.log 2>/dev/null | tail -n "${1:-8}" | sed 's/^/LAB libvirtd_log /'; }
-catpid=
 finish() {
-    [ -z "$catpid" ] || kill "$catpid" 2>/dev/null
     [ -f "$con" ] && tr -d '\r' < "$con" | sed 's/^/LAB l2 /'
     [ -f "/var/log/libvirt/qemu/$dom.log" ] && grep -v '^[0-9-]* [0-9:.+]*: \(starting up\|Domain id\)' \
         "/var/log/libvirt/qemu/$dom.log" | grep -E '^vmm|error|warn' | sed 's/^/LAB qemu_log /'
@@ -52,9 +50,7 @@ finish() {
 }
 
 # ---- a private libvirtd (contract §1) ----
-mkdir -p /etc/libvirt /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu /run/libvirt/qemu \
-    /dev/pts /dev/shm
-grep -q devpts /proc/mounts || mount -t devpts devpts /dev/pts
+mkdir -p /etc/libvirt /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu /run/libvirt/qemu
 # libvirtd listens in /run/libvirt, virsh looks in /var/run/libvirt
 [ -e /var/run ] || ln -s /run /var/run
 export LC_ALL=C
@@ -121,14 +117,15 @@ cat > /tmp/lv-dom.xml <<EOF
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
     <emulator>$vmm</emulator>
-    <serial type='pty'><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
+    <serial type='file'><source path='$con' append='on'/><target port='0'/></serial>
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
 </domain>
 EOF
-rm -f "$con"
+# libvirt opens the file (O_APPEND) and hands it to vmm with -add-fd: what
+# is in it stays
+echo "L1 wrote this first" > "$con"
 V define /tmp/lv-dom.xml > /tmp/lv-define 2>&1
 echo "LAB define_status=$?"
 sed 's/^/LAB define_err /' /tmp/lv-define | grep -v 'defined from'
@@ -144,12 +141,6 @@ if [ $st != 0 ]; then
     exit 1
 fi
 echo "LAB state_started=$(V domstate "$dom" | head -n 1)"
-# L2's console: the pty libvirt names (vmm keeps its slave open and raw, so
-# what L2 wrote before this cat opened it waits in the pty)
-pty=$(T=30 V ttyconsole "$dom")
-echo "LAB pty=$pty"
-# (it ends with EIO when vmm closes the master)
-case $pty in /dev/pts/*) cat "$pty" > "$con" 2> /dev/null & catpid=$! ;; esac
 # L2 is up when its /init, acting as acpid, reads the power button's evdev
 # device (lab=powerdown in tools/lab/l2-init)
 # shellcheck disable=SC2317 # called through wait_for

@@ -310,6 +310,47 @@ static void test_file_mode(void **state)
     rmdir(dir);
 }
 
+/* file=/dev/fd/N: the inherited fd as it is (libvirt's -add-fd file, opened
+ * O_APPEND): what was in the file stays, output goes after it, and the fd
+ * itself stays open for its owner; an fd open read-only or not at all is
+ * refused with one line. */
+static void test_file_inherited_fd(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_char_backend_fd.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd > 2);
+    assert_int_equal(write(fd, "old\n", 4), 4);
+    close(fd);
+    fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    assert_true(fd > 2);
+    g_autofree char *name = g_strdup_printf("/dev/fd/%d", fd);
+    GError *err = NULL;
+    struct char_backend *be = char_backend_open(SERIAL_FILE, name, &err);
+    assert_non_null(be);
+    char_backend_write(be, (const uint8_t *)"new", 3);
+    char_backend_close(be);
+    assert_true(fcntl(fd, F_GETFD) >= 0);
+    gchar *got = NULL;
+    assert_true(g_file_get_contents(path, &got, NULL, NULL));
+    assert_string_equal(got, "old\nnew");
+    g_free(got);
+    close(fd);
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    g_free(name);
+    name = g_strdup_printf("/dev/fd/%d", fd);
+    assert_null(char_backend_open(SERIAL_FILE, name, &err));
+    assert_non_null(strstr(err->message, "reading only"));
+    assert_null(strchr(err->message, '\n'));
+    g_clear_error(&err);
+    close(fd);
+    assert_null(char_backend_open(SERIAL_FILE, name, &err));
+    assert_non_null(strstr(err->message, "not open"));
+    g_clear_error(&err);
+    unlink(path);
+}
+
 static void test_pty_mode(void **state)
 {
     GError *err = NULL;
@@ -490,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escape_literal_and_split, setup_escapes, teardown),
         cmocka_unit_test_setup_teardown(test_no_escapes_when_disabled, setup, teardown),
         cmocka_unit_test(test_file_mode),
+        cmocka_unit_test(test_file_inherited_fd),
         cmocka_unit_test(test_pty_mode),
         cmocka_unit_test(test_socket_mode),
         cmocka_unit_test_setup_teardown(test_write_iov_order_and_cancel, setup, teardown),

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 
@@ -377,6 +379,76 @@ static void test_refusals(void **state)
     parsed_clear(&p);
 }
 
+/* libvirt's file serial: -add-fd hands over the file it opened, -chardev
+ * file names its set as /dev/fdset/N; the serial writes to that fd
+ * (/dev/fd/M, char_backend). The set is found whatever the option order;
+ * a set without a writable fd, an fd not open, stdio fds, append=on on a
+ * file vmm opens itself and a logfile are refused with one line. */
+static void test_add_fd(void **state)
+{
+    (void)state;
+    int ro = open("/dev/null", O_RDONLY | O_CLOEXEC), wr = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    assert_true(ro > 2 && wr > 2);
+    g_autofree char *ro_s = g_strdup_printf("set=3,fd=%d,opaque=serial0-log", ro);
+    g_autofree char *wr_s = g_strdup_printf("set=0,fd=%d,opaque=serial0-source", wr);
+    g_autofree char *want = g_strdup_printf("/dev/fd/%d", wr);
+    struct parsed p;
+    parse_v(&p, (const char *const[]){ "-machine", "pc", "-kernel", "/k", "-add-fd", ro_s, "-add-fd", wr_s,
+                                       "-chardev", "file,id=charserial0,path=/dev/fdset/0,append=on",
+                                       "-device", "isa-serial,chardev=charserial0,id=serial0,index=0", NULL });
+    if (p.r != 0)
+        fail_msg("parse failed: %s", p.err ? p.err->message : "?");
+    assert_int_equal(p.c.serial_mode, SERIAL_FILE);
+    assert_string_equal(p.c.serial_path, want);
+    parsed_clear(&p);
+    /* -add-fd after the -chardev that names its set */
+    parse_v(&p, (const char *const[]){ "-machine", "pc", "-kernel", "/k",
+                                       "-chardev", "file,id=c,path=/dev/fdset/0", "-add-fd", wr_s,
+                                       "-device", "isa-serial,chardev=c", NULL });
+    if (p.r != 0)
+        fail_msg("parse failed: %s", p.err ? p.err->message : "?");
+    assert_string_equal(p.c.serial_path, want);
+    parsed_clear(&p);
+
+    g_autofree char *closed_s = g_strdup_printf("set=1,fd=%d", wr + 100);
+    g_autofree char *closed_w = g_strdup_printf("fd=%d is not open", wr + 100);
+    const struct {
+        const char *args[6];
+        const char *prefix, *contains;
+    } cases[] = {
+        { { "-add-fd", "set=0" }, "-add-fd:", "fd=N" },
+        { { "-add-fd", "fd=x,set=0" }, "-add-fd:", "fd=x" },
+        { { "-add-fd", "fd=9,set=y" }, "-add-fd:", "set=y" },
+        { { "-add-fd", "fd=1,set=0" }, "-add-fd:", "stdout" },
+        { { "-add-fd", closed_s }, "-add-fd:", closed_w },
+        { { "-add-fd", wr_s, "-add-fd", "fd=9,set=0,dupfd=3" }, "-add-fd:", "dupfd" },
+        { { "-add-fd", ro_s, "-chardev", "file,id=c,path=/dev/fdset/3", "-device", "isa-serial,chardev=c" },
+          "-chardev file,id=c:", "writable" },
+        { { "-chardev", "file,id=c,path=/dev/fdset/7", "-device", "isa-serial,chardev=c" },
+          "-chardev file,id=c:", "set=7" },
+        { { "-chardev", "file,id=c,path=/var/log/s.log,append=on" }, "-chardev file,id=c:", "append=on" },
+        { { "-add-fd", wr_s, "-chardev", "file,id=c,path=/dev/fdset/0,logfile=/dev/fdset/0,logappend=on" },
+          "-chardev file", "logfile" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *args[12] = { "-machine", "pc", "-kernel", "/k" };
+        size_t n = 4;
+        for (size_t k = 0; k < 6 && cases[i].args[k]; k++)
+            args[n++] = cases[i].args[k];
+        args[n] = NULL;
+        parse_v(&p, args);
+        if (p.r != -1 || !p.err)
+            fail_msg("case %zu (%s): accepted", i, cases[i].args[1]);
+        if (!g_str_has_prefix(p.err->message, cases[i].prefix) || !strstr(p.err->message, cases[i].contains) ||
+            strchr(p.err->message, '\n'))
+            fail_msg("case %zu (%s): message \"%s\"; want prefix \"%s\" containing \"%s\"", i, cases[i].args[1],
+                     p.err->message, cases[i].prefix, cases[i].contains);
+        parsed_clear(&p);
+    }
+    close(ro);
+    close(wr);
+}
+
 static void check_entry(const char *opt, const char *key, const char *value, const char *reason, void *opaque)
 {
     unsigned *n = opaque;
@@ -410,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_escaping_and_json),
         cmocka_unit_test(test_more_options),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_add_fd),
         cmocka_unit_test(test_ignored_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
