@@ -23,6 +23,7 @@
 #include "vmm/iothread.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
+#include "vmm/migration.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 
@@ -334,10 +335,16 @@ int machine_run(struct machine *m)
                                                  m->console_be, snapshot_restore_memory_fd(m->restore), &err)
                             : vm_create(&m->vm, m->cfg, m->kvm_fd, &m->caps, m->loop, m->serial_be, m->console_be,
                                         &err);
-        if (cr == 0 && m->restore &&
-            (snapshot_restore_fill_memory(m->restore, &m->vm, &err) < 0 ||
-             snapshot_restore_load(m->restore, &m->vm, &err) < 0))
-            cr = -1;
+        if (cr == 0 && m->restore) {
+            int lr = migration_incoming_load(m, &err);
+            if (lr == 1) {          /* quit or a signal while the migration came in */
+                snapshot_restore_answer(m->restore, "the destination was told to quit");
+                vm_destroy(&m->vm);
+                return 0;
+            }
+            if (lr < 0)
+                cr = -1;
+        }
         if (m->restore)     /* an incoming migration's source waits for this */
             snapshot_restore_answer(m->restore, cr < 0 ? err->message : NULL);
         if (cr < 0) {

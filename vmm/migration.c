@@ -33,6 +33,10 @@ struct migrate_stats {
     double mbps;
 };
 static struct migrate_stats stats;
+/* The destination's side of query-migrate (QEMU 7.2 answers its incoming
+ * state there): NULL until a stream comes, then "active", "completed" or
+ * "failed". Main loop thread. */
+static const char *incoming_status;
 
 static uint64_t now_ms(void)
 {
@@ -729,6 +733,9 @@ static JsonNode *cmd_query_migrate(const struct qmp_cmd_ctx *ctx, JsonObject *ar
         json_object_set_object_member(o, "ram", ram);
     }
     g_mutex_unlock(&stats_lock);
+    /* A destination: its incoming state (QEMU gives only the status). */
+    if (!json_object_has_member(o, "status") && incoming_status)
+        json_object_set_string_member(o, "status", incoming_status);
     JsonNode *n = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(n, o);
     return n;
@@ -755,6 +762,74 @@ static JsonNode *cmd_migrate_set_parameters(const struct qmp_cmd_ctx *ctx, JsonO
     }
     downtime_limit_ms = (uint64_t)v;
     return NULL;
+}
+
+/* ---- the destination: RAM and state on a thread ---- */
+
+
+struct incoming_rx {
+    struct machine *m;
+    GError *err;
+    int ret;
+    bool done;          /* atomic: the thread is over */
+};
+
+static void *incoming_thread(void *opaque)
+{
+    struct incoming_rx *rx = opaque;
+    rx->ret = snapshot_restore_fill_memory(rx->m->restore, &rx->m->vm, &rx->err);
+    __atomic_store_n(&rx->done, true, __ATOMIC_RELEASE);
+    loop_quit(rx->m->loop);
+    return NULL;
+}
+
+int migration_incoming_load(struct machine *m, GError **err)
+{
+    int sock = snapshot_restore_socket(m->restore);
+    if (sock >= 0) {
+        struct incoming_rx rx = { .m = m };
+        pthread_t t;
+        int e = pthread_create(&t, NULL, incoming_thread, &rx);
+        if (e != 0) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot start the incoming migration thread: %s",
+                        g_strerror(e));
+            return -1;
+        }
+        incoming_status = "active";
+        m->state = RUN_STATE_INMIGRATE;
+        int lr = 0;
+        /* The loop also ends for quit and signals (machine_shutdown: state
+         * shutdown), and a quit may come twice: look at both each time. */
+        while (!__atomic_load_n(&rx.done, __ATOMIC_ACQUIRE) && m->state != RUN_STATE_SHUTDOWN && lr == 0)
+            lr = loop_run(m->loop);
+        if (!__atomic_load_n(&rx.done, __ATOMIC_ACQUIRE))
+            shutdown(sock, SHUT_RD);        /* the thread's read ends now; the answer can still go */
+        pthread_join(t, NULL);
+        if (m->state == RUN_STATE_SHUTDOWN) {
+            g_clear_error(&rx.err);
+            incoming_status = "failed";
+            return 1;
+        }
+        m->state = m->cfg->paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
+        if (lr < 0 && rx.ret == 0) {
+            g_clear_error(&rx.err);
+            g_set_error(&rx.err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "the event loop failed: %s", g_strerror(-lr));
+            rx.ret = -1;
+        }
+        if (rx.ret < 0) {
+            incoming_status = "failed";
+            g_propagate_error(err, rx.err);
+            return -1;
+        }
+    }
+    if (snapshot_restore_load(m->restore, &m->vm, err) < 0) {
+        if (sock >= 0)
+            incoming_status = "failed";
+        return -1;
+    }
+    if (sock >= 0)
+        incoming_status = "completed";
+    return 0;
 }
 
 /* ---- --incoming defer + migrate-incoming ---- */
@@ -796,7 +871,7 @@ static JsonNode *cmd_migrate_incoming(const struct qmp_cmd_ctx *ctx, JsonObject 
                             "'-incoming' was not specified on the command line");
         return NULL;
     }
-    if (deferred.listen_fd >= 0 || deferred.fd >= 0) {
+    if (deferred.listen_fd >= 0 || deferred.fd >= 0 || incoming_status) {
         g_set_error_literal(err, QMP_ERROR, QMP_ERR_GENERIC, "The incoming migration has already been started");
         return NULL;
     }

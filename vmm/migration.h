@@ -34,6 +34,14 @@ int migration_check_uri(const char *uri, GError **err);
 struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c, GError **err);
 /* The same on a connection already accepted (fd, from uri). */
 struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct vm_config *c, GError **err);
+/* machine_run, once vm_create_restored has built the VM of m->restore:
+ * fills RAM and loads every section. An incoming migration's RAM and final
+ * state are read on a thread of their own while the main loop goes on
+ * serving QMP (query-status "inmigrate", query-migrate {"status":
+ * "active"}, cont as QEMU's autostart, quit or SIGTERM end it); the state
+ * is then loaded on the main loop thread. 0; -1 with *err; 1 when vmm was
+ * told to quit meanwhile (the VM must not run). */
+int migration_incoming_load(struct machine *m, GError **err);
 /* --incoming defer: QMP migrate-incoming {"uri"} (state inmigrate only)
  * listens on the main loop; the first connection accepted ends loop_run.
  * Returns that connection (and *uri), or -1 when none came. */

@@ -758,6 +758,11 @@ struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config
     return s;
 }
 
+int snapshot_restore_socket(const struct snapshot_restore *s)
+{
+    return s->sock;
+}
+
 void snapshot_restore_set_socket(struct snapshot_restore *s, int sock)
 {
     s->sock = sock;

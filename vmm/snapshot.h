@@ -74,6 +74,8 @@ struct snapshot_restore *snapshot_restore_from_stream(GBytes *stream, struct vm_
 /* --incoming: RAM comes on this connection (s owns it from now on) and the
  * answer goes back on it. */
 void snapshot_restore_set_socket(struct snapshot_restore *s, int sock);
+/* The connection of an incoming migration, or -1. */
+int snapshot_restore_socket(const struct snapshot_restore *s);
 /* With a socket: reads the RAM runs into vm's memory, then the final state
  * stream (which replaces the one the connection began with). Else nothing. */
 int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err);

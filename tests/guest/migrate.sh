@@ -242,6 +242,88 @@ check "defer: the source completes and exits 0, the destination goes on from $be
     -- <(echo "$r"; echo "$r2") "$tmp/dst-defer" "$tmp/dst-defer.err"
 kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 
+# QMP answers while a migration comes in (RAM is read on a thread of its
+# own, for --incoming URI and for defer + migrate-incoming alike): a
+# recorder takes the start of a real source's stream (the config and the
+# first RAM run's header and a page of it), a replayer feeds it to the
+# destination and then holds the connection without sending more, so the
+# destination sits in the middle of RAM. query-status (inmigrate) and
+# query-migrate (active) must answer; quit then ends it, exit 0, and the
+# peer is told why.
+src_ns=() dst_ns=()
+start_src rec
+newport
+python3 -c '
+import socket, struct, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+c, _ = s.accept()
+def take(n):
+    b = b""
+    while len(b) < n:
+        k = c.recv(n - len(b))
+        if not k: raise SystemExit("short")
+        b += k
+    return b
+head = take(16); n = struct.unpack("<Q", head[8:])[0]
+out = head + take(n) + take(16) + take(4096)
+open(sys.argv[2], "wb").write(out); c.close()' "$p" "$tmp/stream-start" &
+fake=$!
+wait_listen "tcp:127.0.0.1:$p"
+mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}" > /dev/null
+wait "$fake"; fake=
+kill -KILL "$src"; wait "$src" 2>/dev/null; src=
+# replay SOCKPATH: feeds the recorded start to a unix socket, prints what
+# comes back, holds the connection 60 s at most.
+replay() {
+    python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
+c.sendall(open(sys.argv[2], "rb").read()); c.settimeout(60)
+try:
+    print(c.recv(4096).decode(errors="replace").strip())
+except socket.timeout:
+    pass' "$1" "$tmp/stream-start" > "$tmp/replay.out" &
+    fake=$!
+}
+qmp_bounded() {
+    local sock=$1; shift
+    { echo '{"execute":"qmp_capabilities"}'; printf '%s\n' "$@"; } | timeout 20 "$qmpc" "$sock" 2>&1 | tail -n +3
+}
+for how in plain defer; do
+    rm -f "$tmp/di.sock" "$tmp/mig-in.sock"
+    if [ $how = plain ]; then
+        "$vmm" --incoming "unix:$tmp/mig-in.sock" --serial "file=$tmp/dst-in" --qmp "unix:$tmp/di.sock" \
+            2> "$tmp/dst-in.err" < /dev/null &
+        dst=$!
+        wait_listen "unix:$tmp/mig-in.sock"
+        replay "$tmp/mig-in.sock"
+        wait_sock "$tmp/di.sock"
+    else
+        "$vmm" --incoming defer --serial "file=$tmp/dst-in" --qmp "unix:$tmp/di.sock" 2> "$tmp/dst-in.err" < /dev/null &
+        dst=$!
+        wait_sock "$tmp/di.sock"
+        qmp "$tmp/di.sock" "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-in.sock\"}}" > /dev/null
+        wait_listen "unix:$tmp/mig-in.sock"
+        replay "$tmp/mig-in.sock"
+    fi
+    # (until the replayer's bytes are in, query-migrate may say nothing yet)
+    i=0
+    while ! qmp_bounded "$tmp/di.sock" '{"execute":"query-migrate"}' | grep -q '"status": "active"' && [ $i -lt 100 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    r=$(qmp_bounded "$tmp/di.sock" '{"execute":"query-status"}' '{"execute":"query-migrate"}' \
+            "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-in2.sock\"}}")
+    r2=$(qmp_bounded "$tmp/di.sock" '{"execute":"quit"}')
+    reap "$dst"; dst=
+    wait "$fake"; fake=
+    check "$how: QMP answers in the middle of an incoming RAM stream (inmigrate, query-migrate active, migrate-incoming refused); quit: exit 0, the source is told" \
+        eval 'grep -q "\"status\": \"inmigrate\"" <<<"$r" && grep -q "^{\"return\": {\"status\": \"active\"}}" <<<"$r" &&
+              grep -q "already been started" <<<"$r" && grep -q "^{\"return\": {}}" <<<"$r2" && [ "$status" = 0 ] &&
+              grep -q "^ERR the destination was told to quit" "$tmp/replay.out" && [ ! -s "$tmp/dst-in" ]' \
+        -- <(echo "$r"; echo "$r2") "$tmp/dst-in.err" "$tmp/replay.out"
+done
+
 # The guest keeps its source's CPUID: a source whose KVM lacks SYSCALL (the
 # debugging knob) migrates to a destination that has it; the guest's
 # CPUID 0x8000_0001 EDX reads the same after the move.

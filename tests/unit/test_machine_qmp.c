@@ -54,6 +54,14 @@ void cpu_qmp_vm_created(struct machine *m)
     (void)m;
 }
 
+/* vmm/migration.c (machine.c loads a restored VM through it) likewise. */
+int migration_incoming_load(struct machine *m, GError **err)
+{
+    (void)m;
+    (void)err;
+    return 0;
+}
+
 void qmp_emit_event(struct qmp_server *s, const char *name, JsonNode *data)
 {
     (void)s;
