@@ -54,8 +54,10 @@ static JsonNode *cmd_query_kvm(const struct qmp_cmd_ctx *ctx, JsonObject *args, 
 }
 
 /* One machine: pc-i440fx-7.2 alias pc. No default-ram-id (libvirt would
- * then pass memory-backend objects), no hotpluggable-cpus until the CPU
- * hotplug QMP exists. */
+ * then pass memory-backend objects). hotpluggable-cpus: vmm plugs CPUs
+ * (cpu_qmp.c: query-hotpluggable-cpus, device_add/device_del of
+ * host-x86_64-cpu), which libvirt 9.0 needs for setvcpus --live; the none
+ * machine has no CPUs to plug, as in QEMU. */
 static JsonNode *cmd_query_machines(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     static const char *const known[] = { "compat-props", NULL };
@@ -67,7 +69,7 @@ static JsonNode *cmd_query_machines(const struct qmp_cmd_ctx *ctx, JsonObject *a
     json_object_set_string_member(o, "alias", "pc");
     json_object_set_boolean_member(o, "is-default", TRUE);
     json_object_set_int_member(o, "cpu-max", VMM_MAX_CPUS);
-    json_object_set_boolean_member(o, "hotpluggable-cpus", FALSE);
+    json_object_set_boolean_member(o, "hotpluggable-cpus", TRUE);
     json_object_set_boolean_member(o, "numa-mem-supported", FALSE);
     json_object_set_boolean_member(o, "deprecated", FALSE);
     json_object_set_string_member(o, "default-cpu-type", "host-x86_64-cpu");

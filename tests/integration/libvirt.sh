@@ -21,9 +21,16 @@
 #     only), then virsh destroy ends it;
 #   - attach-device / detach-device of a virtio disk on guest-tests/pcihp,
 #     which ejects it: DEVICE_DELETED takes it out of libvirt's live XML;
+#   - detach-device of a disk and an ethernet NIC given at launch on pcihp's
+#     devices mode (it drives them and releases each on the eject request):
+#     DEVICE_DELETED, then blockdev-del of the -blockdev nodes / netdev_del
+#     of the -netdev succeed (vmm's replies read from libvirtd's debug log),
+#     query-named-block-nodes before and after; then an ethernet NIC
+#     attached (the guest reads its MAC) and detached the same way;
+#   - setvcpus --live: a vCPU plugged with device_add (hotpluggable-cpus);
 #   - no vmm process left behind after each scenario.
-# Every libvirt call is bounded (timeout); a hang fails the case instead of
-# the run. Emits TAP; skips without root, libvirtd/virsh or a usable
+# Every libvirt call (virsh, libvirtd -d, virt-install, lv-api) is bounded
+# (timeout); a hang fails the case instead of the run. Emits TAP; skips without root, libvirtd/virsh or a usable
 # /dev/kvm. tools/packages.txt has the packages.
 #
 # With LV_API (tests/integration/lv-api.c), the same through libvirt's C API
@@ -117,7 +124,7 @@ log_outputs = "1:file:/var/log/libvirt/libvirtd-debug.log"
 EOF
 V() { timeout "${T:-60}" virsh -q -c qemu:///system "$@"; }
 start_libvirtd() {
-    libvirtd -d -p /run/libvirtd-vmm-test.pid 2> "$priv/libvirtd.err" || return 1
+    timeout 60 libvirtd -d -p /run/libvirtd-vmm-test.pid 2> "$priv/libvirtd.err" || return 1
     local i=0
     while [ ! -S /run/libvirt/libvirt-sock ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     lvpid=$(cat /run/libvirtd-vmm-test.pid 2>/dev/null)
@@ -131,6 +138,46 @@ fi
 ok "libvirtd starts (private instance)" ""
 # The daemon's log of a failed step, for the TAP comment.
 lvlog() { grep -E "error|Failed|failed" /var/log/libvirt/libvirtd-debug.log 2>/dev/null | tail -n "${1:-5}"; }
+# What vmm told libvirtd, read from libvirtd's debug log from line $logmark
+# on (set before the step).
+# mon_reply CMD [ARGS_SUBSTRING]: the reply libvirtd got to its last CMD.
+lvdebug=/var/log/libvirt/libvirtd-debug.log
+mon_reply() {
+    tail -n "+$logmark" "$lvdebug" > "$priv/logtail"
+    python3 - "$1" "${2:-}" "$priv/logtail" <<'PY'
+import json, re, sys
+cmd, sub, log = sys.argv[1:4]
+want, replies = None, {}
+for line in open(log, errors="replace"):
+    m = re.search(r"QEMU_MONITOR_SEND_MSG: mon=\S+ msg=(\{.*\})", line)
+    if m:
+        try:
+            o = json.loads(m.group(1))
+        except ValueError:
+            continue
+        if o.get("execute") == cmd and sub in json.dumps(o.get("arguments", {})):
+            want = o.get("id")
+        continue
+    m = re.search(r"QEMU_MONITOR_RECV_REPLY: mon=\S+ reply=(\{.*\})", line)
+    if m:
+        try:
+            o = json.loads(m.group(1))
+        except ValueError:
+            continue
+        replies[o.get("id")] = m.group(1)
+print(replies.get(want, "(no reply)") if want else "(no %s %s sent)" % (cmd, sub))
+PY
+}
+# seen_deleted ID: libvirtd received DEVICE_DELETED for device ID.
+seen_deleted() {
+    tail -n "+$logmark" "$lvdebug" | grep 'QEMU_MONITOR_RECV_EVENT' | grep '"DEVICE_DELETED"' |
+        grep -q "\"device\": *\"$1\""
+}
+wait_in() {   # wait_in FILE TEXT: up to 60 s
+    local i=0
+    while ! grep -qF "$2" "$1" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    grep -qF "$2" "$1"
+}
 no_vmm_left() {
     local left i=0
     while :; do
@@ -369,6 +416,7 @@ T=20 V qemu-monitor-command vmm3 '{"execute": "qom-list", "arguments": {"path": 
 ok "attach-device: a virtio disk plugged (live XML, qom-list)" \
     "$([ $st = 0 ] && grep -q "dev='vdb'" "$priv/live3.xml" && grep -q 'virtio-disk1' "$priv/qom3" ||
        { cat "$priv/attach.out" "$priv/qom3"; lvlog; })"
+logmark=$(($(wc -l < "$lvdebug") + 1))
 V detach-device vmm3 "$priv/hotdisk.xml" --live > "$priv/detach.out" 2>&1
 st=$?
 wait_line 'cycle 1 ejected'
@@ -379,12 +427,179 @@ for i in $(seq 1 100); do
 done
 T=20 V qemu-monitor-command vmm3 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qom3b" 2>&1
 ok "detach-device: the guest ejects, DEVICE_DELETED, the disk leaves libvirt's live XML and qom-list" \
-    "$([ $st = 0 ] && [ $gone_vdb = yes ] && grep -q 'cycle 1 ejected' "$priv/hp.pty" && ! grep -q 'virtio-disk1' "$priv/qom3b" ||
+    "$([ $st = 0 ] && [ $gone_vdb = yes ] && grep -q 'cycle 1 ejected' "$priv/hp.pty" && ! grep -q 'virtio-disk1' "$priv/qom3b" &&
+       seen_deleted virtio-disk1 && [[ "$(mon_reply blockdev-del format)" == *'"return": {}'* ]] ||
        { echo "detach status $st, gone from XML: $gone_vdb"; cat "$priv/detach.out" "$priv/qom3b"; tail -5 "$priv/hp.pty"; lvlog; })"
 [ -n "$hppid" ] && kill $hppid 2>/dev/null
 V destroy vmm3 > /dev/null 2>&1
 gone vmm3
 no_vmm_left "hotplug"
+
+# ---- detach-device of a disk and a NIC given at launch ----
+# libvirt's detach: device_del, DEVICE_DELETED (after the guest released and
+# ejected the device), then blockdev-del of the disk's -blockdev nodes
+# (libvirt-N-format, libvirt-N-storage) / netdev_del of the NIC's -netdev
+# (hostnetN) (contract §5.2). guest-tests/pcihp's devices=K mode drives
+# every virtio disk and NIC from power-on and releases each on the eject
+# request. What vmm answered each step is read from libvirtd's debug log
+# (mon_reply, seen_deleted). After them a NIC is attached and detached again.
+truncate -s 1M "$priv/bt.raw"
+bootnic=
+ndev=1
+if [ -n "$nic" ]; then
+    bootnic="<interface type='ethernet'><mac address='52:54:00:12:34:57'/><model type='virtio'/></interface>"
+    ndev=3     # the disk, the NIC, a NIC attached later
+fi
+cat > "$priv/vmm5.xml" <<EOF
+<domain type='kvm'>
+  <name>vmm5</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/pcihp.elf</kernel><cmdline>devices=$ndev</cmdline></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$vmm</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$priv/bt.raw'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    $bootnic
+    <serial type='pty'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+V create "$priv/vmm5.xml" > "$priv/create5.out" 2>&1
+wait_state vmm5 running > /dev/null
+pty5=$(V ttyconsole vmm5 2>/dev/null)
+: > "$priv/bt.pty"
+btpid=
+if [ -n "$pty5" ]; then
+    timeout 120 cat < "$pty5" > "$priv/bt.pty" 2>/dev/null &
+    btpid=$!
+fi
+wait_in "$priv/bt.pty" 'ready for unplug'
+T=20 V qemu-monitor-command vmm5 '{"execute": "query-named-block-nodes"}' > "$priv/nodes5a" 2>&1
+ok "a disk given at launch: query-named-block-nodes lists its -blockdev nodes" \
+    "$(grep -q 'libvirt-[0-9]*-format' "$priv/nodes5a" && grep -q 'libvirt-[0-9]*-storage' "$priv/nodes5a" ||
+       { cat "$priv/create5.out" "$priv/nodes5a"; tail -5 "$priv/bt.pty"; })"
+cat > "$priv/btdisk.xml" <<EOF
+<disk type='file' device='disk'>
+  <driver name='qemu' type='raw'/>
+  <source file='$priv/bt.raw'/>
+  <target dev='vda' bus='virtio'/>
+</disk>
+EOF
+logmark=$(($(wc -l < "$lvdebug") + 1))
+V detach-device vmm5 "$priv/btdisk.xml" --live > "$priv/btdetach.out" 2>&1
+st=$?
+wait_in "$priv/bt.pty" 'ejected (blk)'
+gone_vda=no
+for i in $(seq 1 100); do
+    V dumpxml vmm5 2>/dev/null | grep -q "dev='vda'" || { gone_vda=yes; break; }
+    sleep 0.1
+done
+T=20 V qemu-monitor-command vmm5 '{"execute": "query-named-block-nodes"}' > "$priv/nodes5b" 2>&1
+T=20 V qemu-monitor-command vmm5 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qom5" 2>&1
+fmt=$(mon_reply blockdev-del format) sto=$(mon_reply blockdev-del storage)
+ok "detach-device of the disk given at launch: the guest releases it, DEVICE_DELETED, blockdev-del of its -blockdev nodes succeeds" \
+    "$([ $st = 0 ] && [ $gone_vda = yes ] && grep -q 'ejected (blk)' "$priv/bt.pty" && seen_deleted virtio-disk0 &&
+       [[ "$fmt" == *'"return": {}'* ]] && [[ "$sto" == *'"return": {}'* ]] && grep -q '"return":\[\]' "$priv/nodes5b" &&
+       ! grep -q virtio-disk0 "$priv/qom5" ||
+       { echo "detach status $st, gone from XML: $gone_vda; blockdev-del format: $fmt; storage: $sto"
+         cat "$priv/btdetach.out" "$priv/nodes5b" "$priv/qom5"; tail -5 "$priv/bt.pty"; lvlog; })"
+if [ -n "$nic" ]; then
+    echo "<interface type='ethernet'><mac address='52:54:00:12:34:57'/><model type='virtio'/></interface>" > "$priv/btnic.xml"
+    logmark=$(($(wc -l < "$lvdebug") + 1))
+    V detach-device vmm5 "$priv/btnic.xml" --live > "$priv/btdetachnic.out" 2>&1
+    st=$?
+    wait_in "$priv/bt.pty" 'ejected (net 52:54:00:12:34:57)'
+    gone_nic=no
+    for i in $(seq 1 100); do
+        V dumpxml vmm5 2>/dev/null | grep -q "52:54:00:12:34:57" || { gone_nic=yes; break; }
+        sleep 0.1
+    done
+    T=20 V qemu-monitor-command vmm5 '{"execute": "qom-list", "arguments": {"path": "/machine/peripheral"}}' > "$priv/qom5n" 2>&1
+    nd=$(mon_reply netdev_del hostnet)
+    ok "detach-device of the NIC given at launch: the guest releases it, DEVICE_DELETED, netdev_del of its -netdev succeeds" \
+        "$([ $st = 0 ] && [ $gone_nic = yes ] && grep -q 'ejected (net 52:54:00:12:34:57)' "$priv/bt.pty" &&
+           seen_deleted net0 && [[ "$nd" == *'"return": {}'* ]] && ! grep -q '"net0"' "$priv/qom5n" ||
+           { echo "detach status $st, gone from XML: $gone_nic; netdev_del: $nd"
+             cat "$priv/btdetachnic.out" "$priv/qom5n"; tail -5 "$priv/bt.pty"; lvlog; })"
+fi
+if [ -n "$nic" ]; then
+    echo "<interface type='ethernet'><mac address='52:54:00:ab:cd:01'/><model type='virtio'/></interface>" > "$priv/hotnic5.xml"
+    V attach-device vmm5 "$priv/hotnic5.xml" --live > "$priv/attach5.out" 2>&1
+    ast=$?
+    wait_in "$priv/bt.pty" 'up (net 52:54:00:ab:cd:01)'
+    alias5=$(V dumpxml vmm5 2>/dev/null | tr -d '\n' | grep -o "<mac address='52:54:00:ab:cd:01'/>.*" |
+             grep -o "<alias name='[^']*'" | head -n 1 | cut -d"'" -f2)
+    logmark=$(($(wc -l < "$lvdebug") + 1))
+    V detach-device vmm5 "$priv/hotnic5.xml" --live > "$priv/detach5.out" 2>&1
+    st=$?
+    wait_in "$priv/bt.pty" 'ejected (net 52:54:00:ab:cd:01)'
+    gone_nic=no
+    for i in $(seq 1 100); do
+        V dumpxml vmm5 2>/dev/null | grep -q "52:54:00:ab:cd:01" || { gone_nic=yes; break; }
+        sleep 0.1
+    done
+    nd=$(mon_reply netdev_del hostnet)
+    ok "attach-device then detach-device of an ethernet NIC: the guest drives it (its MAC), releases it, DEVICE_DELETED, netdev_del succeeds" \
+        "$([ $ast = 0 ] && [ $st = 0 ] && [ -n "$alias5" ] && grep -q 'up (net 52:54:00:ab:cd:01)' "$priv/bt.pty" &&
+           grep -q 'ejected (net 52:54:00:ab:cd:01)' "$priv/bt.pty" && [ $gone_nic = yes ] && seen_deleted "$alias5" &&
+           [[ "$nd" == *'"return": {}'* ]] ||
+           { echo "attach $ast, detach $st, alias '$alias5', gone from XML: $gone_nic; netdev_del: $nd"
+             cat "$priv/attach5.out" "$priv/detach5.out"; tail -5 "$priv/bt.pty"; lvlog; })"
+fi
+ok "the guest saw every device it was given go (pcihp devices=$ndev)" \
+    "$(wait_in "$priv/bt.pty" "$ndev of $ndev devices released" || tail -8 "$priv/bt.pty")"
+[ -n "$btpid" ] && kill $btpid 2>/dev/null
+V destroy vmm5 > /dev/null 2>&1
+gone vmm5
+no_vmm_left "detach of devices given at launch"
+
+# ---- setvcpus --live: CPU hotplug through device_add ----
+# query-machines says hotpluggable-cpus for pc: libvirt launches with
+# -smp 1,maxcpus=2, reads query-hotpluggable-cpus, and plugs the second vCPU
+# with device_add host-x86_64-cpu (its props from that list).
+cat > "$priv/vmm6.xml" <<EOF
+<domain type='kvm'>
+  <name>vmm6</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu current='1'>2</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/lifecycle.elf</kernel><cmdline>console=ttyS0</cmdline></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$vmm</emulator>
+    <serial type='pty'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+V create "$priv/vmm6.xml" > "$priv/create6.out" 2>&1
+wait_state vmm6 running > /dev/null
+c0=$(V vcpucount vmm6 --live --active 2>&1)
+logmark=$(($(wc -l < "$lvdebug") + 1))
+V setvcpus vmm6 2 --live > "$priv/setvcpus.out" 2>&1
+st=$?
+c1=$(V vcpucount vmm6 --live --active 2>&1)
+T=20 V qemu-monitor-command vmm6 '{"execute": "query-cpus-fast"}' > "$priv/cpus6" 2>&1
+da=$(mon_reply device_add x86_64-cpu)
+ok "setvcpus --live 2: libvirt plugs a vCPU with device_add (hotpluggable-cpus), vmm runs it" \
+    "$([ "$c0" = 1 ] && [ $st = 0 ] && [ "$c1" = 2 ] && [[ "$da" == *'"return": {}'* ]] &&
+       grep -q '"cpu-index":1' "$priv/cpus6" ||
+       { echo "vcpucount before '$c0', after '$c1', setvcpus status $st, device_add: $da"
+         cat "$priv/create6.out" "$priv/setvcpus.out" "$priv/cpus6"; lvlog; })"
+V destroy vmm6 > /dev/null 2>&1
+gone vmm6
+no_vmm_left "setvcpus"
 
 # ---- the same through libvirt's C API ----
 if [ -n "$lvapi" ]; then

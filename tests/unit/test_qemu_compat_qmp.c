@@ -130,7 +130,7 @@ static void test_probe_replies(void **state)
            "{\"return\": [{\"name\": \"migratable\", \"type\": \"bool\"}]}");
     expect(t, "{\"execute\": \"query-machines\"}",
            "{\"return\": [{\"name\": \"pc-i440fx-7.2\", \"alias\": \"pc\", \"is-default\": true, \"cpu-max\": 255, "
-           "\"hotpluggable-cpus\": false, \"numa-mem-supported\": false, \"deprecated\": false, \"default-cpu-type\": "
+           "\"hotpluggable-cpus\": true, \"numa-mem-supported\": false, \"deprecated\": false, \"default-cpu-type\": "
            "\"host-x86_64-cpu\"}, {\"name\": \"none\", \"cpu-max\": 1, \"hotpluggable-cpus\": false, "
            "\"numa-mem-supported\": false, \"deprecated\": false}]}");
     expect(t, "{\"execute\": \"query-cpu-definitions\"}",
