@@ -27,8 +27,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 # the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1;
-# devices given at launch and a NIC: the driver 17, the guest 4, vmm's status 1
-echo "1..43"
+# devices given at launch and a NIC: the driver 18, the guest 4, vmm's status 1
+echo "1..44"
 dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
 "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit --reboot exit --object iothread,id=io0 \
     --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
@@ -86,7 +86,7 @@ fi
 # Devices given at launch, and a NIC hot-added, all unplugged (root: vmm in a
 # network namespace of its own creates the taps).
 if [ "$(id -u)" != 0 ] || ! unshare -n true 2>/dev/null; then
-    for i in $(seq 22 43); do echo "ok $i - # SKIP devices given at launch: needs root (a network namespace for the taps)"; done
+    for i in $(seq 22 44); do echo "ok $i - # SKIP devices given at launch: needs root (a network namespace for the taps)"; done
     exit 0
 fi
 dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
@@ -103,7 +103,7 @@ wait "$pid"
 rc=$?
 pid=
 kill "$watchdog" 2>/dev/null
-n=38
+n=39
 while read -r line; do
     case "$line" in
     "ok "*|"not ok "*)
@@ -112,11 +112,11 @@ while read -r line; do
     "#"*) echo "$line" ;;
     esac
 done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)')
-while [ $n -lt 42 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+while [ $n -lt 43 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
 if [ "$rc" = 1 ]; then
-    echo "ok 43 - vmm ran the devices guest to its end: debug-exit 0 (status 1)"
+    echo "ok 44 - vmm ran the devices guest to its end: debug-exit 0 (status 1)"
 else
-    echo "not ok 43 - vmm exited with status $rc, not 1"
+    echo "not ok 44 - vmm exited with status $rc, not 1"
     sed 's/^/#   out| /' "$tmp/out" | tail -20
     sed 's/^/#   err| /' "$tmp/err" | tail -20
 fi

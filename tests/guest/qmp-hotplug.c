@@ -280,7 +280,7 @@ static char *reply_str(const char *json)
  * released and ejected it, then blockdev-del / netdev_del of the node and
  * netdev named by their ids), and a NIC is hot-added (netdev_add of a tap
  * vmm creates, device_add) and hot-unplugged again. */
-static void devices_run(int pid)
+static void devices_run(int pid, const char *img_path)
 {
     bool good = wait_serial("# ready for unplug\n");
     tap_line(good, "the guest drives the disk and NIC given at launch");
@@ -293,6 +293,27 @@ static void devices_run(int pid)
              "query-named-block-nodes lists the --disk's node bdisk0");
     if (!strstr(nodes0, "bdisk0"))
         printf("#   got %s\n", nodes0);
+
+    /* libvirt's blockdev-add pair (a file node, a raw node over it by name):
+     * both listed, newest first, each with its own drv; the file node is
+     * busy while the raw node sits over it. */
+    g_autofree char *addf = g_strdup_printf("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", "
+                                            "\"node-name\": \"hf\", \"filename\": \"%s\", \"read-only\": true}}", img_path);
+    bool added = cmd_ok(addf) && cmd_ok("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"raw\", "
+                                        "\"node-name\": \"hr\", \"file\": \"hf\", \"read-only\": true}}");
+    g_autofree char *nodes2 = reply_str("{\"execute\": \"query-named-block-nodes\"}");
+    const char *r = strstr(nodes2, "\"node-name\":\"hr\""), *f = strstr(nodes2, "\"node-name\":\"hf\""),
+               *b = strstr(nodes2, "\"node-name\":\"bdisk0\"");
+    g_autoptr(JsonNode) busy = execute("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"hf\"}}");
+    g_autofree char *busys = to_str(busy);
+    bool dels = cmd_ok("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"hr\"}}") &&
+                cmd_ok("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"hf\"}}");
+    tap_line(added && r && f && b && r < f && f < b && strstr(r, "\"drv\":\"raw\"") && strstr(f, "\"drv\":\"file\"") &&
+             strstr(busys, "\"desc\":\"Block device hf is in use\"") && dels,
+             "blockdev-add file + raw: query-named-block-nodes lists hr, hf, bdisk0 in that order; blockdev-del of "
+             "hf under hr: \"Block device hf is in use\"; hr then hf deleted");
+    if (!(r && f && b && r < f && f < b) || !strstr(busys, "Block device hf is in use"))
+        printf("#   nodes %s; blockdev-del hf: %s\n", nodes2, busys);
 
     /* The NIC given at launch. The tap is vmm's until netdev_del: one fd
      * fewer after it than after DEVICE_DELETED. */
@@ -383,7 +404,7 @@ int main(int argc, char **argv)
             "Failed to find node with node-name='nope'");
 
     if (strcmp(argv[4], "devices") == 0) {
-        devices_run(pid);
+        devices_run(pid, img);
         close(sock);
         return tap_failed ? 1 : 0;
     }
