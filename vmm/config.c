@@ -242,7 +242,9 @@ void config_print_help(void)
 "                         (DIR/state, DIR/memory) where it was: the machine, its disks\n"
 "                         and NICs come from the snapshot, RAM is mapped from\n"
 "                         DIR/memory (copy on write, not read up front); only --qmp,\n"
-"                         --paused, --serial, --console (a new backend, not on/off)\n"
+"                         --paused, --serial, --console (a new backend, not on/off),\n"
+"                         --net fd=N|tap=NAME[,id=ID] (a new backend for the saved NIC\n"
+"                         of that id; one that was on an inherited fd must get one)\n"
 "                         and --log-level may be added. The guest keeps its saved\n"
 "                         CPUID; one this host's KVM cannot give (a CPU model\n"
 "                         mismatch) or a bad snapshot: one line, exit 2\n"
@@ -933,7 +935,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
          * from the snapshot instead. */
         if (!c->machine_opt && opt >= OPT_KERNEL && opt != OPT_QMP && opt != OPT_SERIAL && opt != OPT_CONSOLE &&
             opt != OPT_LOG_LEVEL && opt != OPT_RESTORE && opt != OPT_INCOMING && opt != OPT_CPU_MODEL &&
-            opt != OPT_MEMORY && idx >= 0)
+            opt != OPT_MEMORY && opt != OPT_NET && idx >= 0)
             c->machine_opt = longopts[idx].name;
         idx = -1;
         switch (opt) {
@@ -1025,10 +1027,19 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         return fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
     if (c->restore_dir && c->incoming)
         return fail(err, "--incoming: the machine comes from --restore already; give one of them");
+    /* --net with --restore / --incoming: a new backend for a NIC of the
+     * saved machine, matched by id (snapshot_config_load); nothing else. */
+    for (unsigned i = 0; (c->restore_dir || c->incoming) && i < c->nr_nets; i++) {
+        const struct net_config *n = &c->nets[i];
+        if (n->user || n->mac_set || n->num_queues != 1)
+            return fail(err, "--net %s: with %s only a new backend (tap=NAME or fd=N) and id= (the NIC's) may be "
+                        "given; the rest comes from the %s", n->id, c->restore_dir ? "--restore" : "--incoming",
+                        c->restore_dir ? "snapshot" : "source");
+    }
     if (c->incoming && c->machine_opt)
         return fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "
-                    "--paused, --serial, --console, --log-level and (what the source must match) --cpu-model "
-                    "and --memory SIZE may be added", c->machine_opt);
+                    "--paused, --serial, --console, --log-level, --net (a NIC's new backend) and (what the source "
+                    "must match) --cpu-model and --memory SIZE may be added", c->machine_opt);
     if (c->restore_dir && !c->machine_opt && (c->cpu_model_given || c->memory_given))
         c->machine_opt = c->cpu_model_given ? "cpu-model" : "memory";
     if (c->incoming && c->memory_more_given)
@@ -1040,7 +1051,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
     }
     if (c->restore_dir && c->machine_opt)
         return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
-                    "--serial, --console and --log-level may be added", c->machine_opt);
+                    "--serial, --console, --net (a NIC's new backend) and --log-level may be added", c->machine_opt);
     if (c->incoming && strcmp(c->incoming, "defer") == 0 && c->nr_qmp == 0)
         return fail(err, "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp to "
                     "send it; give --qmp unix:PATH");

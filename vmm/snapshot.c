@@ -79,6 +79,7 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
         const struct net_config *n = &c->nets[i];
         state_put_str(w, n->id);
         state_put_str(w, n->tap);
+        state_put_u8(w, n->tap ? 0 : 1);      /* 1: an inherited fd (its number means nothing elsewhere) */
         state_put_u8(w, n->mac_set);
         state_put_bytes(w, n->mac, 6);
         state_put_u32(w, n->num_queues);
@@ -88,10 +89,49 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
     state_end_section(w);
 }
 
-int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err)
+/* The saved NICs (c->nets) take the backends the restoring command line
+ * gives (cli, matched by id); one saved on an inherited fd must get one. */
+static int net_overrides(struct vm_config *c, const struct net_config *cli, unsigned nr_cli, GError **err)
 {
-    if (state_open_section(r, "config", SNAPSHOT_CONFIG_VERSION, NULL, err) < 0)
+    for (unsigned k = 0; k < nr_cli; k++) {
+        struct net_config *n = NULL;
+        for (unsigned i = 0; i < c->nr_nets && !n; i++)
+            if (strcmp(c->nets[i].id, cli[k].id) == 0)
+                n = &c->nets[i];
+        if (!n) {
+            g_autoptr(GString) ids = g_string_new(NULL);
+            for (unsigned i = 0; i < c->nr_nets; i++)
+                g_string_append_printf(ids, "%s%s", i ? ", " : "", c->nets[i].id);
+            return fail(err, "--net id=%s: the saved machine has no NIC of that id (%s%s)", cli[k].id,
+                        c->nr_nets ? "its NICs: " : "it has no NIC", ids->str);
+        }
+        if (cli[k].fd >= 0 && n->num_queues > 1)
+            return fail(err, "--net fd=%d,id=%s: the NIC has %u queue pairs, an inherited fd is one queue; "
+                        "give tap=NAME", cli[k].fd, n->id, n->num_queues);
+        g_free(n->tap);
+        n->tap = g_strdup(cli[k].tap);
+        n->fd = cli[k].fd;
+    }
+    for (unsigned i = 0; i < c->nr_nets; i++)
+        if (!c->nets[i].tap && c->nets[i].fd < 0)
+            return fail(err, "NIC %s was on an inherited fd (fd=), which does not travel: give it one here, "
+                        "--net fd=N,id=%s (or tap=NAME,id=%s)", c->nets[i].id, c->nets[i].id, c->nets[i].id);
+    return 0;
+}
+
+/* need_backends: every NIC must have a backend now (false for the copy of
+ * the config that comes again with a migration's final state). */
+static int config_load(struct state_reader *r, struct vm_config *c, bool need_backends, GError **err)
+{
+    uint32_t cfg_version = 0;
+    if (state_open_section(r, "config", SNAPSHOT_CONFIG_VERSION, &cfg_version, err) < 0)
         return -1;
+    /* The restoring command line's --net: new backends, by id. */
+    struct net_config *cli_nets = c->nets;
+    unsigned nr_cli_nets = c->nr_nets;
+    c->nets = NULL;
+    c->nr_nets = 0;
+    int ret = -1;
     int bad = 0;
     uint8_t u8;
     uint32_t u32;
@@ -179,12 +219,15 @@ int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **e
         for (unsigned i = 0; i < u32; i++) {
             struct net_config *n = &c->nets[i];
             n->fd = -1;
+            uint8_t on_fd = 0;
             STR(n->id);
             STR(n->tap);
+            if (cfg_version >= 2)
+                U8(on_fd, 1);
             U8(n->mac_set, 1);
             bad |= state_get_bytes(r, n->mac, 6);
             bad |= state_get_u32(r, &n->num_queues);
-            if (!n->id || !n->tap)
+            if (!n->id || (n->tap == NULL) != (on_fd != 0) || n->num_queues == 0)
                 bad = 1;
         }
     } else {
@@ -194,21 +237,40 @@ int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **e
     U8(c->reboot, REBOOT_EXIT);
 #undef STR
 #undef U8
-    if (bad || state_close_section(r, NULL) < 0)
-        return fail(err, "state: the config section is malformed");
+    if (bad || state_close_section(r, NULL) < 0) {
+        fail(err, "state: the config section is malformed");
+        goto out;
+    }
     if (0) {
 onoff:
         g_free(sp);
         g_free(cp);
-        return fail(err, "--serial/--console: the snapshot's machine %s; give a backend for it, not off/on",
-                    (sm == SERIAL_OFF) != (c->serial_mode == SERIAL_OFF)
-                        ? (sm == SERIAL_OFF ? "has no serial port" : "has a serial port")
-                        : (cm == SERIAL_OFF ? "has no virtio-console" : "has a virtio-console"));
+        fail(err, "--serial/--console: the snapshot's machine %s; give a backend for it, not off/on",
+             (sm == SERIAL_OFF) != (c->serial_mode == SERIAL_OFF)
+                 ? (sm == SERIAL_OFF ? "has no serial port" : "has a serial port")
+                 : (cm == SERIAL_OFF ? "has no virtio-console" : "has a virtio-console"));
+        goto out;
     }
     if (!c->kernel || c->cpus_boot == 0 || c->cpus_max < c->cpus_boot || c->cpus_max > VMM_MAX_CPUS ||
-        c->mem_size == 0 || c->mem_size % GUEST_PAGE_SIZE)
-        return fail(err, "state: the config section describes no valid machine");
-    return 0;
+        c->mem_size == 0 || c->mem_size % GUEST_PAGE_SIZE) {
+        fail(err, "state: the config section describes no valid machine");
+        goto out;
+    }
+    if (need_backends && net_overrides(c, cli_nets, nr_cli_nets, err) < 0)
+        goto out;
+    ret = 0;
+out:
+    for (unsigned i = 0; i < nr_cli_nets; i++) {
+        g_free(cli_nets[i].id);
+        g_free(cli_nets[i].tap);
+    }
+    g_free(cli_nets);
+    return ret;
+}
+
+int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err)
+{
+    return config_load(r, c, true, err);
 }
 
 /* ---- CPUID ---- */
@@ -295,7 +357,8 @@ int snapshot_check_cpuid(const struct vm_config *c, const char *what, GError **e
 }
 
 /* The "snapshot", "config" and "cpuid" sections every stream begins with. */
-static int read_head(struct state_reader *r, struct vm_config *c, uint64_t *ram, uint32_t *nr_vcpus, GError **err)
+static int read_head(struct state_reader *r, struct vm_config *c, uint64_t *ram, uint32_t *nr_vcpus,
+                     bool need_backends, GError **err)
 {
     uint32_t version = 0;
     if (state_open_section(r, "snapshot", SNAPSHOT_VERSION, &version, err) < 0)
@@ -307,7 +370,7 @@ static int read_head(struct state_reader *r, struct vm_config *c, uint64_t *ram,
     if (version < 2)
         return fail(err, "state: made by an older vmm, before the guest's CPUID was saved (version %u); "
                     "restore it with that vmm", version);
-    if (snapshot_config_load(r, c, err) < 0 || snapshot_cpuid_load(r, c, err) < 0)
+    if (config_load(r, c, need_backends, err) < 0 || snapshot_cpuid_load(r, c, err) < 0)
         return -1;
     if (*ram != c->mem_size)
         return fail(err, "state: RAM size %" G_GUINT64_FORMAT " disagrees with its config (%" G_GUINT64_FORMAT ")",
@@ -604,8 +667,8 @@ GBytes *snapshot_state_stream(struct machine *m, GError **err)
             return NULL;
         }
     for (unsigned i = 0; i < m->cfg->nr_nets; i++)
-        if (!m->cfg->nets[i].tap) {
-            fail(err, "NIC %s is on an inherited fd (fd=); its state can only be restored with tap=NAME",
+        if (m->cfg->nets[i].user) {
+            fail(err, "NIC %s is on user networking (--net user), whose connections cannot be saved",
                  m->cfg->nets[i].id);
             return NULL;
         }
@@ -711,7 +774,7 @@ struct snapshot_restore *snapshot_restore_from_stream(GBytes *bytes, struct vm_c
     uint64_t ram = 0;
     if (!s->r)
         goto fail;
-    if (read_head(s->r, c, &ram, &s->nr_vcpus, &e) < 0)
+    if (read_head(s->r, c, &ram, &s->nr_vcpus, true, &e) < 0)
         goto fail;
     return s;
 fail:
@@ -812,7 +875,7 @@ static int read_final_state(struct snapshot_restore *s, GError **err)
     uint64_t ram = 0;
     uint32_t nr = 0;
     if (r)
-        read_head(r, &scratch, &ram, &nr, &e);
+        read_head(r, &scratch, &ram, &nr, false, &e);
     config_clear(&scratch);
     if (e) {
         g_set_error(err, CONFIG_ERROR, 0, "%s: %s", s->what, e->message);

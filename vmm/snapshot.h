@@ -34,11 +34,16 @@ struct state_reader;
 
 /* 2: a "cpuid" section follows "config" */
 #define SNAPSHOT_VERSION 2
-#define SNAPSHOT_CONFIG_VERSION 1
+/* config 2: each NIC's backend kind (tap name, or an inherited fd) */
+#define SNAPSHOT_CONFIG_VERSION 2
 
 /* The vm_config in a "config" section, and back. Host-side options (--qmp,
  * --paused, --log-level) are not part of it; --serial/--console are, and
- * the restoring command line may change them. */
+ * the restoring command line may change them. So are the NICs' backends: a
+ * NIC's tap name, or that it was on an inherited fd (fd=, never the number);
+ * a --net on the restoring command line (c->nets before the load: only
+ * tap= or fd=, and id=) gives the saved NIC of that id a new backend, and a
+ * NIC that was on an fd must get one. */
 void snapshot_config_save(struct state_writer *w, const struct vm_config *c);
 /* Fills *c (from config_init_defaults) from the section. -1 with *err. */
 int snapshot_config_load(struct state_reader *r, struct vm_config *c, GError **err);

@@ -189,6 +189,53 @@ mv "$disk.away" "$disk"
 # the debugging knob): a CPU model mismatch, before anything is built
 VMM_DEBUG_CPUID_HIDE=0x80000001.edx=0x800 broken "a host without a CPUID feature the guest has" "$b" \
     "CPU model mismatch: the guest has CPUID leaf 0x80000001 EDX bit 11, which this host's KVM cannot give"
+broken "--restore --net with mac=" "$b" "--net lan: with --restore only a new backend \(tap=NAME or fd=N\) and id=" \
+    --net fd=3,id=lan,mac=52:54:00:00:00:01
+
+# --- a NIC on an inherited fd (libvirt's way): --restore DIR --net fd=M,id=ID
+# gives the saved NIC its new backend (root: the taps are made here) ---
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+    # with_tap NAME FD CMD...: CMD with a new tap NAME (up) open on FD.
+    with_tap() {
+        exec python3 -c '
+import fcntl, os, struct, subprocess, sys
+name, fdn = sys.argv[1], int(sys.argv[2])
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x0002 | 0x1000 | 0x4000))  # TUNSETIFF TAP|NO_PI|VNET_HDR
+subprocess.run(["ip", "link", "set", name, "up"], check=True)
+os.dup2(fd, fdn)
+os.execvp(sys.argv[3], sys.argv[3:])' "$@"
+    }
+    fsnap=$tmp/fsnap
+    rm -f "$tmp/qf.sock"
+    with_tap vmmsf$$ 5 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --net fd=5,id=lan \
+        --serial "file=$tmp/outf1" --qmp "unix:$tmp/qf.sock" 2> "$tmp/errf1" < /dev/null &
+    pid=$!
+    wait_sock "$tmp/qf.sock"
+    wait_counts 2 "$tmp/outf1"
+    r=$(qmp "$tmp/qf.sock" '{"execute":"stop"}' "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$fsnap\"}}")
+    kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+    check "a VM with --net fd=5: x-vmm-snapshot {}" eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 2 ]' \
+        -- <(echo "$r") "$tmp/errf1"
+    broken "--restore of an fd NIC without --net for it" "$fsnap" \
+        "NIC lan was on an inherited fd \(fd=\), which does not travel: give it one here, --net fd=N,id=lan"
+    broken "--restore --net id=other" "$fsnap" "--net id=other: the saved machine has no NIC of that id \(its NICs: lan\)" \
+        --net tap=vmmx$$,id=other
+    before=$(last_count "$tmp/outf1")
+    with_tap vmmrf$$ 7 "$vmm" --restore "$fsnap" --net fd=7,id=lan --serial "file=$tmp/outf2" 2> "$tmp/errf2" < /dev/null &
+    pid=$!
+    wait_counts 2 "$tmp/outf2"
+    check "--restore DIR --net fd=7,id=lan: the count goes on from $before, the NIC on fd 7 (tap vmmrf$$)" \
+        eval 'consecutive "$tmp/outf1" "$tmp/outf2" && ! grep -q FAIL "$tmp/outf2" &&
+              grep -q "^iff:[[:space:]]*vmmrf$$\$" /proc/$pid/fdinfo/7 && ! grep -qE "error|warn" "$tmp/errf2"' \
+        -- "$tmp/outf2" "$tmp/errf2"
+    kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+else
+    for t in "snapshot" "restore without --net" "restore --net id=other" "restore --net fd=7"; do
+        n=$((n + 1)); echo "ok $n - fd NIC: $t # SKIP needs root and /dev/net/tun"
+    done
+fi
+
 broken "--restore with --kernel" "$b" "--kernel: the machine comes from the snapshot" --kernel /dev/null
 
 echo "1..$n"

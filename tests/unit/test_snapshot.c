@@ -124,6 +124,83 @@ static void test_config_round_trip(void **state)
     config_clear(&b);
 }
 
+/* load_with CLI_NETS: the saved config `a` loaded over a config whose
+ * --net list (id, tap, fd) is given; returns the load's result. */
+static int load_with(const struct vm_config *a, struct vm_config *b, const struct net_config *cli, unsigned n,
+                     GError **err)
+{
+    struct state_writer *w = state_writer_new();
+    snapshot_config_save(w, a);
+    g_autoptr(GBytes) s = state_writer_finish(w);
+    struct state_reader *r = state_reader_new(s, NULL);
+    config_init_defaults(b);
+    b->nr_nets = n;
+    b->nets = g_new0(struct net_config, MAX(n, 1u));
+    for (unsigned i = 0; i < n; i++)
+        b->nets[i] = (struct net_config){ .id = g_strdup(cli[i].id), .tap = g_strdup(cli[i].tap), .fd = cli[i].fd,
+                                          .num_queues = 1 };
+    int ret = snapshot_config_load(r, b, err);
+    state_reader_free(r);
+    return ret;
+}
+
+/* A NIC on an inherited fd: saved as "on an fd", never its number; the
+ * restoring command line must give it a backend (--net fd=M,id=ID), and
+ * may give any saved NIC a new one, by id. */
+static void test_config_net_backends(void **state)
+{
+    struct vm_config a, b;
+    sample_config(&a);
+    a.nets[0].num_queues = 1;
+    a.nets = g_renew(struct net_config, a.nets, 2);
+    a.nets[1] = (struct net_config){ .id = g_strdup("lan"), .fd = 5, .num_queues = 1 };
+    a.nr_nets = 2;
+    g_autoptr(GError) err = NULL;
+
+    /* no backend for the fd NIC */
+    assert_int_equal(load_with(&a, &b, NULL, 0, &err), -1);
+    assert_non_null(strstr(err->message, "NIC lan was on an inherited fd"));
+    assert_non_null(strstr(err->message, "--net fd=N,id=lan"));
+    config_clear(&b);
+    g_clear_error(&err);
+
+    /* a new fd for it; the tap NIC keeps its tap */
+    const struct net_config fd9 = { .id = "lan", .fd = 9 };
+    assert_int_equal(load_with(&a, &b, &fd9, 1, &err), 0);
+    assert_int_equal(b.nr_nets, 2);
+    assert_string_equal(b.nets[0].tap, "tap7");
+    assert_int_equal(b.nets[0].fd, -1);
+    assert_string_equal(b.nets[1].id, "lan");
+    assert_null(b.nets[1].tap);
+    assert_int_equal(b.nets[1].fd, 9);
+    config_clear(&b);
+
+    /* both overridden: the tap NIC onto an fd, the fd NIC onto a tap */
+    const struct net_config both[] = { { .id = "net0", .fd = 4 }, { .id = "lan", .tap = "tapx", .fd = -1 } };
+    assert_int_equal(load_with(&a, &b, both, 2, &err), 0);
+    assert_null(b.nets[0].tap);
+    assert_int_equal(b.nets[0].fd, 4);
+    assert_string_equal(b.nets[1].tap, "tapx");
+    assert_int_equal(b.nets[1].fd, -1);
+    config_clear(&b);
+
+    /* an id the saved machine does not have */
+    const struct net_config bad[] = { { .id = "lan", .fd = 9 }, { .id = "wan", .fd = 10 } };
+    assert_int_equal(load_with(&a, &b, bad, 2, &err), -1);
+    assert_string_equal(err->message, "--net id=wan: the saved machine has no NIC of that id (its NICs: net0, lan)");
+    config_clear(&b);
+    g_clear_error(&err);
+
+    /* an fd for a multi-queue NIC */
+    a.nets[0].num_queues = 2;
+    const struct net_config mq = { .id = "net0", .fd = 4 };
+    const struct net_config two[] = { mq, fd9 };
+    assert_int_equal(load_with(&a, &b, two, 2, &err), -1);
+    assert_non_null(strstr(err->message, "2 queue pairs"));
+    config_clear(&b);
+    config_clear(&a);
+}
+
 /* A CPUID table: two leaves. */
 static const struct kvm_cpuid2 *sample_cpuid(void)
 {
@@ -313,6 +390,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_config_net_backends),
         cmocka_unit_test(test_restore_open_good),
         cmocka_unit_test(test_restore_refusals),
     };
