@@ -666,12 +666,6 @@ GBytes *snapshot_state_stream(struct machine *m, GError **err)
                  "cannot be snapshotted or migrated", m->cfg->nets[i].id);
             return NULL;
         }
-    for (unsigned i = 0; i < m->cfg->nr_nets; i++)
-        if (m->cfg->nets[i].user) {
-            fail(err, "NIC %s is on user networking (--net user), whose connections cannot be saved",
-                 m->cfg->nets[i].id);
-            return NULL;
-        }
     unsigned nr_vcpus = vm_nr_vcpus(vm);
     struct state_writer *w = state_writer_new();
     state_begin_section(w, "snapshot", SNAPSHOT_VERSION);
