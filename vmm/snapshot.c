@@ -58,6 +58,7 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
     state_put_str(w, c->serial_path);
     state_put_u8(w, (uint8_t)c->console_mode);
     state_put_str(w, c->console_path);
+    state_put_u8(w, (uint8_t)c->console_pci_slot);
     state_put_u8(w, c->rng);
     state_put_u32(w, c->nr_iothreads);
     for (unsigned i = 0; i < c->nr_iothreads; i++)
@@ -73,6 +74,8 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
         state_put_u32(w, d->num_queues);
         state_put_str(w, d->serial);
         state_put_str(w, d->iothread);
+        state_put_u8(w, (uint8_t)d->pci_slot);
+        state_put_str(w, d->node_name);
     }
     state_put_u32(w, c->nr_nets);
     for (unsigned i = 0; i < c->nr_nets; i++) {
@@ -83,6 +86,7 @@ void snapshot_config_save(struct state_writer *w, const struct vm_config *c)
         state_put_u8(w, n->mac_set);
         state_put_bytes(w, n->mac, 6);
         state_put_u32(w, n->num_queues);
+        state_put_u8(w, (uint8_t)n->pci_slot);
     }
     state_put_u8(w, c->test_exit);
     state_put_u8(w, (uint8_t)c->reboot);
@@ -164,6 +168,10 @@ static int config_load(struct state_reader *r, struct vm_config *c, bool need_ba
     bad |= state_get_str(r, &sp, STR_MAX);
     U8(cm, SERIAL_SOCKET);
     bad |= state_get_str(r, &cp, STR_MAX);
+    uint8_t console_slot = 0;
+    if (cfg_version >= 3)
+        U8(console_slot, 31);
+    c->console_pci_slot = console_slot;
     /* The restoring command line's --serial / --console win, as long as
      * the device stays (the guest has it, or has it not). */
     if (!bad && c->serial_given && (sm == SERIAL_OFF) != (c->serial_mode == SERIAL_OFF))
@@ -206,6 +214,10 @@ static int config_load(struct state_reader *r, struct vm_config *c, bool need_ba
             bad |= state_get_u32(r, &d->num_queues);
             STR(d->serial);
             STR(d->iothread);
+            if (cfg_version >= 3) {
+                U8(d->pci_slot, 31);
+                STR(d->node_name);
+            }
             if (!d->id || !d->path)
                 bad = 1;
         }
@@ -227,6 +239,8 @@ static int config_load(struct state_reader *r, struct vm_config *c, bool need_ba
             U8(n->mac_set, 1);
             bad |= state_get_bytes(r, n->mac, 6);
             bad |= state_get_u32(r, &n->num_queues);
+            if (cfg_version >= 3)
+                U8(n->pci_slot, 31);
             if (!n->id || (n->tap == NULL) != (on_fd != 0) || n->num_queues == 0)
                 bad = 1;
         }

@@ -34,8 +34,10 @@ struct state_reader;
 
 /* 2: a "cpuid" section follows "config" */
 #define SNAPSHOT_VERSION 2
-/* config 2: each NIC's backend kind (tap name, or an inherited fd) */
-#define SNAPSHOT_CONFIG_VERSION 2
+/* config 2: each NIC's backend kind (tap name, or an inherited fd);
+ * 3: the PCI slots of disks, NICs and the console, and each disk's block
+ * node name (hot-plugged devices keep their slot and names) */
+#define SNAPSHOT_CONFIG_VERSION 3
 
 /* The vm_config in a "config" section, and back. Host-side options (--qmp,
  * --paused, --log-level) are not part of it; --serial/--console are, and

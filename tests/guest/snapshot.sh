@@ -238,5 +238,57 @@ fi
 
 broken "--restore with --kernel" "$b" "--kernel: the machine comes from the snapshot" --kernel /dev/null
 
+# --- the hotplug controllers' state: the pcihp guest (devices=1: it drives
+# the disks it has, takes hot-added ones into use and ejects on request)
+# gets a disk hot-plugged in slot 7 over a named block node and a CPU
+# hot-added; then, paused, device_del of the disk (the eject request is
+# pending in PCID: the guest cannot act on it) and the snapshot. The
+# restored VM has the CPU (present, its id) and the disk in slot 7 over its
+# node; once it runs the guest sees the pending request, ejects slot 7, and
+# vmm says DEVICE_DELETED; the guest ends with every check passed ---
+wait_text() {   # FILE TEXT: up to 60 s
+    local i=0
+    while ! grep -qa -- "$2" "$1" 2>/dev/null && [ $i -lt 600 ]; do
+        kill -0 "$pid" 2>/dev/null || return; sleep 0.1; i=$((i + 1)); done
+}
+head -c 1M /dev/zero > "$tmp/hp0.img"
+head -c 1M /dev/zero > "$tmp/hp1.img"
+hsnap=$tmp/hsnap
+rm -f "$tmp/qh.sock"
+"$vmm" --kernel "$images/pcihp.elf" --memory 64M --cpus boot=1,max=2 --test-exit --disk "path=$tmp/hp0.img,id=bdisk0" \
+    --cmdline devices=1 --serial "file=$tmp/outh1" --qmp "unix:$tmp/qh.sock" 2> "$tmp/errh1" < /dev/null &
+pid=$!
+wait_sock "$tmp/qh.sock"
+wait_text "$tmp/outh1" "# ready for unplug"
+r=$(qmp "$tmp/qh.sock" \
+    "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"file\",\"node-name\":\"hpn\",\"filename\":\"$tmp/hp1.img\"}}" \
+    '{"execute":"device_add","arguments":{"driver":"virtio-blk-pci","drive":"hpn","id":"hp1","addr":"0x7"}}' \
+    '{"execute":"device_add","arguments":{"driver":"host-x86_64-cpu","id":"cpu1","socket-id":0,"core-id":1,"thread-id":0}}')
+wait_text "$tmp/outh1" "# slot 7 up (blk)"
+r2=$(qmp "$tmp/qh.sock" '{"execute":"stop"}' '{"execute":"device_del","arguments":{"id":"hp1"}}' \
+    "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$hsnap\"}}")
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+check "hotplug: disk hp1 in slot 7 and CPU cpu1 added, the guest took the disk; paused, device_del and the snapshot {}" \
+    eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 3 ] && grep -q "# slot 7 up (blk)" "$tmp/outh1" &&
+          [ "$(grep -c "^{\"return\": {}}" <<<"$r2")" = 3 ]' -- <(echo "$r"; echo "$r2") "$tmp/outh1" "$tmp/errh1"
+rm -f "$tmp/qh2.sock"
+"$vmm" --restore "$hsnap" --paused --serial "file=$tmp/outh2" --qmp "unix:$tmp/qh2.sock" 2> "$tmp/errh2" < /dev/null &
+pid=$!
+wait_sock "$tmp/qh2.sock"
+r=$(qmp "$tmp/qh2.sock" '{"execute":"query-hotpluggable-cpus"}' '{"execute":"query-pci"}' \
+    '{"execute":"query-named-block-nodes"}')
+# one connection held until vmm ends: cont, then its events
+{ echo '{"execute":"qmp_capabilities"}'; echo '{"execute":"cont"}'
+  i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; } |
+    "$qmpc" "$tmp/qh2.sock" > "$tmp/evh2" 2>&1
+wait "$pid"; st=$?; pid=
+check "hotplug, restored: cpu1 present, the disk in slot 7 over node hpn" \
+    eval 'grep -q "\"qom-path\": \"/machine/peripheral/cpu1\"" <<<"$r" && grep -q "\"slot\": 7" <<<"$r" &&
+          grep -q "\"qdev_id\": \"hp1\"" <<<"$r" && grep -q "\"node-name\": \"hpn\"" <<<"$r"' -- <(echo "$r") "$tmp/errh2"
+check "hotplug, restored: the pending eject completes (guest ejects slot 7, DEVICE_DELETED hp1), every guest check passed" \
+    eval 'grep -q "# slot 7 ejected (blk)" "$tmp/outh2" && grep -q "\"DEVICE_DELETED\".*\"device\": \"hp1\"" "$tmp/evh2" &&
+          ! grep -q "^not ok" "$tmp/outh1" "$tmp/outh2" && [ "$(grep -c "^ok" "$tmp/outh1" "$tmp/outh2" | awk -F: "{ s += \$2 } END { print s }")" = 4 ] &&
+          [ "$st" = 1 ]' -- "$tmp/outh2" "$tmp/evh2" "$tmp/errh2"
+
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -58,13 +58,13 @@ static void sample_config(struct vm_config *c)
     c->disks = g_new0(struct disk_config, 2);
     c->disks[0] = (struct disk_config){ .id = g_strdup("disk0"), .path = g_strdup("/tmp/a.img"), .aio = BLOCK_AIO_NATIVE,
                                         .cache = BLOCK_CACHE_NONE, .num_queues = 2, .serial = g_strdup("SER1"),
-                                        .iothread = g_strdup("io0") };
+                                        .iothread = g_strdup("io0"), .pci_slot = 7, .node_name = g_strdup("n1") };
     c->disks[1] = (struct disk_config){ .id = g_strdup("d1"), .path = g_strdup("/tmp/b.img"), .readonly = true,
                                         .num_queues = 1 };
     c->nr_nets = 1;
     c->nets = g_new0(struct net_config, 1);
     c->nets[0] = (struct net_config){ .id = g_strdup("net0"), .tap = g_strdup("tap7"), .fd = -1, .mac_set = true,
-                                      .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .num_queues = 2 };
+                                      .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .num_queues = 2, .pci_slot = 9 };
     c->test_exit = true;
     c->reboot = REBOOT_EXIT;
 }
@@ -112,6 +112,12 @@ static void test_config_round_trip(void **state)
     assert_string_equal(b.disks[0].iothread, "io0");
     assert_true(b.disks[1].readonly);
     assert_null(b.disks[1].serial);
+    /* hot-plugged devices keep their slot and block node name */
+    assert_int_equal(b.disks[0].pci_slot, 7);
+    assert_string_equal(b.disks[0].node_name, "n1");
+    assert_int_equal(b.disks[1].pci_slot, 0);
+    assert_null(b.disks[1].node_name);
+    assert_int_equal(b.nets[0].pci_slot, 9);
     assert_int_equal(b.nr_nets, 1);
     assert_string_equal(b.nets[0].tap, "tap7");
     assert_int_equal(b.nets[0].fd, -1);
