@@ -3,7 +3,8 @@
 # "@@start NAME L1_UPTIME" as a case starts (so the host knows which case
 # was running if L1 dies, and when, against L1's kernel timestamps), each
 # output line as "@@out NAME LINE", then "@@case NAME STATUS SECONDS".
-# Files beside it: bzImage, vmlinux, initrd.gz, nested.gz (see run-lab-tests).
+# Files beside it: bzImage, vmlinux, initrd.gz, nested.gz, fio.img when a
+# case uses it (see run-lab-tests).
 # shellcheck disable=SC1091,SC2317 # ./cases calls the lab_* functions
 cd "$(dirname "$0")" || exit 1
 cat initrd.gz nested.gz > ninitrd.gz
@@ -15,7 +16,7 @@ alive=$!
 
 subst() {
     printf '%s' "$1" | sed -e "s|@BZ@|$PWD/bzImage|g" -e "s|@PVH@|$PWD/vmlinux|g" \
-        -e "s|@NINITRD@|$PWD/ninitrd.gz|g" -e "s|@INITRD@|$PWD/initrd.gz|g" -e "s|@TIME@|$(date +%s)|g"
+        -e "s|@NINITRD@|$PWD/ninitrd.gz|g" -e "s|@FIOIMG@|$PWD/fio.img|g" -e "s|@INITRD@|$PWD/initrd.gz|g" -e "s|@TIME@|$(date +%s)|g"
 }
 
 # Waits for the case's vmm ($pid) for at most $2 seconds, typing the case's
