@@ -4,11 +4,15 @@
 # periodic LAPIC timer, a virtio-blk disk written, read back and flushed each
 # round; the disk is shared storage, the same file for both):
 #   - over TCP (loopback), over a unix socket, and between two network
-#     namespaces joined by a veth pair (two "hosts"; root only): `migrate` returns {}, the
+#     namespaces joined by a veth pair (two "hosts"; root only; there the
+#     guest also has a NIC on a persistent tap of the same name in each
+#     namespace, on a bridge): `migrate` returns {}, the
 #     source sends MIGRATION setup, active, completed and exits 0; the
 #     destination (--incoming) runs on: the serial output of both joined is
 #     one consecutive count, every page verifies, the timer ticks on, the
-#     disk keeps working;
+#     disk keeps working; in the namespaces the destination's bridge has
+#     learnt the guest's MAC on its tap's port, though this guest never sends
+#     a frame: vmm's RARP announce after the load;
 #   - live: RAM goes while the guest runs and keeps writing pages (pre-copy
 #     with KVM's dirty log); pages it wrote after they were sent must arrive
 #     again, or the destination's next round finds a stale page and FAILs;
@@ -149,8 +153,8 @@ head -c 1M /dev/zero > "$disk"
 # start_src TAG: a source vmm on the snapshot guest, 2 rounds done.
 start_src() {
     rm -f "$tmp/s.sock"
-    "${src_ns[@]}" "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" --serial "file=$tmp/src-$1" \
-        --qmp "unix:$tmp/s.sock" 2> "$tmp/src-$1.err" < /dev/null &
+    "${src_ns[@]}" "$vmm" --kernel "$images/snapshot.elf" --memory 32M --disk "$disk" "${src_net[@]}" \
+        --serial "file=$tmp/src-$1" --qmp "unix:$tmp/s.sock" 2> "$tmp/src-$1.err" < /dev/null &
     src=$!
     wait_sock "$tmp/s.sock"
     wait_counts 2 "$tmp/src-$1"
@@ -166,10 +170,25 @@ if [ "$(id -u)" = 0 ] && ip netns add "$nsa" 2>/dev/null && ip netns add "$nsb" 
     ip -n "$nsa" link set vmmmiga$$ up && ip -n "$nsb" link set vmmmigb$$ up &&
     ip -n "$nsa" link set lo up && ip -n "$nsb" link set lo up; then
     netns_ok=1
+    # each with a persistent tap vmmmigt (the name the source's --net gives
+    # the destination) on a bridge
+    for ns in "$nsa" "$nsb"; do
+        ip -n "$ns" link add vmmmigbr type bridge && ip -n "$ns" tuntap add dev vmmmigt mode tap &&
+            ip -n "$ns" link set vmmmigt master vmmmigbr up && ip -n "$ns" link set vmmmigbr up || netns_ok=
+    done
 fi
-src_ns=() dst_ns=()
+mig_mac=52:54:00:6d:69:67
+# The port name bridge vmmmigbr in namespace $1 forwards $mig_mac to (its
+# fdb: 16-byte struct __fdb_entry, the MAC then the port number), or none.
+fdb_port() {
+    local p
+    p=$(ip netns exec "$1" od -An -v -tx1 -w16 /sys/class/net/vmmmigbr/brforward |
+        awk -v m="$mig_mac" '$1 ":" $2 ":" $3 ":" $4 ":" $5 ":" $6 == m { print $7 + 0; exit }')
+    [ "$(( $(ip netns exec "$1" cat /sys/class/net/vmmmigt/brport/port_no) ))" = "${p:-x}" ] && echo vmmmigt || echo none
+}
+src_ns=() dst_ns=() src_net=()
 for how in tcp unix netns; do
-    src_ns=() dst_ns=()
+    src_ns=() dst_ns=() src_net=()
     case $how in
         tcp) newport; uri=tcp:127.0.0.1:$p ;;
         unix) uri=unix:$tmp/mig.sock ;;
@@ -178,7 +197,7 @@ for how in tcp unix netns; do
                 n=$((n + 1)); echo "ok $n - netns: two network namespaces and a veth pair # SKIP needs root and ip netns"
                 continue
             fi
-            src_ns=(ip netns exec "$nsa") dst_ns=(ip netns exec "$nsb")
+            src_ns=(ip netns exec "$nsa") dst_ns=(ip netns exec "$nsb") src_net=(--net "tap=vmmmigt,mac=$mig_mac")
             newport; uri=tcp:$net.2:$p ;;
     esac
     start_src $how
@@ -188,6 +207,7 @@ for how in tcp unix netns; do
         2> "$tmp/dst-$how.err" < /dev/null &
     dst=$!
     wait_listen "$uri" "${dst_ns[@]}"
+    [ $how = netns ] && fdb_before=$(fdb_port "$nsb")
     r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}")
     reap "$src"; src=
     ev=$(grep '"MIGRATION"' <<<"$r" | grep -o '"status": "[a-z]*"' | tr '\n' ' ')
@@ -209,6 +229,10 @@ for how in tcp unix netns; do
     check "$how: the destination says running, logs no error or warning" \
         eval 'grep -q "\"status\": \"running\"" <<<"$r" && ! grep -qE "error|warn" "$tmp/dst-$how.err"' \
         -- <(echo "$r") "$tmp/dst-$how.err"
+    if [ $how = netns ]; then
+        check "netns: the destination's bridge learnt the guest's MAC on its tap (vmm's RARP; it was $fdb_before there)" \
+            eval '[ "$fdb_before" = none ] && [ "$(fdb_port "$nsb")" = vmmmigt ]' -- "$tmp/dst-$how.err"
+    fi
     kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 done
 
