@@ -426,6 +426,7 @@ os.execvp(sys.argv[3], sys.argv[3:])' "$@"
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8035))
 s.bind((sys.argv[1], 0)); s.settimeout(60)
+open(sys.argv[3], "w").close()
 want = bytes.fromhex(sys.argv[2].replace(":", ""))
 try:
     while True:
@@ -433,9 +434,11 @@ try:
         if f[6:12] == want:
             print("RARP from", sys.argv[2]); break
 except socket.timeout:
-    print("no RARP")' "$td" "$mac" > "$tmp/rarp.out" &
+    print("no RARP")' "$td" "$mac" "$tmp/rarp.bound" > "$tmp/rarp.out" &
     fake=$!
-    sleep 0.5       # (the watcher binds; a RARP before it would be missed, and the check says so)
+    # (a RARP before the watcher is bound would be missed: wait for it; a
+    # fixed 0.5 s was not always enough on a loaded host)
+    i=0; while [ ! -e "$tmp/rarp.bound" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
     r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$p\"}}")
     reap "$src"; src=
     before=$(last_count "$tmp/src-fd")
