@@ -474,6 +474,8 @@ static void *migration_thread(void *opaque)
         goto out;
     }
     double bytes_per_ms = (double)(transferred() - b0) / (double)MAX(now_ms() - t0, 1u);
+    log_debug("migration: pass 0: %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT " ms", transferred() - b0,
+              now_ms() - t0);
     /* Then what was written meanwhile, until what is left fits the downtime
      * limit at the rate seen so far, or MAX_PASSES. */
     for (unsigned pass = 1;; pass++) {
@@ -488,6 +490,8 @@ static void *migration_thread(void *opaque)
         g_mutex_unlock(&stats_lock);
         double eta_ms = (double)nd * GUEST_PAGE_SIZE / MAX(bytes_per_ms, 1.0);
         if (eta_ms <= (double)downtime_limit_ms || pass >= MAX_PASSES || mg->cancel) {
+            log_debug("migration: stopping the VM after pass %u: %" G_GINT64_FORMAT " dirty pages, about %.0f ms "
+                      "at %.0f bytes/ms", pass - 1, nd, eta_ms, bytes_per_ms);
             pending_or(mg, dirty);
             break;
         }
@@ -497,7 +501,10 @@ static void *migration_thread(void *opaque)
             goto out;
         }
         bytes_per_ms = (double)(transferred() - b) / (double)MAX(now_ms() - tp, 1u);
+        log_debug("migration: pass %u: %" G_GINT64_FORMAT " dirty pages, %" G_GUINT64_FORMAT " bytes in %"
+                  G_GUINT64_FORMAT " ms", pass, nd, transferred() - b, now_ms() - tp);
     }
+
     /* Stop and copy what is left, then the device state. */
     loop_call_wait(m->loop, stop_on_loop, mg);
     if (mg->cancel) {

@@ -605,8 +605,20 @@ bool snapshot_page_zero(const uint8_t *p)
 }
 
 
-/* RAM into fd: runs of non-zero pages written, zero pages left as holes. */
-static int write_memory(const struct guest_memory *gm, int fd)
+/* Runs of at least this much go through the O_DIRECT descriptor. */
+#define DIRECT_MIN (256u << 10)
+
+/* RAM into the memory file: runs of non-zero pages written, zero pages left
+ * as holes. Large runs go through an O_DIRECT descriptor (dfd, or -1),
+ * straight from guest RAM to the disk: through the page cache, each page of
+ * the file is first a freshly allocated (and, on a VM host, freshly backed)
+ * kernel page and a copy, and then written back by fsync anyway (240 MiB on
+ * this host: 0.77 s pwrite + 0.25 s fsync buffered against ~0.5 s direct).
+ * Small runs (a scattered guest's) stay buffered: one synchronous disk
+ * write each would cost more than the copy. A filesystem or device that
+ * refuses the direct write (EINVAL: alignment, no O_DIRECT support) gets
+ * the buffered one. */
+static int write_memory(const struct guest_memory *gm, int fd, int dfd)
 {
     if (ftruncate(fd, (off_t)gm->ram_size) < 0)
         return -1;
@@ -619,8 +631,20 @@ static int write_memory(const struct guest_memory *gm, int fd)
             run = pg;
             in_run = true;
         } else if (!data && in_run) {
-            if (write_all(fd, base + run * GUEST_PAGE_SIZE, (pg - run) * GUEST_PAGE_SIZE,
-                          (off_t)(run * GUEST_PAGE_SIZE)) < 0)
+            const uint8_t *p = base + run * GUEST_PAGE_SIZE;
+            uint64_t n = (pg - run) * GUEST_PAGE_SIZE;
+            off_t off = (off_t)(run * GUEST_PAGE_SIZE);
+            int r = -1;
+            if (dfd >= 0 && n >= DIRECT_MIN) {
+                r = write_all(dfd, p, n, off);
+                if (r < 0 && errno != EINVAL)
+                    return -1;
+                if (r < 0) {
+                    log_debug("snapshot: O_DIRECT write refused (EINVAL), writing through the page cache");
+                    dfd = -1;
+                }
+            }
+            if (r < 0 && write_all(fd, p, n, off) < 0)
                 return -1;
             in_run = false;
         }
@@ -716,14 +740,21 @@ int snapshot_save(struct machine *m, const char *dir, GError **err)
     gsize n;
     const void *p = g_bytes_get_data(stream, &n);
     int fd = open(mem_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write_memory(&vm->mem, fd) < 0 || fsync(fd) < 0) {
+    /* A second descriptor for the direct writes; none where the filesystem
+     * has no O_DIRECT (EINVAL), which is not an error. */
+    int dfd = fd < 0 ? -1 : open(mem_tmp, O_WRONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0 || write_memory(&vm->mem, fd, dfd) < 0 || fsync(fd) < 0) {
         int e = errno;
         if (fd >= 0)
             close(fd);
+        if (dfd >= 0)
+            close(dfd);
         unlink(mem_tmp);
         return fail(err, "cannot write %s: %s", mem_tmp, g_strerror(e));
     }
     close(fd);
+    if (dfd >= 0)
+        close(dfd);
     if (write_file(state_tmp, p, n) < 0) {
         int e = errno;
         unlink(mem_tmp);
