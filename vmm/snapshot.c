@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -928,13 +930,74 @@ static int read_final_state(struct snapshot_restore *s, GError **err)
     return 0;
 }
 
-int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define RX_BLOCK (2ul << 20)            /* a THP's worth */
+#define PREFAULT_MIN (4ul << 20)        /* runs shorter than this: the receiver's own faults */
+#define LONG_BITS (8 * sizeof(unsigned long))
+
+/* The destination's RAM is fresh anonymous memory: every page read into is
+ * first allocated and zeroed by the kernel, and on a VM host backed by its
+ * hypervisor, which (measured) is most of the receiving thread's time. A
+ * helper thread populates each long run ahead of the receiver
+ * (MADV_POPULATE_WRITE, a block at a time), so that cost overlaps the
+ * network and the copy instead of adding to them. Blocks the receiver has
+ * reached are left to it, and each block is populated once (later passes
+ * send pages again into memory that is there). */
+struct prefault {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint8_t *base;
+    uint64_t ram_size;
+    uint64_t start, end;                /* the run being received */
+    uint64_t gen;                       /* bumped per run */
+    bool quit;
+    uint64_t rx_pos;                    /* atomic: where the receiver reads */
+    unsigned long *done;                /* atomic bits: blocks populated or reached */
+};
+
+static bool block_test_set(unsigned long *bits, uint64_t b)
 {
-    if (s->sock < 0)
-        return 0;
+    unsigned long m = 1ul << (b % LONG_BITS);
+    return __atomic_fetch_or(&bits[b / LONG_BITS], m, __ATOMIC_RELAXED) & m;
+}
+
+static void *prefault_thread(void *opaque)
+{
+    struct prefault *pf = opaque;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&pf->lock);
+    for (;;) {
+        while (!pf->quit && pf->gen == seen)
+            pthread_cond_wait(&pf->cond, &pf->lock);
+        if (pf->quit)
+            break;
+        seen = pf->gen;
+        uint64_t a = pf->start / RX_BLOCK * RX_BLOCK, end = pf->end;
+        pthread_mutex_unlock(&pf->lock);
+        for (; a < end && __atomic_load_n(&pf->gen, __ATOMIC_RELAXED) == seen; a += RX_BLOCK) {
+            /* The receiver's block and the next are its own. */
+            if (a < __atomic_load_n(&pf->rx_pos, __ATOMIC_RELAXED) + RX_BLOCK ||
+                block_test_set(pf->done, a / RX_BLOCK))
+                continue;
+            if (madvise(pf->base + a, MIN(RX_BLOCK, pf->ram_size - a), MADV_POPULATE_WRITE) < 0 &&
+                errno == EINVAL) {
+                pthread_mutex_lock(&pf->lock);
+                goto out;       /* before Linux 5.14: no such advice; the receiver faults */
+            }
+        }
+        pthread_mutex_lock(&pf->lock);
+    }
+out:
+    pthread_mutex_unlock(&pf->lock);
+    return NULL;
+}
+
+static int fill_runs(struct snapshot_restore *s, struct guest_memory *gm, struct prefault *pf, GError **err)
+{
     /* Runs of RAM: u64 offset, u64 length (page multiples inside RAM), the
      * bytes; an offset of all ones ends them. */
-    struct guest_memory *gm = &vm->mem;
     for (;;) {
         uint64_t hdr[2];
         if (read_full(s->sock, hdr, sizeof(hdr)) < 0) {
@@ -949,11 +1012,58 @@ int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GErr
                         " bytes at %" G_GUINT64_FORMAT ")", s->what, len, off);
             return -1;
         }
-        if (read_full(s->sock, gm->base + off, len) < 0) {
-            g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of RAM", s->what);
-            return -1;
+        __atomic_store_n(&pf->rx_pos, off, __ATOMIC_RELAXED);
+        if (pf->done && len >= PREFAULT_MIN) {
+            pthread_mutex_lock(&pf->lock);
+            pf->start = off;
+            pf->end = off + len;
+            __atomic_store_n(&pf->gen, pf->gen + 1, __ATOMIC_RELAXED);
+            pthread_cond_signal(&pf->cond);
+            pthread_mutex_unlock(&pf->lock);
+        }
+        /* Block by block, so the helper knows where the receiver is. */
+        for (uint64_t p = off; p < off + len;) {
+            uint64_t next = MIN((p / RX_BLOCK + 1) * RX_BLOCK, off + len);
+            __atomic_store_n(&pf->rx_pos, p, __ATOMIC_RELAXED);
+            if (pf->done)
+                block_test_set(pf->done, p / RX_BLOCK);
+            if (read_full(s->sock, gm->base + p, next - p) < 0) {
+                g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of RAM", s->what);
+                return -1;
+            }
+            p = next;
         }
     }
+}
+
+int snapshot_restore_fill_memory(struct snapshot_restore *s, struct vm *vm, GError **err)
+{
+    if (s->sock < 0)
+        return 0;
+    struct guest_memory *gm = &vm->mem;
+    struct prefault pf = { .base = gm->base, .ram_size = gm->ram_size };
+    pthread_t t;
+    pthread_mutex_init(&pf.lock, NULL);
+    pthread_cond_init(&pf.cond, NULL);
+    uint64_t blocks = (gm->ram_size + RX_BLOCK - 1) / RX_BLOCK;
+    pf.done = g_new0(unsigned long, (blocks + LONG_BITS - 1) / LONG_BITS);
+    /* Without the helper (no thread to be had) the receiver faults alone. */
+    bool helper = pthread_create(&t, NULL, prefault_thread, &pf) == 0;
+    if (!helper)
+        g_clear_pointer(&pf.done, g_free);
+    int r = fill_runs(s, gm, &pf, err);
+    if (helper) {
+        pthread_mutex_lock(&pf.lock);
+        pf.quit = true;
+        __atomic_store_n(&pf.gen, pf.gen + 1, __ATOMIC_RELAXED);
+        pthread_cond_signal(&pf.cond);
+        pthread_mutex_unlock(&pf.lock);
+        pthread_join(t, NULL);
+        g_free(pf.done);
+    }
+    pthread_mutex_destroy(&pf.lock);
+    pthread_cond_destroy(&pf.cond);
+    return r;
 }
 
 void snapshot_restore_answer(struct snapshot_restore *s, const char *error)
