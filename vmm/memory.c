@@ -258,8 +258,13 @@ int guest_memory_set_plugged(struct guest_memory *gm, uint64_t gpa, uint64_t len
     }
     if (plugged)
         return 0;
-    /* Refused to devices first (above), then given back to the host. */
+    /* Refused to devices first (above), then given back to the host. The
+     * pages now read as zero, which no dirty log sees: they count as
+     * written, so that a migration sends them again should the block be
+     * plugged before it ends. */
     uint64_t off = gpa - r->gpa;
+    for (uint64_t pg = off / GUEST_PAGE_SIZE; pg < (off + len) / GUEST_PAGE_SIZE; pg++)
+        __atomic_fetch_or(&r->dirty[pg / BITS_PER_LONG], 1UL << (pg % BITS_PER_LONG), __ATOMIC_RELAXED);
     if (gm->memfd >= 0 && fallocate(gm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                     (off_t)(r->fd_offset + off), (off_t)len) < 0)
         return -errno;
@@ -367,11 +372,6 @@ uint64_t guest_memory_low_end(const struct guest_memory *gm)
 
 /* ---- dirty tracking ---- */
 
-static bool is_ram_region(const struct guest_region *r)
-{
-    return r->plugged == NULL;
-}
-
 uint64_t guest_memory_region_pages(const struct guest_memory *gm, unsigned i)
 {
     return gm->regions[i].size / GUEST_PAGE_SIZE;
@@ -381,8 +381,6 @@ int guest_memory_log_dirty(struct guest_memory *gm, int vm_fd, bool on)
 {
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         struct guest_region *r = &gm->regions[i];
-        if (!is_ram_region(r))
-            continue;
         if (on) {
             uint64_t nl = (guest_memory_region_pages(gm, i) + BITS_PER_LONG - 1) / BITS_PER_LONG;
             for (uint64_t k = 0; k < nl; k++)
@@ -416,8 +414,6 @@ int64_t guest_memory_sync_dirty(struct guest_memory *gm, int vm_fd, unsigned lon
     int64_t total = 0;
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         struct guest_region *r = &gm->regions[i];
-        if (!is_ram_region(r))
-            continue;
         uint64_t nl = (guest_memory_region_pages(gm, i) + BITS_PER_LONG - 1) / BITS_PER_LONG;
         /* KVM writes its bitmap in 64-bit words. */
         g_autofree unsigned long *kvm = g_new0(unsigned long, nl + 1);

@@ -85,15 +85,16 @@ bool guest_memory_page_dirty(const struct guest_memory *gm, uint64_t gpa);
 
 /* ---- dirty tracking for migration ---- */
 
-/* Turns KVM's dirty log (KVM_MEM_LOG_DIRTY_PAGES) on or off for every RAM
- * region (not the hotplug region). Turning it on clears the VMM's own
+/* Turns KVM's dirty log (KVM_MEM_LOG_DIRTY_PAGES) on or off for every
+ * region, the hotplug region too (whose unplugged blocks count as written
+ * when they are unplugged: guest_memory_set_plugged). Turning it on clears the VMM's own
  * bitmap: from then on a page counts as dirty when the guest (KVM's log) or
  * vmm (guest_memory_mark_dirty) wrote it. 0 or -errno. */
 int guest_memory_log_dirty(struct guest_memory *gm, int vm_fd, bool on);
-/* Pages of RAM region i (region i's size / 4 KiB bits; unsigned longs of
+/* Pages of region i (region i's size / 4 KiB bits; unsigned longs of
  * (pages + 63) / 64). */
 uint64_t guest_memory_region_pages(const struct guest_memory *gm, unsigned i);
-/* Fills out[i] (a bitmap per RAM region, see above) with the pages written
+/* Fills out[i] (a bitmap per region, see above) with the pages written
  * since the last call (or since the log went on): KVM_GET_DIRTY_LOG, which
  * also re-arms KVM's log, OR'd with the VMM's bitmap, which is cleared.
  * Returns the number of dirty pages, or -errno. */

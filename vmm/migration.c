@@ -351,22 +351,32 @@ static uint64_t transferred(void)
     return t;
 }
 
-/* The pages of `bitmap` (one per RAM region; NULL: every page) as runs;
- * zero pages too unless skip_zero (the first pass only, when the
- * destination's RAM is still all zero). */
+/* Whether page pg of region r is in a plugged block (RAM: always). */
+static bool page_plugged(const struct guest_region *r, uint64_t pg)
+{
+    if (!r->plugged)
+        return true;
+    uint64_t blk = pg * GUEST_PAGE_SIZE / r->block_size;
+    return (__atomic_load_n(&r->plugged[blk / (8 * sizeof(long))], __ATOMIC_ACQUIRE) >> (blk % (8 * sizeof(long)))) & 1;
+}
+
+/* The pages of `bitmap` (one per region; NULL: every page) as runs; zero
+ * pages too unless skip_zero (the first pass only, when the destination's
+ * RAM is still all zero). Stream offsets: RAM as the guest sees it from GPA
+ * 0, then the hotplug region (virtio-mem) from the end of RAM; its
+ * unplugged blocks are never sent (the destination's are unplugged, hence
+ * zero, once the device state is in). */
 static int send_pages(struct migration *mg, unsigned long *const *bitmap, bool skip_zero)
 {
     const struct guest_memory *gm = &mg->m->vm.mem;
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         const struct guest_region *r = &gm->regions[i];
-        if (r->plugged)
-            continue;
         uint64_t npages = r->size / GUEST_PAGE_SIZE, run = 0;
-        uint64_t off0 = (uint64_t)(r->hva - gm->base);
+        uint64_t off0 = r->plugged ? gm->ram_size : (uint64_t)(r->hva - gm->base);
         bool in_run = false;
         for (uint64_t pg = 0; pg <= npages; pg++) {
             bool send = false;
-            if (pg < npages) {
+            if (pg < npages && page_plugged(r, pg)) {
                 bool dirty = !bitmap || ((bitmap[i][pg / 64] >> (pg % 64)) & 1);
                 send = dirty && !(skip_zero && snapshot_page_zero(r->hva + pg * GUEST_PAGE_SIZE));
                 if (dirty && skip_zero) {
@@ -401,8 +411,6 @@ static void pending_or(struct migration *mg, unsigned long *const *bits)
 {
     const struct guest_memory *gm = &mg->m->vm.mem;
     for (unsigned i = 0; i < gm->nr_regions; i++) {
-        if (gm->regions[i].plugged)
-            continue;
         uint64_t nl = (guest_memory_region_pages(gm, i) + 63) / 64;
         for (uint64_t k = 0; k < nl; k++)
             mg->pending[i][k] |= bits[i][k];
@@ -631,10 +639,6 @@ int migration_migrate(struct machine *m, const char *uri, GError **err)
     }
     if (!m->vm_live || m->state == RUN_STATE_SHUTDOWN || m->state == RUN_STATE_INTERNAL_ERROR) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "the VM is not running");
-        return -1;
-    }
-    if (guest_memory_hotplug_region(&m->vm.mem)) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "a VM with virtio-mem cannot migrate yet");
         return -1;
     }
     for (unsigned i = 0; i < m->cfg->nr_nets; i++)

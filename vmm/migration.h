@@ -9,8 +9,10 @@
  * machine from the config, fills RAM, loads every section, answers, and runs.
  *
  * Wire format (integers LE): "VMMMIGR1", u64 length, a state stream with the
- * "snapshot" and "config" sections only; RAM runs (u64 offset into RAM, u64
- * length, the bytes; a page may come several times, the last copy wins),
+ * "snapshot", "config" and "cpuid" sections only; RAM runs (u64 offset into
+ * RAM as the guest sees it from GPA 0, then from the end of RAM into the
+ * virtio-mem hotplug region, plugged blocks only; u64 length, the bytes; a
+ * page may come several times, the last copy wins),
  * ended by offset ~0 / length 0; u64 length, the whole state stream; then
  * the destination sends one line, "OK" or "ERR <message>".
  *

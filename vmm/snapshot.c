@@ -610,40 +610,44 @@ bool snapshot_page_zero(const uint8_t *p)
 /* Runs of at least this much go through the O_DIRECT descriptor. */
 #define DIRECT_MIN (256u << 10)
 
-/* RAM into the memory file: runs of non-zero pages written, zero pages left
- * as holes. Large runs go through an O_DIRECT descriptor (dfd, or -1),
- * straight from guest RAM to the disk: through the page cache, each page of
- * the file is first a freshly allocated (and, on a VM host, freshly backed)
- * kernel page and a copy, and then written back by fsync anyway (240 MiB on
- * this host: 0.77 s pwrite + 0.25 s fsync buffered against ~0.5 s direct).
- * Small runs (a scattered guest's) stay buffered: one synchronous disk
- * write each would cost more than the copy. A filesystem or device that
- * refuses the direct write (EINVAL: alignment, no O_DIRECT support) gets
- * the buffered one. */
-static int write_memory(const struct guest_memory *gm, int fd, int dfd)
+/* npages pages from base into the memory file at `off`: runs of non-zero
+ * pages written, zero pages (and, with `skip`, the hotplug region, its
+ * unplugged blocks) left as holes. Large runs go through an O_DIRECT
+ * descriptor (*dfd, or -1), straight from guest RAM to the disk: through
+ * the page cache, each page of the file is first a freshly allocated (and,
+ * on a VM host, freshly backed) kernel page and a copy, and then written
+ * back by fsync anyway (240 MiB on this host: 0.77 s pwrite + 0.25 s fsync
+ * buffered against ~0.5 s direct). Small runs (a scattered guest's) stay
+ * buffered: one synchronous disk write each would cost more than the copy.
+ * A filesystem or device that refuses the direct write (EINVAL: alignment,
+ * no O_DIRECT support) gets the buffered one (and *dfd becomes -1). */
+static int write_pages(int fd, int *dfd, const uint8_t *base, uint64_t npages, off_t off0,
+                       const struct guest_region *skip)
 {
-    if (ftruncate(fd, (off_t)gm->ram_size) < 0)
-        return -1;
-    const uint8_t *base = gm->base;
-    uint64_t run = 0, npages = gm->ram_size / GUEST_PAGE_SIZE;
+    uint64_t run = 0;
     bool in_run = false;
     for (uint64_t pg = 0; pg <= npages; pg++) {
-        bool data = pg < npages && !snapshot_page_zero(base + pg * GUEST_PAGE_SIZE);
+        bool data = pg < npages;
+        if (data && skip) {
+            uint64_t blk = pg * GUEST_PAGE_SIZE / skip->block_size;
+            data = (skip->plugged[blk / (8 * sizeof(long))] >> (blk % (8 * sizeof(long)))) & 1;
+        }
+        data = data && !snapshot_page_zero(base + pg * GUEST_PAGE_SIZE);
         if (data && !in_run) {
             run = pg;
             in_run = true;
         } else if (!data && in_run) {
             const uint8_t *p = base + run * GUEST_PAGE_SIZE;
             uint64_t n = (pg - run) * GUEST_PAGE_SIZE;
-            off_t off = (off_t)(run * GUEST_PAGE_SIZE);
+            off_t off = off0 + (off_t)(run * GUEST_PAGE_SIZE);
             int r = -1;
-            if (dfd >= 0 && n >= DIRECT_MIN) {
-                r = write_all(dfd, p, n, off);
+            if (*dfd >= 0 && n >= DIRECT_MIN) {
+                r = write_all(*dfd, p, n, off);
                 if (r < 0 && errno != EINVAL)
                     return -1;
                 if (r < 0) {
                     log_debug("snapshot: O_DIRECT write refused (EINVAL), writing through the page cache");
-                    dfd = -1;
+                    *dfd = -1;
                 }
             }
             if (r < 0 && write_all(fd, p, n, off) < 0)
@@ -652,6 +656,18 @@ static int write_memory(const struct guest_memory *gm, int fd, int dfd)
         }
     }
     return 0;
+}
+
+/* RAM into the memory file, then the virtio-mem hotplug region's plugged
+ * blocks after it. */
+static int write_memory(const struct guest_memory *gm, int fd, int dfd)
+{
+    const struct guest_region *hp = guest_memory_hotplug_region(gm);
+    if (ftruncate(fd, (off_t)(gm->ram_size + (hp ? hp->size : 0))) < 0)
+        return -1;
+    if (write_pages(fd, &dfd, gm->base, gm->ram_size / GUEST_PAGE_SIZE, 0, NULL) < 0)
+        return -1;
+    return hp ? write_pages(fd, &dfd, hp->hva, hp->size / GUEST_PAGE_SIZE, (off_t)gm->ram_size, hp) : 0;
 }
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -694,10 +710,6 @@ GBytes *snapshot_state_stream(struct machine *m, GError **err)
     struct vm *vm = &m->vm;
     if (vm->stopping) {
         fail(err, "the VM is shutting down or resetting");
-        return NULL;
-    }
-    if (guest_memory_hotplug_region(&vm->mem)) {
-        fail(err, "a VM with virtio-mem (--memory hotplug_size) cannot be saved yet");
         return NULL;
     }
     for (unsigned i = 0; i < m->cfg->nr_nets; i++)
@@ -853,9 +865,10 @@ struct snapshot_restore *snapshot_restore_open(const char *dir, struct vm_config
         snapshot_restore_free(s);
         return NULL;
     }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->mem_size) {
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->mem_size + c->mem_hotplug_size) {
         g_set_error(err, CONFIG_ERROR, 0, "%s: %s: %" G_GUINT64_FORMAT " bytes, the snapshot's RAM is %"
-                    G_GUINT64_FORMAT, what, mem_path, (uint64_t)st.st_size, c->mem_size);
+                    G_GUINT64_FORMAT "%s", what, mem_path, (uint64_t)st.st_size, c->mem_size + c->mem_hotplug_size,
+                    c->mem_hotplug_size ? " (with its hotplug region)" : "");
         snapshot_restore_free(s);
         return NULL;
     }
@@ -998,6 +1011,7 @@ static int fill_runs(struct snapshot_restore *s, struct guest_memory *gm, struct
 {
     /* Runs of RAM: u64 offset, u64 length (page multiples inside RAM), the
      * bytes; an offset of all ones ends them. */
+    const struct guest_region *hp = guest_memory_hotplug_region(gm);
     for (;;) {
         uint64_t hdr[2];
         if (read_full(s->sock, hdr, sizeof(hdr)) < 0) {
@@ -1007,10 +1021,28 @@ static int fill_runs(struct snapshot_restore *s, struct guest_memory *gm, struct
         uint64_t off = GUINT64_FROM_LE(hdr[0]), len = GUINT64_FROM_LE(hdr[1]);
         if (off == UINT64_MAX && len == 0)
             return read_final_state(s, err);
-        if (off % GUEST_PAGE_SIZE || len % GUEST_PAGE_SIZE || off > gm->ram_size || len > gm->ram_size - off) {
+        /* RAM from GPA 0, then the hotplug region (whose blocks the device
+         * state plugs; those it leaves unplugged it zeroes). */
+        uint8_t *dst = NULL;
+        if (off % GUEST_PAGE_SIZE == 0 && len % GUEST_PAGE_SIZE == 0) {
+            if (off <= gm->ram_size && len <= gm->ram_size - off)
+                dst = gm->base + off;
+            else if (hp && off >= gm->ram_size && off - gm->ram_size <= hp->size &&
+                     len <= hp->size - (off - gm->ram_size))
+                dst = hp->hva + (off - gm->ram_size);
+        }
+        if (!dst) {
             g_set_error(err, CONFIG_ERROR, 0, "%s: corrupted stream (RAM run of %" G_GUINT64_FORMAT
                         " bytes at %" G_GUINT64_FORMAT ")", s->what, len, off);
             return -1;
+        }
+        if (dst != gm->base + off) {
+            /* The hotplug region: no helper there (it covers RAM). */
+            if (read_full(s->sock, dst, len) < 0) {
+                g_set_error(err, CONFIG_ERROR, 0, "%s: the connection ended in the middle of RAM", s->what);
+                return -1;
+            }
+            continue;
         }
         __atomic_store_n(&pf->rx_pos, off, __ATOMIC_RELAXED);
         if (pf->done && len >= PREFAULT_MIN) {
@@ -1075,13 +1107,40 @@ void snapshot_restore_answer(struct snapshot_restore *s, const char *error)
         log_warn("%s: cannot answer the source: %s", s->what, g_strerror(errno));
 }
 
+/* --restore: the hotplug region's plugged blocks (virtio-mem's device state
+ * has just plugged them) read from the memory file, after RAM. Copied, not
+ * mapped: an unplugged block must read as zero when plugged again, which a
+ * private mapping of the file would not give. */
+static int load_hotplug_memory(struct snapshot_restore *s, struct vm *vm, GError **err)
+{
+    const struct guest_region *hp = guest_memory_hotplug_region(&vm->mem);
+    if (!hp || s->mem_fd < 0)
+        return 0;
+    for (uint64_t off = 0; off < hp->size; off += hp->block_size) {
+        if (!guest_memory_count_plugged(&vm->mem, hp->gpa + off, hp->block_size))
+            continue;
+        uint64_t done = 0;
+        while (done < hp->block_size) {
+            ssize_t k = pread(s->mem_fd, hp->hva + off + done, hp->block_size - done,
+                              (off_t)(vm->mem.ram_size + off + done));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return fail(err, "cannot read the hotplug memory from the memory file: %s",
+                            k < 0 ? g_strerror(errno) : "short file");
+            done += (uint64_t)k;
+        }
+    }
+    return 0;
+}
+
 int snapshot_restore_load(struct snapshot_restore *s, struct vm *vm, GError **err)
 {
     GError *e = NULL;
     if (vm_nr_vcpus(vm) != s->nr_vcpus) {
         g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL, "state: %u vCPUs saved, the config builds %u",
                     s->nr_vcpus, vm_nr_vcpus(vm));
-    } else if (load_devices(vm, s->r, &e) == 0 && load_irqchip(vm, s->r, &e) == 0 &&
+    } else if (load_devices(vm, s->r, &e) == 0 && load_hotplug_memory(s, vm, &e) == 0 && load_irqchip(vm, s->r, &e) == 0 &&
                load_vcpus(vm, s->r, &e) == 0 && load_clock(vm, s->r, &e) == 0 && !state_reader_at_end(s->r)) {
         g_set_error(&e, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "state: sections follow that this vmm does not know (a newer vmm's snapshot?)");

@@ -11,7 +11,10 @@
  *               vCPU (vmm/cpu_state.h), "kvmclock"; a CRC-32 at the end
  *   DIR/memory  guest RAM as the guest sees it from GPA 0 (the part above
  *               the 32-bit hole follows the part below it), exactly the RAM
- *               size, zero pages left as holes; restore maps it MAP_PRIVATE
+ *               size, zero pages left as holes; restore maps it MAP_PRIVATE.
+ *               With virtio-mem the hotplug region follows (its size; only
+ *               plugged blocks written), which restore copies into the
+ *               region once the device state has plugged the blocks
  *
  * The snapshot is taken with the VM paused (QMP stop first, as Cloud
  * Hypervisor asks) and every disk drained and flushed. Both files are

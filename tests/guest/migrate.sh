@@ -457,6 +457,33 @@ else
     done
 fi
 
+# virtio-mem: the virtio_mem guest plugs 32 MiB of its 256 MiB hotplug
+# region, writes a pattern there and waits for a resize; it migrates then,
+# and at the destination the resize reaches it, it plugs 64 MiB more, finds
+# its pattern intact (the plugged blocks' RAM came along) and ends with
+# every check passed.
+rm -f "$tmp/s.sock" "$tmp/d.sock" "$tmp/mig-mem.sock"
+"$vmm" --kernel "$images/virtio_mem.elf" --memory size=128M,hotplug_size=256M,requested_size=32M --test-exit \
+    --cmdline "region_mib=256 req_mib=32 next_mib=96" --serial "file=$tmp/src-mem" --qmp "unix:$tmp/s.sock" \
+    2> "$tmp/src-mem.err" < /dev/null &
+src=$!
+wait_sock "$tmp/s.sock"
+i=0; while ! grep -q "# vmem: ready for resize" "$tmp/src-mem" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+"$vmm" --incoming "unix:$tmp/mig-mem.sock" --serial "file=$tmp/dst-mem" --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-mem.err" \
+    < /dev/null &
+dst=$!
+wait_listen "unix:$tmp/mig-mem.sock"
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$tmp/mig-mem.sock\"}}")
+reap "$src"; src=
+wait_sock "$tmp/d.sock"
+r2=$(qmp "$tmp/d.sock" '{"execute":"query-memory-devices"}' \
+    '{"execute":"qom-set","arguments":{"path":"/machine/peripheral/vmem0","property":"requested-size","value":100663296}}')
+reap "$dst"; dst=
+check "virtio-mem: migrated with 32 MiB plugged; at the destination the resize reaches the guest, its pattern intact, every check passed (exit 1)" \
+    eval 'grep -q "MIGRATION.*completed" <<<"$r" && grep -q "\"size\": 33554432" <<<"$r2" &&
+          grep -q "^ok .*patterns intact (0 words differ)" "$tmp/dst-mem" && ! grep -q "^not ok" "$tmp/src-mem" "$tmp/dst-mem" &&
+          [ "$status" = 1 ]' -- <(echo "$r"; echo "$r2") "$tmp/dst-mem" "$tmp/dst-mem.err"
+
 # --- failures: the source runs on ---
 src_ns=() dst_ns=()
 start_src fail

@@ -290,5 +290,51 @@ check "hotplug, restored: the pending eject completes (guest ejects slot 7, DEVI
           ! grep -q "^not ok" "$tmp/outh1" "$tmp/outh2" && [ "$(grep -c "^ok" "$tmp/outh1" "$tmp/outh2" | awk -F: "{ s += \$2 } END { print s }")" = 4 ] &&
           [ "$st" = 1 ]' -- "$tmp/outh2" "$tmp/evh2" "$tmp/errh2"
 
+# --- virtio-mem: the virtio_mem guest plugs 32 MiB of a 256 MiB hotplug
+# region and writes a pattern over it, then waits for the host to raise
+# requested-size. Snapshot there: the memory file holds RAM and, after it,
+# the plugged blocks' data and nothing of the unplugged ones; the restored
+# guest gets the resize, plugs 64 MiB more, finds its pattern intact, goes
+# through its unplug/plug checks and ends with every check passed ---
+vm_opts=(--kernel "$images/virtio_mem.elf" --memory size=128M,hotplug_size=256M,requested_size=32M --test-exit
+         --cmdline "region_mib=256 req_mib=32 next_mib=96")
+msnap=$tmp/msnap
+rm -f "$tmp/qm.sock"
+"$vmm" "${vm_opts[@]}" --serial "file=$tmp/outm1" --qmp "unix:$tmp/qm.sock" 2> "$tmp/errm1" < /dev/null &
+pid=$!
+wait_sock "$tmp/qm.sock"
+wait_text "$tmp/outm1" "# vmem: ready for resize"
+r=$(qmp "$tmp/qm.sock" '{"execute":"stop"}' "{\"execute\":\"x-vmm-snapshot\",\"arguments\":{\"dir\":\"$msnap\"}}")
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+# bytes of data (not holes) in the memory file from OFFSET on
+data_from() {
+    python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); end = os.fstat(fd).st_size; off = int(sys.argv[2]); n = 0
+while off < end:
+    try:
+        d = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    h = os.lseek(fd, d, os.SEEK_HOLE); n += h - d; off = h
+print(n)' "$1" "$2"
+}
+hp_data=$(data_from "$msnap/memory" $((128 << 20)))
+check "virtio-mem: x-vmm-snapshot {}; the memory file is RAM + the hotplug region (384 MiB), after RAM exactly the 2 MiB the guest wrote (a word every 64 KiB of the plugged 32 MiB)" \
+    eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 2 ] && [ "$(stat -c %s "$msnap/memory")" = $((384 << 20)) ] &&
+          [ "$hp_data" = $((2 << 20)) ]' -- <(echo "$r"; echo "data after RAM: $hp_data") "$tmp/errm1"
+rm -f "$tmp/qm2.sock"
+"$vmm" --restore "$msnap" --serial "file=$tmp/outm2" --qmp "unix:$tmp/qm2.sock" 2> "$tmp/errm2" < /dev/null &
+pid=$!
+wait_sock "$tmp/qm2.sock"
+r=$(qmp "$tmp/qm2.sock" '{"execute":"query-memory-devices"}' \
+    '{"execute":"qom-set","arguments":{"path":"/machine/peripheral/vmem0","property":"requested-size","value":100663296}}')
+i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL "$pid" 2>/dev/null; wait "$pid"; st=$?; pid=
+check "virtio-mem, restored: 32 MiB plugged, the resize reaches the guest, its pattern intact, every check passed (exit 1)" \
+    eval 'grep -q "\"size\": 33554432" <<<"$r" && grep -q "^ok .*patterns intact (0 words differ)" "$tmp/outm2" &&
+          ! grep -q "^not ok" "$tmp/outm1" "$tmp/outm2" && ! grep -q "guest up\|^1\.\." "$tmp/outm2" && [ "$st" = 1 ]' \
+    -- <(echo "$r") "$tmp/outm2" "$tmp/errm2"
+
 echo "1..$n"
 [ "$failed" = 0 ]
