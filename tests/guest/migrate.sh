@@ -22,7 +22,12 @@
 #     reason), a peer that takes part of the stream and hangs up, and
 #     migrate_cancel while the source is stuck sending to a peer that never
 #     reads (MIGRATION cancelled); migrate-set-parameters downtime-limit;
-#   - a destination fed garbage or a stream cut short: exit 2, one line.
+#   - a destination fed garbage or a stream cut short: exit 2, one line;
+#   - QMP answers while the destination reads RAM (plain and defer); the
+#     guest keeps its source's CPUID, and a destination whose KVM lacks a
+#     bit the guest has refuses (CPU model mismatch); a NIC on an inherited
+#     fd moves to the destination's own --net fd= (root); virtio-mem with
+#     blocks plugged; the PCI/CPU hotplug state with an eject pending.
 # Emits TAP; skips where /dev/kvm cannot run a VM.
 #
 # usage: migrate.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
@@ -483,6 +488,51 @@ check "virtio-mem: migrated with 32 MiB plugged; at the destination the resize r
     eval 'grep -q "MIGRATION.*completed" <<<"$r" && grep -q "\"size\": 33554432" <<<"$r2" &&
           grep -q "^ok .*patterns intact (0 words differ)" "$tmp/dst-mem" && ! grep -q "^not ok" "$tmp/src-mem" "$tmp/dst-mem" &&
           [ "$status" = 1 ]' -- <(echo "$r"; echo "$r2") "$tmp/dst-mem" "$tmp/dst-mem.err"
+
+# The hotplug controllers' state moves too: the pcihp guest (devices=1) gets
+# a disk hot-plugged in slot 7 over node hpn and a CPU hot-added; paused,
+# device_del of the disk (the eject request pending in PCID) and migrate.
+# The destination has cpu1 and the disk in slot 7 over hpn, runs the guest,
+# which sees the pending request and ejects slot 7: DEVICE_DELETED hp1
+# there, and the guest ends with every check passed.
+wait_text() {   # FILE TEXT: up to 60 s
+    local i=0
+    while ! grep -qa -- "$2" "$1" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+}
+head -c 1M /dev/zero > "$tmp/hp0.img"
+head -c 1M /dev/zero > "$tmp/hp1.img"
+rm -f "$tmp/s.sock" "$tmp/d.sock" "$tmp/mig-hp.sock"
+"$vmm" --kernel "$images/pcihp.elf" --memory 64M --cpus boot=1,max=2 --test-exit --disk "path=$tmp/hp0.img,id=bdisk0" \
+    --cmdline devices=1 --serial "file=$tmp/src-hp" --qmp "unix:$tmp/s.sock" 2> "$tmp/src-hp.err" < /dev/null &
+src=$!
+wait_sock "$tmp/s.sock"
+wait_text "$tmp/src-hp" "# ready for unplug"
+r=$(qmp "$tmp/s.sock" \
+    "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"file\",\"node-name\":\"hpn\",\"filename\":\"$tmp/hp1.img\"}}" \
+    '{"execute":"device_add","arguments":{"driver":"virtio-blk-pci","drive":"hpn","id":"hp1","addr":"0x7"}}' \
+    '{"execute":"device_add","arguments":{"driver":"host-x86_64-cpu","id":"cpu1","socket-id":0,"core-id":1,"thread-id":0}}')
+wait_text "$tmp/src-hp" "# slot 7 up (blk)"
+r=$r$'\n'$(qmp "$tmp/s.sock" '{"execute":"stop"}' '{"execute":"device_del","arguments":{"id":"hp1"}}')
+"$vmm" --incoming "unix:$tmp/mig-hp.sock" --paused --serial "file=$tmp/dst-hp" --qmp "unix:$tmp/d.sock" \
+    2> "$tmp/dst-hp.err" < /dev/null &
+dst=$!
+wait_listen "unix:$tmp/mig-hp.sock"
+r2=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$tmp/mig-hp.sock\"}}")
+reap "$src"; src=
+wait_sock "$tmp/d.sock"
+i=0; while ! qmp "$tmp/d.sock" '{"execute":"query-status"}' | grep -q prelaunch && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+r3=$(qmp "$tmp/d.sock" '{"execute":"query-hotpluggable-cpus"}' '{"execute":"query-pci"}' '{"execute":"query-named-block-nodes"}')
+{ echo '{"execute":"qmp_capabilities"}'; echo '{"execute":"cont"}'
+  i=0; while kill -0 "$dst" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; } |
+    "$qmpc" "$tmp/d.sock" > "$tmp/ev-hp" 2>&1
+reap "$dst"; dst=
+check "hotplug state migrates: cpu1 and disk hp1 (slot 7, node hpn) at the destination, the pending eject completes there (DEVICE_DELETED hp1), every guest check passed" \
+    eval '[ "$(grep -c "^{\"return\": {}}" <<<"$r")" = 5 ] && grep -q "MIGRATION.*completed" <<<"$r2" &&
+          grep -q "\"qom-path\": \"/machine/peripheral/cpu1\"" <<<"$r3" && grep -q "\"slot\": 7" <<<"$r3" &&
+          grep -q "\"qdev_id\": \"hp1\"" <<<"$r3" && grep -q "\"node-name\": \"hpn\"" <<<"$r3" &&
+          grep -q "# slot 7 ejected (blk)" "$tmp/dst-hp" && grep -q "\"DEVICE_DELETED\".*\"device\": \"hp1\"" "$tmp/ev-hp" &&
+          ! grep -q "^not ok" "$tmp/src-hp" "$tmp/dst-hp" && [ "$status" = 1 ]' \
+    -- <(echo "$r"; echo "$r2"; echo "$r3") "$tmp/dst-hp" "$tmp/ev-hp" "$tmp/dst-hp.err"
 
 # --- failures: the source runs on ---
 src_ns=() dst_ns=()
