@@ -259,6 +259,35 @@ static void test_dirty_merge(void **state)
     assert_int_equal(guest_memory_dirty_merge(out, zero, gm->regions[0].dirty, nl), 0);
 }
 
+/* A virtio-mem block the guest unplugs reads as zero from then on, which
+ * no dirty log sees: its pages count as written (a migration sends them
+ * again should the block be plugged before it ends); other blocks' do not. */
+static void test_unplug_dirties(void **state)
+{
+    struct guest_memory *gm = *state;
+    g_autoptr(GError) err = NULL;
+    const uint64_t base = guest_memory_hotplug_base(gm->ram_size), block = 2 * MIB;
+    assert_int_equal(guest_memory_add_hotplug(gm, base, 4 * block, block, &err), 0);
+    const struct guest_region *hp = guest_memory_hotplug_region(gm);
+    assert_non_null(hp);
+    assert_int_equal(guest_memory_set_plugged(gm, base, 2 * block, true), 0);
+    uint8_t b = 0x5a;
+    assert_int_equal(guest_memory_write(gm, base + 3 * PAGE, &b, 1), 0);
+    assert_int_equal(dirty_count(gm, base, base + 2 * block), 1);
+    memset(hp->dirty, 0, 4 * block / PAGE / 8);
+    assert_int_equal(guest_memory_set_plugged(gm, base + block, block, false), 0);
+    unsigned n0 = 0, n1 = 0;
+    for (uint64_t pg = 0; pg < 2 * block / PAGE; pg++) {
+        bool d = (hp->dirty[pg / (8 * sizeof(long))] >> (pg % (8 * sizeof(long)))) & 1;
+        if (pg < block / PAGE)
+            n0 += d;
+        else
+            n1 += d;
+    }
+    assert_int_equal(n0, 0);
+    assert_int_equal(n1, block / PAGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dirty_tracking, setup_256m, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_tracking, setup_5g, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_merge, setup_256m, teardown),
+        cmocka_unit_test_setup_teardown(test_unplug_dirties, setup_256m, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
