@@ -27,7 +27,9 @@
 #     of the -netdev succeed (vmm's replies read from libvirtd's debug log),
 #     query-named-block-nodes before and after; then an ethernet NIC
 #     attached (the guest reads its MAC) and detached the same way;
-#   - setvcpus --live: a vCPU plugged with device_add (hotpluggable-cpus);
+#   - setvcpus --live 2, 1, 2 on guest-tests/cpuhp (serve=1: it starts and
+#     ejects CPUs as asked): device_add / device_del of a vCPU
+#     (hotpluggable-cpus), DEVICE_DELETED after the guest's eject;
 #   - no vmm process left behind after each scenario.
 # Every libvirt call (virsh, libvirtd -d, virt-install, lv-api) is bounded
 # (timeout); a hang fails the case instead of the run. Emits TAP; skips without root, libvirtd/virsh or a usable
@@ -565,16 +567,19 @@ V destroy vmm5 > /dev/null 2>&1
 gone vmm5
 no_vmm_left "detach of devices given at launch"
 
-# ---- setvcpus --live: CPU hotplug through device_add ----
+# ---- setvcpus --live: CPU hotplug through device_add / device_del ----
 # query-machines says hotpluggable-cpus for pc: libvirt launches with
-# -smp 1,maxcpus=2, reads query-hotpluggable-cpus, and plugs the second vCPU
-# with device_add host-x86_64-cpu (its props from that list).
+# -smp 1,maxcpus=2, reads query-hotpluggable-cpus, plugs the second vCPU
+# with device_add host-x86_64-cpu (its props from that list) and removes it
+# with device_del, waiting for DEVICE_DELETED. guest-tests/cpuhp's serve=1
+# mode starts every CPU plugged in (INIT/SIPI) and ejects every CPU the host
+# asks to remove.
 cat > "$priv/vmm6.xml" <<EOF
 <domain type='kvm'>
   <name>vmm6</name>
   <memory unit='MiB'>64</memory>
   <vcpu current='1'>2</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/lifecycle.elf</kernel><cmdline>console=ttyS0</cmdline></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/cpuhp.elf</kernel><cmdline>boot=1 max=2 serve=1</cmdline></os>
   <features><acpi/></features>
   <cpu mode='host-passthrough'/>
   <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
@@ -588,18 +593,46 @@ cat > "$priv/vmm6.xml" <<EOF
 EOF
 V create "$priv/vmm6.xml" > "$priv/create6.out" 2>&1
 wait_state vmm6 running > /dev/null
+pty6=$(V ttyconsole vmm6 2>/dev/null)
+: > "$priv/cpu.pty"
+cppid=
+if [ -n "$pty6" ]; then
+    timeout 120 cat < "$pty6" > "$priv/cpu.pty" 2>/dev/null &
+    cppid=$!
+fi
+wait_in "$priv/cpu.pty" '# cpuhp: serving'
 c0=$(V vcpucount vmm6 --live --active 2>&1)
 logmark=$(($(wc -l < "$lvdebug") + 1))
 V setvcpus vmm6 2 --live > "$priv/setvcpus.out" 2>&1
 st=$?
+wait_in "$priv/cpu.pty" '# cpuhp: CPU 1 up (1)'
 c1=$(V vcpucount vmm6 --live --active 2>&1)
 T=20 V qemu-monitor-command vmm6 '{"execute": "query-cpus-fast"}' > "$priv/cpus6" 2>&1
 da=$(mon_reply device_add x86_64-cpu)
-ok "setvcpus --live 2: libvirt plugs a vCPU with device_add (hotpluggable-cpus), vmm runs it" \
+ok "setvcpus --live 2: libvirt plugs a vCPU with device_add (hotpluggable-cpus), the guest starts it" \
     "$([ "$c0" = 1 ] && [ $st = 0 ] && [ "$c1" = 2 ] && [[ "$da" == *'"return": {}'* ]] &&
-       grep -q '"cpu-index":1' "$priv/cpus6" ||
+       grep -q '"cpu-index":1' "$priv/cpus6" && grep -q 'CPU 1 up (1)' "$priv/cpu.pty" ||
        { echo "vcpucount before '$c0', after '$c1', setvcpus status $st, device_add: $da"
-         cat "$priv/create6.out" "$priv/setvcpus.out" "$priv/cpus6"; lvlog; })"
+         cat "$priv/create6.out" "$priv/setvcpus.out" "$priv/cpus6"; tail -3 "$priv/cpu.pty"; lvlog; })"
+logmark=$(($(wc -l < "$lvdebug") + 1))
+V setvcpus vmm6 1 --live > "$priv/setvcpus1.out" 2>&1
+st=$?
+wait_in "$priv/cpu.pty" '# cpuhp: CPU 1 ejected (1)'
+c2=$(V vcpucount vmm6 --live --active 2>&1)
+dd=$(mon_reply device_del vcpu)
+ok "setvcpus --live 1: libvirt's device_del, the guest ejects the vCPU, DEVICE_DELETED, one vCPU left" \
+    "$([ $st = 0 ] && [ "$c2" = 1 ] && [[ "$dd" == *'"return": {}'* ]] && seen_deleted vcpu1 &&
+       grep -q 'CPU 1 ejected (1)' "$priv/cpu.pty" ||
+       { echo "setvcpus status $st, vcpucount after '$c2', device_del: $dd"
+         cat "$priv/setvcpus1.out"; tail -3 "$priv/cpu.pty"; lvlog; })"
+V setvcpus vmm6 2 --live > "$priv/setvcpus2.out" 2>&1
+st=$?
+wait_in "$priv/cpu.pty" '# cpuhp: CPU 1 up (2)'
+c3=$(V vcpucount vmm6 --live --active 2>&1)
+ok "setvcpus --live 2 again: the same vCPU plugged in and started a second time" \
+    "$([ $st = 0 ] && [ "$c3" = 2 ] && grep -q 'CPU 1 up (2)' "$priv/cpu.pty" ||
+       { echo "setvcpus status $st, vcpucount after '$c3'"; cat "$priv/setvcpus2.out"; tail -3 "$priv/cpu.pty"; lvlog; })"
+[ -n "$cppid" ] && kill $cppid 2>/dev/null
 V destroy vmm6 > /dev/null 2>&1
 gone vmm6
 no_vmm_left "setvcpus"
