@@ -211,8 +211,7 @@ truncate -s 1M "$priv/disk.raw"
 nic=
 [ -c /dev/net/tun ] && nic="    <interface type='ethernet'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>"
 # and a user-mode NIC (libvirt: -netdev user; vmm's slirp backend), which needs nothing of the host
-nic="$nic
-    <interface type='user'><mac address='52:54:00:12:34:58'/><model type='virtio'/></interface>"
+usernic="    <interface type='user'><mac address='52:54:00:12:34:58'/><model type='virtio'/></interface>"
 pty_serial="    <serial type='pty'><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>"
 domxml() {   # domxml NAME [SERIAL_XML]: a pty serial unless given
@@ -238,6 +237,7 @@ domxml() {   # domxml NAME [SERIAL_XML]: a pty serial unless given
       <target dev='vda' bus='virtio'/>
     </disk>
 $nic
+$usernic
 ${2:-$pty_serial}
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
