@@ -40,6 +40,7 @@
 #
 # usage: libvirt.sh VMM IMAGE_DIR SOURCE_ROOT [LV_API]
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$(readlink -f "$3") lvapi=${4:+$(readlink -f "$4")}
 
 if [ -z "${VMM_LIBVIRT_NS:-}" ]; then
@@ -56,18 +57,7 @@ fi
 
 priv=$(mktemp -d "${TMPDIR:-/tmp}/vmm-libvirt.XXXXXX")
 chmod 755 "$priv"
-n=0 failed=0
 lvpid=
-ok() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed 's/^/#   /'
-        failed=$((failed + 1))
-    fi
-}
 # The vmm processes running this binary now (pid list).
 vmm_pids() {
     local p
@@ -684,5 +674,4 @@ else
     n=$((n + 1)); echo "ok $n - virt-install # SKIP virtinst is not installed"
 fi
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done

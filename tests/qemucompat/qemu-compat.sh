@@ -17,6 +17,7 @@
 #
 # usage: qemu-compat.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") images=$2 srcroot=$3 client=$(readlink -f "$4")
 if ! why=$("$srcroot/tools/kvm-check"); then
     echo "1..0 # SKIP $why"
@@ -30,35 +31,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0 failed=0
-ok() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | sed 's/^/#   /'
-        failed=$((failed + 1))
-    fi
-}
-wait_path() {
-    local i=0
-    while [ ! -e "$1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    [ -e "$1" ]
-}
-# Waits up to 20 s for a pid (not necessarily our child) to be gone.
-wait_gone() {
-    local i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    ! kill -0 "$1" 2>/dev/null
-}
-wait_exit() {
-    local i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$1" 2>/dev/null; then st=hung; kill -KILL "$1"; wait "$1" 2>/dev/null; return; fi
-    wait "$1"
-    st=$?
-}
 # ---- the probe ----
 sock=$tmp/qmp.monitor pidf=$tmp/qmp.pid
 timeout 20 "$vmm" -S -no-user-config -nodefaults -nographic -machine none,accel=kvm:tcg \
@@ -292,5 +264,4 @@ i=0; while ! grep -q 'guest-shutdown' "$tmp/l2.out" && [ $i -lt 50 ]; do sleep 0
 ok "without -no-shutdown a guest power-off ends vmm (exit 0)" \
     "$([ "$st" = 0 ] && grep -q '"reason": "guest-shutdown"' "$tmp/l2.out" || { echo "status $st"; cat "$tmp/l2.out" "$tmp/l2.err"; })"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done
