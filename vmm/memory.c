@@ -96,6 +96,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool hugepages, 
         madvise(p, size, MADV_HUGEPAGE);   /* THP where the host allows it; advisory */
 
     gm->memfd = fd;
+    gm->anon = fd < 0;
     layout(gm, p, size);
     return 0;
 }

@@ -39,6 +39,7 @@ struct guest_memory {
     int memfd;              /* -1 for anonymous RAM */
     uint8_t *base;          /* the one mapping of all RAM */
     bool hugepages;
+    bool anon;              /* private anonymous RAM: a page never touched is zero */
 };
 
 /* Creates RAM of `size` bytes laid out around the 32-bit hole. */

@@ -374,11 +374,12 @@ static int send_pages(struct migration *mg, unsigned long *const *bitmap, bool s
         uint64_t npages = r->size / GUEST_PAGE_SIZE, run = 0;
         uint64_t off0 = r->plugged ? gm->ram_size : (uint64_t)(r->hva - gm->base);
         bool in_run = false;
+        g_autoptr(zero_scan) zs = skip_zero ? zero_scan_new(gm) : NULL;
         for (uint64_t pg = 0; pg <= npages; pg++) {
             bool send = false;
             if (pg < npages && page_plugged(r, pg)) {
                 bool dirty = !bitmap || ((bitmap[i][pg / 64] >> (pg % 64)) & 1);
-                send = dirty && !(skip_zero && snapshot_page_zero(r->hva + pg * GUEST_PAGE_SIZE));
+                send = dirty && !(skip_zero && zero_scan_page(zs, r->hva + pg * GUEST_PAGE_SIZE));
                 if (dirty && skip_zero) {
                     g_mutex_lock(&stats_lock);
                     if (send)

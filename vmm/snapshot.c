@@ -607,6 +607,53 @@ bool snapshot_page_zero(const uint8_t *p)
 }
 
 
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define ZS_ENTRIES 512u                 /* pagemap entries read at a time: 2 MiB of RAM */
+
+struct zero_scan {
+    int fd;                             /* /proc/self/pagemap, or -1: read every page */
+    uint64_t first;                     /* the virtual page number of ent[0] */
+    unsigned n;                         /* entries valid */
+    uint64_t ent[ZS_ENTRIES];
+};
+
+struct zero_scan *zero_scan_new(const struct guest_memory *gm)
+{
+    struct zero_scan *z = g_new0(struct zero_scan, 1);
+    z->fd = gm->anon ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+    return z;
+}
+
+void zero_scan_free(struct zero_scan *z)
+{
+    if (!z)
+        return;
+    if (z->fd >= 0)
+        close(z->fd);
+    g_free(z);
+}
+
+bool zero_scan_page(struct zero_scan *z, const uint8_t *p)
+{
+    if (z->fd >= 0) {
+        uint64_t vpn = (uintptr_t)p / GUEST_PAGE_SIZE;
+        if (vpn < z->first || vpn >= z->first + z->n) {
+            ssize_t k = pread(z->fd, z->ent, sizeof(z->ent), (off_t)(vpn * sizeof(uint64_t)));
+            if (k < (ssize_t)sizeof(uint64_t)) {
+                close(z->fd);           /* no pagemap after all: read the pages */
+                z->fd = -1;
+                return snapshot_page_zero(p);
+            }
+            z->first = vpn;
+            z->n = (unsigned)((size_t)k / sizeof(uint64_t));
+        }
+        if (!(z->ent[vpn - z->first] & (PM_PRESENT | PM_SWAPPED)))
+            return true;
+    }
+    return snapshot_page_zero(p);
+}
+
 /* Runs of at least this much go through the O_DIRECT descriptor. */
 #define DIRECT_MIN (256u << 10)
 
@@ -621,7 +668,7 @@ bool snapshot_page_zero(const uint8_t *p)
  * buffered: one synchronous disk write each would cost more than the copy.
  * A filesystem or device that refuses the direct write (EINVAL: alignment,
  * no O_DIRECT support) gets the buffered one (and *dfd becomes -1). */
-static int write_pages(int fd, int *dfd, const uint8_t *base, uint64_t npages, off_t off0,
+static int write_pages(int fd, int *dfd, struct zero_scan *zs, const uint8_t *base, uint64_t npages, off_t off0,
                        const struct guest_region *skip)
 {
     uint64_t run = 0;
@@ -632,7 +679,7 @@ static int write_pages(int fd, int *dfd, const uint8_t *base, uint64_t npages, o
             uint64_t blk = pg * GUEST_PAGE_SIZE / skip->block_size;
             data = (skip->plugged[blk / (8 * sizeof(long))] >> (blk % (8 * sizeof(long)))) & 1;
         }
-        data = data && !snapshot_page_zero(base + pg * GUEST_PAGE_SIZE);
+        data = data && !zero_scan_page(zs, base + pg * GUEST_PAGE_SIZE);
         if (data && !in_run) {
             run = pg;
             in_run = true;
@@ -665,9 +712,10 @@ static int write_memory(const struct guest_memory *gm, int fd, int dfd)
     const struct guest_region *hp = guest_memory_hotplug_region(gm);
     if (ftruncate(fd, (off_t)(gm->ram_size + (hp ? hp->size : 0))) < 0)
         return -1;
-    if (write_pages(fd, &dfd, gm->base, gm->ram_size / GUEST_PAGE_SIZE, 0, NULL) < 0)
+    g_autoptr(zero_scan) zs = zero_scan_new(gm);
+    if (write_pages(fd, &dfd, zs, gm->base, gm->ram_size / GUEST_PAGE_SIZE, 0, NULL) < 0)
         return -1;
-    return hp ? write_pages(fd, &dfd, hp->hva, hp->size / GUEST_PAGE_SIZE, (off_t)gm->ram_size, hp) : 0;
+    return hp ? write_pages(fd, &dfd, zs, hp->hva, hp->size / GUEST_PAGE_SIZE, (off_t)gm->ram_size, hp) : 0;
 }
 
 static int write_file(const char *path, const void *p, size_t n)

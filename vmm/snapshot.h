@@ -100,6 +100,17 @@ void snapshot_restore_free(struct snapshot_restore *s);
 /* Helpers shared with the migration code. */
 int write_all_stream(int fd, const void *p, size_t n);
 bool snapshot_page_zero(const uint8_t *p);
+/* Zero-page detection over guest RAM that skips, without reading them, the
+ * pages of anonymous RAM that were never touched (neither present nor
+ * swapped, per /proc/self/pagemap): reading those would map the zero page
+ * in, 4 KiB or 2 MiB at a time, only to find zeros. Elsewhere (file-backed,
+ * memfd RAM) or without pagemap it reads every page. */
+struct guest_memory;
+typedef struct zero_scan zero_scan;
+struct zero_scan *zero_scan_new(const struct guest_memory *gm);
+bool zero_scan_page(struct zero_scan *z, const uint8_t *p);
+void zero_scan_free(struct zero_scan *z);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(zero_scan, zero_scan_free)
 
 /* x-vmm-snapshot {"dir": DIR}. */
 void snapshot_qmp_register(struct qmp_server *s, struct machine *m);
