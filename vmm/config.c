@@ -279,8 +279,7 @@ void config_print_help(void)
 "(KVM counters, then registers, MP state, pending events) on stderr.\n");
 }
 
-static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static int fail(GError **err, const char *fmt, ...)
+int config_fail(GError **err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -296,7 +295,7 @@ static int parse_count(const char *opt, const char *v, unsigned *out, GError **e
     errno = 0;
     unsigned long n = strtoul(v, &end, 10);
     if (!g_ascii_isdigit(v[0]) || *end || errno || n > 1000000)
-        return fail(err, "%s: '%s' is not a number of vCPUs; give e.g. --cpus 2 or --cpus boot=2,max=4", opt, v);
+        return config_fail(err, "%s: '%s' is not a number of vCPUs; give e.g. --cpus 2 or --cpus boot=2,max=4", opt, v);
     *out = (unsigned)n;
     return 0;
 }
@@ -304,7 +303,7 @@ static int parse_count(const char *opt, const char *v, unsigned *out, GError **e
 static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
 {
     if (!*arg)
-        return fail(err, "--cpus: empty value; give e.g. --cpus 2 or --cpus boot=2,max=4");
+        return config_fail(err, "--cpus: empty value; give e.g. --cpus 2 or --cpus boot=2,max=4");
     g_autoptr(GPtrArray) pairs = opts_parse(arg, "boot", err);
     if (!pairs) {
         g_prefix_error(err, "--cpus: ");
@@ -314,7 +313,7 @@ static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value)
-            return fail(err, "--cpus: '%s' needs a value, e.g. %s=2", o->key, o->key);
+            return config_fail(err, "--cpus: '%s' needs a value, e.g. %s=2", o->key, o->key);
         if (strcmp(o->key, "boot") == 0) {
             if (parse_count("--cpus boot", o->value, &c->cpus_boot, err) < 0)
                 return -1;
@@ -328,9 +327,9 @@ static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
             else if (strcmp(o->value, "off") == 0)
                 c->nested = NESTED_OFF;
             else
-                return fail(err, "--cpus nested: '%s' is not one of on, off", o->value);
+                return config_fail(err, "--cpus nested: '%s' is not one of on, off", o->value);
         } else {
-            return fail(err, "--cpus: unknown key '%s'; known: boot, max, nested", o->key);
+            return config_fail(err, "--cpus: unknown key '%s'; known: boot, max, nested", o->key);
         }
     }
     if (!have_max)
@@ -341,7 +340,7 @@ static int parse_cpus(struct vm_config *c, const char *arg, GError **err)
 static int parse_memory(struct vm_config *c, const char *arg, GError **err)
 {
     if (!*arg)
-        return fail(err, "--memory: empty value; give e.g. --memory 512M or --memory size=2G,hugepages=on");
+        return config_fail(err, "--memory: empty value; give e.g. --memory 512M or --memory size=2G,hugepages=on");
     g_autoptr(GPtrArray) pairs = opts_parse(arg, "size", err);
     if (!pairs) {
         g_prefix_error(err, "--memory: ");
@@ -350,15 +349,15 @@ static int parse_memory(struct vm_config *c, const char *arg, GError **err)
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value)
-            return fail(err, "--memory: '%s' needs a value", o->key);
+            return config_fail(err, "--memory: '%s' needs a value", o->key);
         if (strcmp(o->key, "size") != 0)
             c->memory_more_given = true;
         if (strcmp(o->key, "size") == 0) {
             int r = parse_size(o->value, MIB, &c->mem_size);
             if (r == -ERANGE)
-                return fail(err, "--memory: size '%s' is too large", o->value);
+                return config_fail(err, "--memory: size '%s' is too large", o->value);
             if (r < 0)
-                return fail(err, "--memory: '%s' is not a size; give e.g. 512M or 2G", o->value);
+                return config_fail(err, "--memory: '%s' is not a size; give e.g. 512M or 2G", o->value);
         } else if (strcmp(o->key, "hotplug_size") == 0 || strcmp(o->key, "hotplug_block") == 0 ||
                    strcmp(o->key, "requested_size") == 0) {
             uint64_t *dst = strcmp(o->key, "hotplug_size") == 0    ? &c->mem_hotplug_size
@@ -366,15 +365,15 @@ static int parse_memory(struct vm_config *c, const char *arg, GError **err)
                                                                  : &c->mem_hotplug_requested;
             int r = parse_size(o->value, MIB, dst);
             if (r == -ERANGE)
-                return fail(err, "--memory: %s '%s' is too large", o->key, o->value);
+                return config_fail(err, "--memory: %s '%s' is too large", o->key, o->value);
             if (r < 0)
-                return fail(err, "--memory: %s '%s' is not a size; give e.g. 1G or 128M", o->key, o->value);
+                return config_fail(err, "--memory: %s '%s' is not a size; give e.g. 1G or 128M", o->key, o->value);
         } else if (strcmp(o->key, "hugepages") == 0 || strcmp(o->key, "shared") == 0) {
             bool *dst = o->key[0] == 'h' ? &c->mem_hugepages : &c->mem_shared;
             if (opts_parse_bool(o->value, dst) < 0)
-                return fail(err, "--memory: %s=%s: expected on or off", o->key, o->value);
+                return config_fail(err, "--memory: %s=%s: expected on or off", o->key, o->value);
         } else {
-            return fail(err, "--memory: unknown key '%s'; known: size, hugepages, shared, hotplug_size, "
+            return config_fail(err, "--memory: unknown key '%s'; known: size, hugepages, shared, hotplug_size, "
                         "hotplug_block, requested_size", o->key);
         }
     }
@@ -384,9 +383,9 @@ static int parse_memory(struct vm_config *c, const char *arg, GError **err)
 static int parse_disk(struct vm_config *c, const char *arg, GError **err)
 {
     if (!*arg)
-        return fail(err, "--disk: empty value; give e.g. --disk disk.img or --disk path=disk.img,readonly=on");
+        return config_fail(err, "--disk: empty value; give e.g. --disk disk.img or --disk path=disk.img,readonly=on");
     if (c->nr_disks >= VMM_MAX_DISKS)
-        return fail(err, "--disk: at most %u disks", VMM_MAX_DISKS);
+        return config_fail(err, "--disk: at most %u disks", VMM_MAX_DISKS);
     g_autoptr(GPtrArray) pairs = opts_parse(arg, "path", err);
     if (!pairs) {
         g_prefix_error(err, "--disk: ");
@@ -396,19 +395,19 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value) {
-            fail(err, "--disk: '%s' needs a value, e.g. %s=...", o->key, o->key);
+            config_fail(err, "--disk: '%s' needs a value, e.g. %s=...", o->key, o->key);
             goto out;
         }
         if (strcmp(o->key, "path") == 0) {
             if (!*o->value) {
-                fail(err, "--disk: path= is empty");
+                config_fail(err, "--disk: path= is empty");
                 goto out;
             }
             g_free(d.path);
             d.path = g_strdup(o->value);
         } else if (strcmp(o->key, "readonly") == 0) {
             if (opts_parse_bool(o->value, &d.readonly) < 0) {
-                fail(err, "--disk readonly=%s: expected on or off", o->value);
+                config_fail(err, "--disk readonly=%s: expected on or off", o->value);
                 goto out;
             }
         } else if (strcmp(o->key, "aio") == 0) {
@@ -419,7 +418,7 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
             else if (strcmp(o->value, "threads") == 0)
                 d.aio = BLOCK_AIO_THREADS;
             else {
-                fail(err, "--disk aio: '%s' is not one of io_uring, native, threads", o->value);
+                config_fail(err, "--disk aio: '%s' is not one of io_uring, native, threads", o->value);
                 goto out;
             }
         } else if (strcmp(o->key, "cache") == 0) {
@@ -428,7 +427,7 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
             else if (strcmp(o->value, "writeback") == 0)
                 d.cache = BLOCK_CACHE_WRITEBACK;
             else {
-                fail(err, "--disk cache: '%s' is not one of none, writeback", o->value);
+                config_fail(err, "--disk cache: '%s' is not one of none, writeback", o->value);
                 goto out;
             }
         } else if (strcmp(o->key, "num_queues") == 0) {
@@ -436,46 +435,46 @@ static int parse_disk(struct vm_config *c, const char *arg, GError **err)
             errno = 0;
             unsigned long n = strtoul(o->value, &end, 10);
             if (!g_ascii_isdigit(o->value[0]) || *end || errno || n < 1 || n > VMM_DISK_MAX_QUEUES) {
-                fail(err, "--disk num_queues: '%s' is not a number from 1 to %u", o->value, VMM_DISK_MAX_QUEUES);
+                config_fail(err, "--disk num_queues: '%s' is not a number from 1 to %u", o->value, VMM_DISK_MAX_QUEUES);
                 goto out;
             }
             d.num_queues = (unsigned)n;
         } else if (strcmp(o->key, "serial") == 0) {
             if (strlen(o->value) > VMM_DISK_SERIAL_MAX) {
-                fail(err, "--disk serial: '%s' is longer than %d bytes", o->value, VMM_DISK_SERIAL_MAX);
+                config_fail(err, "--disk serial: '%s' is longer than %d bytes", o->value, VMM_DISK_SERIAL_MAX);
                 goto out;
             }
             g_free(d.serial);
             d.serial = g_strdup(o->value);
         } else if (strcmp(o->key, "id") == 0) {
             if (!*o->value) {
-                fail(err, "--disk: id= is empty");
+                config_fail(err, "--disk: id= is empty");
                 goto out;
             }
             g_free(d.id);
             d.id = g_strdup(o->value);
         } else if (strcmp(o->key, "iothread") == 0) {
             if (!*o->value) {
-                fail(err, "--disk: iothread= is empty");
+                config_fail(err, "--disk: iothread= is empty");
                 goto out;
             }
             g_free(d.iothread);
             d.iothread = g_strdup(o->value);
         } else {
-            fail(err, "--disk: unknown key '%s'; known: path, readonly, aio, cache, num_queues, serial, id, iothread",
+            config_fail(err, "--disk: unknown key '%s'; known: path, readonly, aio, cache, num_queues, serial, id, iothread",
                  o->key);
             goto out;
         }
     }
     if (!d.path) {
-        fail(err, "--disk: no path; give --disk PATH or --disk path=PATH,...");
+        config_fail(err, "--disk: no path; give --disk PATH or --disk path=PATH,...");
         goto out;
     }
     if (!d.id)
         d.id = g_strdup_printf("disk%u", c->nr_disks);
     for (unsigned i = 0; i < c->nr_disks; i++)
         if (strcmp(c->disks[i].id, d.id) == 0) {
-            fail(err, "--disk: id '%s' is used by two disks", d.id);
+            config_fail(err, "--disk: id '%s' is used by two disks", d.id);
             goto out;
         }
     c->disks = g_renew(struct disk_config, c->disks, c->nr_disks + 1);
@@ -501,24 +500,24 @@ static int parse_object(struct vm_config *c, const char *arg, GError **err)
     for (guint i = 0; i < pairs->len; i++) {
         struct opt_pair *o = pairs->pdata[i];
         if (!o->value)
-            return fail(err, "--object: '%s' needs a value, e.g. --object iothread,id=io0", o->key);
+            return config_fail(err, "--object: '%s' needs a value, e.g. --object iothread,id=io0", o->key);
         if (strcmp(o->key, "type") == 0)
             type = o->value;
         else if (strcmp(o->key, "id") == 0)
             id = o->value;
         else
-            return fail(err, "--object: unknown key '%s'; known: id (e.g. --object iothread,id=io0)", o->key);
+            return config_fail(err, "--object: unknown key '%s'; known: id (e.g. --object iothread,id=io0)", o->key);
     }
     if (!type || strcmp(type, "iothread") != 0)
-        return fail(err, "--object: '%s' is not a known object type; known: iothread (e.g. --object iothread,id=io0)",
+        return config_fail(err, "--object: '%s' is not a known object type; known: iothread (e.g. --object iothread,id=io0)",
                     type ? type : "");
     if (!id || !*id)
-        return fail(err, "--object iothread: no id; give e.g. --object iothread,id=io0");
+        return config_fail(err, "--object iothread: no id; give e.g. --object iothread,id=io0");
     if (c->nr_iothreads >= VMM_MAX_IOTHREADS)
-        return fail(err, "--object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
+        return config_fail(err, "--object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
     for (unsigned i = 0; i < c->nr_iothreads; i++)
         if (strcmp(c->iothreads[i], id) == 0)
-            return fail(err, "--object iothread: id '%s' is used twice", id);
+            return config_fail(err, "--object iothread: id '%s' is used twice", id);
     c->iothreads = g_renew(char *, c->iothreads, c->nr_iothreads + 1);
     c->iothreads[c->nr_iothreads++] = g_strdup(id);
     return 0;
@@ -541,9 +540,9 @@ int parse_mac(const char *s, uint8_t mac[6])
 static int parse_net(struct vm_config *c, const char *arg, GError **err)
 {
     if (!*arg)
-        return fail(err, "--net: empty value; give e.g. --net tap=tap0 or --net fd=3");
+        return config_fail(err, "--net: empty value; give e.g. --net tap=tap0 or --net fd=3");
     if (c->nr_nets >= VMM_MAX_NICS)
-        return fail(err, "--net: at most %u NICs", VMM_MAX_NICS);
+        return config_fail(err, "--net: at most %u NICs", VMM_MAX_NICS);
     g_autoptr(GPtrArray) pairs = opts_parse(arg, NULL, err);
     if (!pairs) {
         g_prefix_error(err, "--net: ");
@@ -566,18 +565,18 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
                 goto out;
             }
             if (k == 0) {
-                fail(err, "--net user: unknown key '%s'; known: id, mac, " NET_USER_KEYS, o->key);
+                config_fail(err, "--net user: unknown key '%s'; known: id, mac, " NET_USER_KEYS, o->key);
                 goto out;
             }
             continue;
         }
         if (!o->value) {
-            fail(err, "--net: '%s' needs a value, e.g. %s=...", o->key, o->key);
+            config_fail(err, "--net: '%s' needs a value, e.g. %s=...", o->key, o->key);
             goto out;
         }
         if (strcmp(o->key, "tap") == 0) {
             if (!*o->value || strlen(o->value) >= 16 || strchr(o->value, '/') || strchr(o->value, ' ')) {
-                fail(err, "--net tap: '%s' is not an interface name (1 to 15 bytes, no '/' or spaces)", o->value);
+                config_fail(err, "--net tap: '%s' is not an interface name (1 to 15 bytes, no '/' or spaces)", o->value);
                 goto out;
             }
             g_free(n.tap);
@@ -587,17 +586,17 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
             errno = 0;
             long v = strtol(o->value, &end, 10);
             if (!g_ascii_isdigit(o->value[0]) || *end || errno || v < 3 || v > INT_MAX) {
-                fail(err, "--net fd: '%s' is not a file descriptor number (3 or more)", o->value);
+                config_fail(err, "--net fd: '%s' is not a file descriptor number (3 or more)", o->value);
                 goto out;
             }
             n.fd = (int)v;
         } else if (strcmp(o->key, "mac") == 0) {
             if (parse_mac(o->value, n.mac) < 0) {
-                fail(err, "--net mac: '%s' is not a MAC address like 52:54:00:12:34:56", o->value);
+                config_fail(err, "--net mac: '%s' is not a MAC address like 52:54:00:12:34:56", o->value);
                 goto out;
             }
             if (n.mac[0] & 1) {
-                fail(err, "--net mac: %s is a multicast address; the first byte must be even", o->value);
+                config_fail(err, "--net mac: %s is a multicast address; the first byte must be even", o->value);
                 goto out;
             }
             n.mac_set = true;
@@ -606,19 +605,19 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
             errno = 0;
             unsigned long v = strtoul(o->value, &end, 10);
             if (!g_ascii_isdigit(o->value[0]) || *end || errno || v < 1 || v > TAP_MAX_QUEUES) {
-                fail(err, "--net num_queues: '%s' is not a number from 1 to %u", o->value, TAP_MAX_QUEUES);
+                config_fail(err, "--net num_queues: '%s' is not a number from 1 to %u", o->value, TAP_MAX_QUEUES);
                 goto out;
             }
             n.num_queues = (unsigned)v;
         } else if (strcmp(o->key, "id") == 0) {
             if (!*o->value) {
-                fail(err, "--net: id= is empty");
+                config_fail(err, "--net: id= is empty");
                 goto out;
             }
             g_free(n.id);
             n.id = g_strdup(o->value);
         } else {
-            fail(err, "--net: unknown key '%s'; known: tap, fd, mac, num_queues, id", o->key);
+            config_fail(err, "--net: unknown key '%s'; known: tap, fd, mac, num_queues, id", o->key);
             goto out;
         }
     }
@@ -627,30 +626,30 @@ static int parse_net(struct vm_config *c, const char *arg, GError **err)
         goto out;
     }
     if (n.tap && n.fd >= 0) {
-        fail(err, "--net: give tap= or fd=, not both");
+        config_fail(err, "--net: give tap= or fd=, not both");
         goto out;
     }
     if (!n.tap && n.fd < 0 && !n.user) {
-        fail(err, "--net: no backend; give tap=NAME, fd=N or user");
+        config_fail(err, "--net: no backend; give tap=NAME, fd=N or user");
         goto out;
     }
     if (n.fd >= 0 && n.num_queues > 1) {
-        fail(err, "--net fd=%d: num_queues=%u needs tap= (one inherited fd is one queue)", n.fd, n.num_queues);
+        config_fail(err, "--net fd=%d: num_queues=%u needs tap= (one inherited fd is one queue)", n.fd, n.num_queues);
         goto out;
     }
     if (!n.id)
         n.id = g_strdup_printf("net%u", c->nr_nets);
     for (unsigned i = 0; i < c->nr_nets; i++) {
         if (strcmp(c->nets[i].id, n.id) == 0) {
-            fail(err, "--net: id '%s' is used by two NICs", n.id);
+            config_fail(err, "--net: id '%s' is used by two NICs", n.id);
             goto out;
         }
         if (n.tap && c->nets[i].tap && strcmp(c->nets[i].tap, n.tap) == 0) {
-            fail(err, "--net tap=%s: the tap is given twice", n.tap);
+            config_fail(err, "--net tap=%s: the tap is given twice", n.tap);
             goto out;
         }
         if (n.fd >= 0 && c->nets[i].fd == n.fd) {
-            fail(err, "--net fd=%d: the fd is given twice", n.fd);
+            config_fail(err, "--net fd=%d: the fd is given twice", n.fd);
             goto out;
         }
     }
@@ -772,7 +771,7 @@ static int parse_chardev(const char *opt, const char *arg, enum serial_mode *mod
         *mode = SERIAL_SOCKET;
         *path = g_strdup(arg + 7);
     } else
-        return fail(err, "%s: '%s' is not one of stdio, pty, file=PATH, socket=PATH, off", opt, arg);
+        return config_fail(err, "%s: '%s' is not one of stdio, pty, file=PATH, socket=PATH, off", opt, arg);
     return 0;
 }
 
@@ -819,10 +818,10 @@ int config_parse_qmp(struct vm_config *c, const char *arg, GError **err)
         rest = s;
         if (!*ep.path) {
             g_free(ep.path);
-            return fail(err, "--qmp unix:: no path; give e.g. --qmp unix:/run/vmm/vm0.sock");
+            return config_fail(err, "--qmp unix:: no path; give e.g. --qmp unix:/run/vmm/vm0.sock");
         }
         if (strlen(ep.path) > 107) {
-            fail(err, "--qmp unix:%s: the path is %zu bytes, a unix socket path has at most 107; give a shorter one",
+            config_fail(err, "--qmp unix:%s: the path is %zu bytes, a unix socket path has at most 107; give a shorter one",
                  ep.path, strlen(ep.path));
             g_free(ep.path);
             return -1;
@@ -835,11 +834,11 @@ int config_parse_qmp(struct vm_config *c, const char *arg, GError **err)
         errno = 0;
         long fd = strtol(num, &end, 10);
         if (!g_ascii_isdigit(num[0]) || *end || errno || fd > INT_MAX)
-            return fail(err, "--qmp fd=%s: not a file descriptor number; give e.g. --qmp fd=3", num);
+            return config_fail(err, "--qmp fd=%s: not a file descriptor number; give e.g. --qmp fd=3", num);
         ep.fd = (int)fd;
         rest = v[n] ? v + n + 1 : v + n;
     } else
-        return fail(err, "--qmp %s: give unix:PATH[,server=on,wait=off] or fd=N (a socket)", arg);
+        return config_fail(err, "--qmp %s: give unix:PATH[,server=on,wait=off] or fd=N (a socket)", arg);
 
     g_autoptr(GPtrArray) pairs = opts_parse(rest, NULL, err);
     if (!pairs) {
@@ -852,34 +851,34 @@ int config_parse_qmp(struct vm_config *c, const char *arg, GError **err)
         bool b;
         if (strcmp(o->key, "server") == 0) {
             if (o->value && opts_parse_bool(o->value, &b) < 0) {
-                fail(err, "--qmp server=%s: give server=on", o->value);
+                config_fail(err, "--qmp server=%s: give server=on", o->value);
                 goto out;
             }
             if (o->value && !b) {
-                fail(err, "--qmp server=off: vmm does not connect out, it listens; leave server= out or give server=on");
+                config_fail(err, "--qmp server=off: vmm does not connect out, it listens; leave server= out or give server=on");
                 goto out;
             }
         } else if (strcmp(o->key, "wait") == 0) {
             if (!o->value || opts_parse_bool(o->value, &b) < 0) {
-                fail(err, "--qmp wait=%s: give wait=on or wait=off", o->value ? o->value : "");
+                config_fail(err, "--qmp wait=%s: give wait=on or wait=off", o->value ? o->value : "");
                 goto out;
             }
             ep.wait = b;
         } else if (strcmp(o->key, "nowait") == 0 && !o->value) {
             ep.wait = false;
         } else {
-            fail(err, "--qmp: unknown key '%s'; known: server, wait (e.g. --qmp unix:/tmp/vm.sock,server=on,wait=off)",
+            config_fail(err, "--qmp: unknown key '%s'; known: server, wait (e.g. --qmp unix:/tmp/vm.sock,server=on,wait=off)",
                  o->key);
             goto out;
         }
     }
     for (unsigned i = 0; i < c->nr_qmp; i++) {
         if (ep.path && c->qmp[i].path && strcmp(ep.path, c->qmp[i].path) == 0) {
-            fail(err, "--qmp unix:%s: the path is given twice", ep.path);
+            config_fail(err, "--qmp unix:%s: the path is given twice", ep.path);
             goto out;
         }
         if (ep.fd >= 0 && ep.fd == c->qmp[i].fd) {
-            fail(err, "--qmp fd=%d: the fd is given twice", ep.fd);
+            config_fail(err, "--qmp fd=%d: the fd is given twice", ep.fd);
             goto out;
         }
     }
@@ -947,7 +946,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_NAME: g_free(c->name); c->name = g_strdup(optarg); break;
         case OPT_UUID:
             if (config_parse_uuid(optarg, c->uuid) < 0)
-                return fail(err, "--uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", optarg);
+                return config_fail(err, "--uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", optarg);
             break;
         case OPT_QMP:
             if (config_parse_qmp(c, optarg, err) < 0)
@@ -964,7 +963,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             else if (strcmp(optarg, "baseline") == 0)
                 c->cpu_model = CPU_MODEL_BASELINE;
             else
-                return fail(err, "--cpu-model: '%s' is not one of host, baseline", optarg);
+                return config_fail(err, "--cpu-model: '%s' is not one of host, baseline", optarg);
             break;
         case OPT_MEMORY:
             c->memory_given = true;
@@ -988,7 +987,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
         case OPT_LOG_LEVEL: {
             int l = log_level_from_name(optarg);
             if (l < 0)
-                return fail(err, "--log-level: '%s' is not one of error, warn, info, debug", optarg);
+                return config_fail(err, "--log-level: '%s' is not one of error, warn, info, debug", optarg);
             c->log_level = l;
             break;
         }
@@ -1009,7 +1008,7 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             else if (strcmp(optarg, "exit") == 0)
                 c->reboot = REBOOT_EXIT;
             else
-                return fail(err, "--reboot: '%s' is not one of restart, exit", optarg);
+                return config_fail(err, "--reboot: '%s' is not one of restart, exit", optarg);
             break;
         case 'h':
             config_print_help();
@@ -1018,45 +1017,45 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             printf("vmm %s\n", VMM_VERSION);
             return 1;
         case ':':
-            return fail(err, "option %s needs a value; see vmm --help", argv[optind - 1]);
+            return config_fail(err, "option %s needs a value; see vmm --help", argv[optind - 1]);
         default:
-            return fail(err, "unknown option '%s'; see vmm --help", argv[optind - 1]);
+            return config_fail(err, "unknown option '%s'; see vmm --help", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
+        return config_fail(err, "unexpected argument '%s'; options start with --, see vmm --help", argv[optind]);
     if (c->restore_dir && c->incoming)
-        return fail(err, "--incoming: the machine comes from --restore already; give one of them");
+        return config_fail(err, "--incoming: the machine comes from --restore already; give one of them");
     /* --net with --restore / --incoming: a new backend for a NIC of the
      * saved machine, matched by id (snapshot_config_load); nothing else. */
     for (unsigned i = 0; (c->restore_dir || c->incoming) && i < c->nr_nets; i++) {
         const struct net_config *n = &c->nets[i];
         if (n->user || n->mac_set || n->num_queues != 1)
-            return fail(err, "--net %s: with %s only a new backend (tap=NAME or fd=N) and id= (the NIC's) may be "
+            return config_fail(err, "--net %s: with %s only a new backend (tap=NAME or fd=N) and id= (the NIC's) may be "
                         "given; the rest comes from the %s", n->id, c->restore_dir ? "--restore" : "--incoming",
                         c->restore_dir ? "snapshot" : "source");
     }
     if (c->incoming && c->machine_opt)
-        return fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "
+        return config_fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "
                     "--paused, --serial, --console, --log-level, --net (a NIC's new backend) and (what the source "
                     "must match) --cpu-model and --memory SIZE may be added", c->machine_opt);
     if (c->restore_dir && !c->machine_opt && (c->cpu_model_given || c->memory_given))
         c->machine_opt = c->cpu_model_given ? "cpu-model" : "memory";
     if (c->incoming && c->memory_more_given)
-        return fail(err, "--memory: with --incoming only a size may be given (what the source must have); the rest "
+        return config_fail(err, "--memory: with --incoming only a size may be given (what the source must have); the rest "
                     "comes from the source");
     if (c->incoming) {
         c->expect_cpu_model = c->cpu_model_given ? (int)c->cpu_model : -1;
         c->expect_mem_size = c->memory_given ? c->mem_size : 0;
     }
     if (c->restore_dir && c->machine_opt)
-        return fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
+        return config_fail(err, "--%s: the machine comes from the snapshot with --restore; only --qmp, --paused, "
                     "--serial, --console, --net (a NIC's new backend) and --log-level may be added", c->machine_opt);
     if (c->incoming && strcmp(c->incoming, "defer") == 0 && c->nr_qmp == 0)
-        return fail(err, "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp to "
+        return config_fail(err, "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp to "
                     "send it; give --qmp unix:PATH");
     if ((c->restore_dir || c->incoming) && c->paused && c->nr_qmp == 0)
-        return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
+        return config_fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
                     "give --qmp unix:PATH");
     if (c->restore_dir || c->incoming)
         return 0;       /* the cmdline, like the rest, comes from the snapshot or the source */
@@ -1070,8 +1069,8 @@ static int check_readable(const char *opt, const char *path, GError **err)
     if (access(path, R_OK) == 0 && !g_file_test(path, G_FILE_TEST_IS_DIR))
         return 0;
     if (g_file_test(path, G_FILE_TEST_IS_DIR))
-        return fail(err, "%s %s: is a directory, expected a file", opt, path);
-    return fail(err, "%s %s: %s", opt, path, g_strerror(errno));
+        return config_fail(err, "%s %s: is a directory, expected a file", opt, path);
+    return config_fail(err, "%s %s: %s", opt, path, g_strerror(errno));
 }
 
 char *config_check_requested_size(const struct vm_config *c, uint64_t size)
@@ -1090,44 +1089,44 @@ char *config_check_requested_size(const struct vm_config *c, uint64_t size)
 int config_validate(const struct vm_config *c, GError **err)
 {
     if (!c->kernel)
-        return fail(err, "no guest kernel: give --kernel PATH (a bzImage or a PVH ELF); see vmm --help");
+        return config_fail(err, "no guest kernel: give --kernel PATH (a bzImage or a PVH ELF); see vmm --help");
     if (check_readable("--kernel", c->kernel, err) < 0)
         return -1;
     if (c->initrd && check_readable("--initrd", c->initrd, err) < 0)
         return -1;
     if (c->cpus_boot == 0)
-        return fail(err, "--cpus: a VM needs at least 1 vCPU");
+        return config_fail(err, "--cpus: a VM needs at least 1 vCPU");
     if (c->cpus_max < c->cpus_boot)
-        return fail(err, "--cpus: max=%u is below boot=%u", c->cpus_max, c->cpus_boot);
+        return config_fail(err, "--cpus: max=%u is below boot=%u", c->cpus_max, c->cpus_boot);
     if (c->cpus_max > VMM_MAX_CPUS)
-        return fail(err, "--cpus: %u vCPUs is more than vmm supports (%u)", c->cpus_max, VMM_MAX_CPUS);
+        return config_fail(err, "--cpus: %u vCPUs is more than vmm supports (%u)", c->cpus_max, VMM_MAX_CPUS);
     if (c->mem_size < MEM_MIN)
-        return fail(err, "--memory: %" G_GUINT64_FORMAT " bytes is too small; give at least 4M",
+        return config_fail(err, "--memory: %" G_GUINT64_FORMAT " bytes is too small; give at least 4M",
                     c->mem_size);
     if (c->mem_size > MEM_MAX)
-        return fail(err, "--memory: %" G_GUINT64_FORMAT " MiB is more than vmm supports (1T)",
+        return config_fail(err, "--memory: %" G_GUINT64_FORMAT " MiB is more than vmm supports (1T)",
                     (guint64)(c->mem_size / MIB));
     if (c->mem_size % 4096)
-        return fail(err, "--memory: size must be a multiple of 4K");
+        return config_fail(err, "--memory: size must be a multiple of 4K");
     if (c->mem_hugepages && c->mem_size % HUGEPAGE_SIZE)
-        return fail(err, "--memory: with hugepages=on the size must be a multiple of 2M");
+        return config_fail(err, "--memory: with hugepages=on the size must be a multiple of 2M");
     if (c->mem_hotplug_size || c->mem_hotplug_requested) {
         uint64_t b = c->mem_hotplug_block, h = c->mem_hotplug_size;
         if (b < VMEM_BLOCK_MIN || b > VMEM_BLOCK_MAX || (b & (b - 1)))
-            return fail(err, "--memory: hotplug_block %" G_GUINT64_FORMAT "K is not a power of two between 2M and 1G",
+            return config_fail(err, "--memory: hotplug_block %" G_GUINT64_FORMAT "K is not a power of two between 2M and 1G",
                         (guint64)(b >> 10));
         if (!h)
-            return fail(err, "--memory: requested_size needs hotplug_size");
+            return config_fail(err, "--memory: requested_size needs hotplug_size");
         if (h % b)
-            return fail(err, "--memory: hotplug_size %" G_GUINT64_FORMAT "M is not a multiple of hotplug_block "
+            return config_fail(err, "--memory: hotplug_size %" G_GUINT64_FORMAT "M is not a multiple of hotplug_block "
                         "(%" G_GUINT64_FORMAT "M)", (guint64)(h / MIB), (guint64)(b / MIB));
         if (h > MEM_MAX - c->mem_size)
-            return fail(err, "--memory: size plus hotplug_size is more than vmm supports (1T)");
+            return config_fail(err, "--memory: size plus hotplug_size is more than vmm supports (1T)");
         if (c->mem_hugepages)
-            return fail(err, "--memory: hotplug_size with hugepages=on is not supported; give hugepages=off");
+            return config_fail(err, "--memory: hotplug_size with hugepages=on is not supported; give hugepages=off");
         g_autofree char *why = config_check_requested_size(c, c->mem_hotplug_requested);
         if (why)
-            return fail(err, "--memory: %s", why);
+            return config_fail(err, "--memory: %s", why);
     }
     for (unsigned i = 0; i < c->nr_disks; i++) {
         const struct disk_config *d = &c->disks[i];
@@ -1135,28 +1134,28 @@ int config_validate(const struct vm_config *c, GError **err)
         for (unsigned k = 0; !known && k < c->nr_iothreads; k++)
             known = strcmp(c->iothreads[k], d->iothread) == 0;
         if (!known)
-            return fail(err, "--disk %s: iothread '%s' does not exist; add --object iothread,id=%s", d->path,
+            return config_fail(err, "--disk %s: iothread '%s' does not exist; add --object iothread,id=%s", d->path,
                         d->iothread, d->iothread);
         struct stat st;
         if (stat(d->path, &st) < 0)
-            return fail(err, "--disk %s: %s", d->path, g_strerror(errno));
+            return config_fail(err, "--disk %s: %s", d->path, g_strerror(errno));
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-            return fail(err, "--disk %s: not a regular file or a block device", d->path);
+            return config_fail(err, "--disk %s: not a regular file or a block device", d->path);
         if (access(d->path, R_OK) < 0)
-            return fail(err, "--disk %s: %s", d->path, g_strerror(errno));
+            return config_fail(err, "--disk %s: %s", d->path, g_strerror(errno));
         if (!d->readonly && access(d->path, W_OK) < 0)
-            return fail(err, "--disk %s: %s; give readonly=on to use it read-only", d->path, g_strerror(errno));
+            return config_fail(err, "--disk %s: %s; give readonly=on to use it read-only", d->path, g_strerror(errno));
     }
     for (unsigned i = 0; i < c->nr_nets; i++)
         for (unsigned k = 0; k < c->nr_disks; k++)
             if (strcmp(c->nets[i].id, c->disks[k].id) == 0)
-                return fail(err, "--net: id '%s' is also a disk's; give each device its own", c->nets[i].id);
+                return config_fail(err, "--net: id '%s' is also a disk's; give each device its own", c->nets[i].id);
     if (c->serial_mode == SERIAL_STDIO && c->console_mode == SERIAL_STDIO)
-        return fail(err, "--console stdio: --serial is on stdio too (its default); only one may be, give "
+        return config_fail(err, "--console stdio: --serial is on stdio too (its default); only one may be, give "
                     "e.g. --serial off or --serial file=PATH");
     if (c->serial_mode != SERIAL_OFF && c->console_mode != SERIAL_OFF && c->serial_path && c->console_path &&
         strcmp(c->serial_path, c->console_path) == 0)
-        return fail(err, "--console %s: --serial uses the same path; give each its own",
+        return config_fail(err, "--console %s: --serial uses the same path; give each its own",
                     c->console_path);
     for (unsigned i = 0; i < c->nr_qmp; i++) {
         const struct qmp_endpoint *q = &c->qmp[i];
@@ -1164,22 +1163,22 @@ int config_validate(const struct vm_config *c, GError **err)
         if (q->path) {
             g_autofree char *dir = g_path_get_dirname(q->path);
             if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return fail(err, "--qmp unix:%s: the directory %s does not exist; create it or give another path",
+                return config_fail(err, "--qmp unix:%s: the directory %s does not exist; create it or give another path",
                             q->path, dir);
             if (lstat(q->path, &st) == 0 && !S_ISSOCK(st.st_mode))
-                return fail(err, "--qmp unix:%s: exists and is not a socket; give another path", q->path);
+                return config_fail(err, "--qmp unix:%s: exists and is not a socket; give another path", q->path);
         } else {
             if (fstat(q->fd, &st) < 0)
-                return fail(err, "--qmp fd=%d: the fd is not open (%s); pass the socket to vmm as fd %d",
+                return config_fail(err, "--qmp fd=%d: the fd is not open (%s); pass the socket to vmm as fd %d",
                             q->fd, g_strerror(errno), q->fd);
             if (!S_ISSOCK(st.st_mode))
-                return fail(err, "--qmp fd=%d: not a socket; give a listening (or connected) unix socket", q->fd);
+                return config_fail(err, "--qmp fd=%d: not a socket; give a listening (or connected) unix socket", q->fd);
         }
     }
     if (c->paused && c->nr_qmp == 0)
-        return fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
+        return config_fail(err, "--paused: the vCPUs would wait for a QMP cont, and there is no --qmp to send it; "
                     "give --qmp unix:PATH");
     if (c->cmdline && strlen(c->cmdline) >= 0x10000)
-        return fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
+        return config_fail(err, "--cmdline: %zu bytes is too long (at most 65535)", strlen(c->cmdline));
     return 0;
 }

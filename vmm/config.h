@@ -146,6 +146,10 @@ struct vm_config {
 #define CONFIG_ERROR config_error_quark()
 GQuark config_error_quark(void);
 
+/* Sets *err to a CONFIG_ERROR with the formatted one-line message; returns
+ * -1, so a parser can `return config_fail(err, ...)`. */
+int config_fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
 /* Fills *c from argv. Returns 0, 1 when --help/--version was printed (exit 0),
  * or -1 with *err set to a one-line message. */
 int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err);

@@ -95,121 +95,6 @@ void qemu_compat_foreach_ignored(void (*fn)(const char *, const char *, const ch
 
 /* ---- helpers ---- */
 
-static int fail(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static int fail(GError **err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error_literal(err, CONFIG_ERROR, 0, msg);
-    return -1;
-}
-
-static void pair_free(gpointer p)
-{
-    struct opt_pair *o = p;
-    g_free(o->key);
-    g_free(o->value);
-    g_free(o);
-}
-
-static void add_pair(GPtrArray *a, const char *key, const char *value)
-{
-    struct opt_pair *o = g_new0(struct opt_pair, 1);
-    o->key = g_strdup(key);
-    o->value = g_strdup(value);
-    g_ptr_array_add(a, o);
-}
-
-/* A JSON object as dotted key=value pairs ({"cache": {"direct": true}} →
- * cache.direct=on), as QEMU's keyval flattens them. */
-static int flatten_json(JsonObject *o, const char *prefix, GPtrArray *out, GError **err)
-{
-    g_autoptr(GList) members = json_object_get_members(o);
-    for (GList *l = members; l; l = l->next) {
-        const char *name = l->data;
-        g_autofree char *key = prefix ? g_strdup_printf("%s.%s", prefix, name) : g_strdup(name);
-        JsonNode *n = json_object_get_member(o, name);
-        if (JSON_NODE_HOLDS_OBJECT(n)) {
-            if (flatten_json(json_node_get_object(n), key, out, err) < 0)
-                return -1;
-            continue;
-        }
-        if (JSON_NODE_HOLDS_ARRAY(n)) {
-            /* QEMU's String lists (-netdev user's hostfwd): [{"str": "..."}, ...] or ["...", ...], one
-             * key=value each, in order. */
-            JsonArray *a = json_node_get_array(n);
-            for (guint i = 0; i < json_array_get_length(a); i++) {
-                JsonNode *e = json_array_get_element(a, i);
-                if (JSON_NODE_HOLDS_OBJECT(e) && json_object_get_size(json_node_get_object(e)) == 1 &&
-                    json_object_has_member(json_node_get_object(e), "str"))
-                    e = json_object_get_member(json_node_get_object(e), "str");
-                if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-                    return fail(err, "'%s': only lists of strings ({\"str\": ...}) are supported here", key);
-                add_pair(out, key, json_node_get_string(e));
-            }
-            continue;
-        }
-        if (!JSON_NODE_HOLDS_VALUE(n))
-            return fail(err, "'%s': null is not supported here", key);
-        GType t = json_node_get_value_type(n);
-        g_autofree char *v = NULL;
-        if (t == G_TYPE_STRING)
-            v = g_strdup(json_node_get_string(n));
-        else if (t == G_TYPE_BOOLEAN)
-            v = g_strdup(json_node_get_boolean(n) ? "on" : "off");
-        else if (t == G_TYPE_INT64)
-            v = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
-        else
-            v = g_strdup_printf("%g", json_node_get_double(n));
-        add_pair(out, key, v);
-    }
-    return 0;
-}
-
-/* key=value (",," a comma) or, starting with '{', a JSON object. implied_key
- * names a leading bare word (the driver, type, backend...). */
-static GPtrArray *parse_arg(const char *opt, const char *arg, const char *implied_key, GError **err)
-{
-    if (arg[0] == '{') {
-        g_autoptr(JsonParser) p = json_parser_new();
-        GError *e = NULL;
-        if (!json_parser_load_from_data(p, arg, -1, &e)) {
-            fail(err, "%s: not valid JSON: %s", opt, e->message);
-            g_error_free(e);
-            return NULL;
-        }
-        JsonNode *root = json_parser_get_root(p);
-        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-            fail(err, "%s: the JSON form must be an object", opt);
-            return NULL;
-        }
-        GPtrArray *out = g_ptr_array_new_with_free_func(pair_free);
-        if (flatten_json(json_node_get_object(root), NULL, out, err) < 0) {
-            g_prefix_error(err, "%s: ", opt);
-            g_ptr_array_unref(out);
-            return NULL;
-        }
-        return out;
-    }
-    GPtrArray *out = opts_parse(arg, implied_key, err);
-    if (!out)
-        g_prefix_error(err, "%s: ", opt);
-    return out;
-}
-
-static const char *get(GPtrArray *pairs, const char *key)
-{
-    const char *v = NULL;
-    for (guint i = 0; i < pairs->len; i++) {
-        struct opt_pair *o = pairs->pdata[i];
-        if (strcmp(o->key, key) == 0)
-            v = o->value ? o->value : "";
-    }
-    return v;
-}
-
 /* Every key of pairs is in known (NULL-terminated) or in the ignored table
  * for opt; else one line naming opt, what (e.g. the driver) and the key. */
 static int check_keys(const char *opt, const char *what, GPtrArray *pairs, const char *const *known, GError **err)
@@ -223,19 +108,9 @@ static int check_keys(const char *opt, const char *what, GPtrArray *pairs, const
             continue;
         const char *sep = *what ? " " : "";
         if (o->value)
-            return fail(err, "%s%s%s: %s=%s is not supported by vmm", opt, sep, what, o->key, o->value);
-        return fail(err, "%s%s%s: '%s' is not supported by vmm", opt, sep, what, o->key);
+            return config_fail(err, "%s%s%s: %s=%s is not supported by vmm", opt, sep, what, o->key, o->value);
+        return config_fail(err, "%s%s%s: '%s' is not supported by vmm", opt, sep, what, o->key);
     }
-    return 0;
-}
-
-static int get_bool(const char *opt, GPtrArray *pairs, const char *key, bool *out, GError **err)
-{
-    const char *v = get(pairs, key);
-    if (!v)
-        return 0;
-    if (opts_parse_bool(v, out) < 0)
-        return fail(err, "%s: %s=%s: expected on or off", opt, key, v);
     return 0;
 }
 
@@ -245,7 +120,7 @@ static int parse_fd(const char *opt, const char *v, int *out, GError **err)
     errno = 0;
     long fd = strtol(v, &end, 10);
     if (!g_ascii_isdigit(v[0]) || *end || errno || fd > INT_MAX)
-        return fail(err, "%s: fd=%s is not a file descriptor number", opt, v);
+        return config_fail(err, "%s: fd=%s is not a file descriptor number", opt, v);
     *out = (int)fd;
     return 0;
 }
@@ -371,32 +246,32 @@ static struct qc_netdev *find_netdev(struct qc_state *st, const char *id)
 static int need_id(const char *opt, const char *what, const char *id, GError **err)
 {
     if (!id || !*id)
-        return fail(err, "%s %s: no id; give id=NAME", opt, what);
+        return config_fail(err, "%s %s: no id; give id=NAME", opt, what);
     return 0;
 }
 
 static int opt_add_fd(struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-add-fd", arg, NULL, err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-add-fd", arg, NULL, err);
     if (!p)
         return -1;
     static const char *const k[] = { "fd", "set", "opaque", NULL };
     if (check_keys("-add-fd", "", p, k, err) < 0)
         return -1;
-    const char *fd = get(p, "fd"), *set = get(p, "set");
+    const char *fd = opts_get(p, "fd"), *set = opts_get(p, "set");
     struct qc_fdset_fd f;
     if (!fd || !set)
-        return fail(err, "-add-fd: give fd=N and set=N");
+        return config_fail(err, "-add-fd: give fd=N and set=N");
     if (parse_fd("-add-fd", fd, &f.fd, err) < 0)
         return -1;
     if (parse_fd("-add-fd", set, &f.set, err) < 0) {
         g_clear_error(err);
-        return fail(err, "-add-fd: set=%s is not a number", set);
+        return config_fail(err, "-add-fd: set=%s is not a number", set);
     }
     if (f.fd <= STDERR_FILENO)
-        return fail(err, "-add-fd: fd=%d is stdin, stdout or stderr", f.fd);
+        return config_fail(err, "-add-fd: fd=%d is stdin, stdout or stderr", f.fd);
     if (fcntl(f.fd, F_GETFD) < 0)
-        return fail(err, "-add-fd: fd=%d is not open", f.fd);
+        return config_fail(err, "-add-fd: fd=%d is not open", f.fd);
     g_array_append_val(st->fdsets, f);
     return 0;
 }
@@ -425,33 +300,33 @@ static int fdset_fd(struct qc_state *st, const char *set, int access)
 
 static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-chardev", arg, "backend", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-chardev", arg, "backend", err);
     if (!p)
         return -1;
-    const char *backend = get(p, "backend"), *id = get(p, "id");
+    const char *backend = opts_get(p, "backend"), *id = opts_get(p, "id");
     if (!backend)
-        return fail(err, "-chardev: no backend; give e.g. -chardev pty,id=charserial0");
+        return config_fail(err, "-chardev: no backend; give e.g. -chardev pty,id=charserial0");
     if (need_id("-chardev", backend, id, err) < 0)
         return -1;
     if (find_chardev(st, id))
-        return fail(err, "-chardev %s: id '%s' is used twice", backend, id);
+        return config_fail(err, "-chardev %s: id '%s' is used twice", backend, id);
     struct qc_chardev c = { .fd = -1, .wait = true };
     if (strcmp(backend, "socket") == 0) {
         static const char *const k[] = { "backend", "id", "fd", "path", "server", "wait", "nowait", NULL };
         if (check_keys("-chardev", backend, p, k, err) < 0)
             return -1;
-        const char *fd = get(p, "fd"), *path = get(p, "path");
+        const char *fd = opts_get(p, "fd"), *path = opts_get(p, "path");
         if (fd && parse_fd("-chardev socket", fd, &c.fd, err) < 0)
             return -1;
         if (!!fd == !!path)
-            return fail(err, "-chardev socket,id=%s: give fd=N or path=PATH", id);
-        if (get_bool("-chardev socket", p, "server", &c.server, err) < 0 ||
-            get_bool("-chardev socket", p, "wait", &c.wait, err) < 0)
+            return config_fail(err, "-chardev socket,id=%s: give fd=N or path=PATH", id);
+        if (opts_get_bool("-chardev socket", p, "server", &c.server, err) < 0 ||
+            opts_get_bool("-chardev socket", p, "wait", &c.wait, err) < 0)
             return -1;
-        if (get(p, "nowait"))
+        if (opts_get(p, "nowait"))
             c.wait = false;
         if (!c.server)
-            return fail(err, "-chardev socket,id=%s: vmm only listens; give server=on", id);
+            return config_fail(err, "-chardev socket,id=%s: vmm only listens; give server=on", id);
         c.path = g_strdup(path);
     } else if (strcmp(backend, "pty") == 0 || strcmp(backend, "null") == 0) {
         static const char *const k[] = { "backend", "id", NULL };
@@ -461,20 +336,20 @@ static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
         static const char *const k[] = { "backend", "id", "path", "append", NULL };
         if (check_keys("-chardev", backend, p, k, err) < 0)
             return -1;
-        const char *path = get(p, "path");
+        const char *path = opts_get(p, "path");
         bool append = false;
         if (!path || !*path)
-            return fail(err, "-chardev file,id=%s: no path; give path=FILE", id);
-        if (get_bool("-chardev file", p, "append", &append, err) < 0)
+            return config_fail(err, "-chardev file,id=%s: no path; give path=FILE", id);
+        if (opts_get_bool("-chardev file", p, "append", &append, err) < 0)
             return -1;
         /* /dev/fdset/N (an -add-fd set) is resolved when a device takes
          * the chardev, after every -add-fd */
         if (append && !g_str_has_prefix(path, "/dev/fdset/"))
-            return fail(err, "-chardev file,id=%s: append=on is supported only with path=/dev/fdset/N "
+            return config_fail(err, "-chardev file,id=%s: append=on is supported only with path=/dev/fdset/N "
                         "(libvirt's -add-fd); vmm truncates a file it opens", id);
         c.path = g_strdup(path);
     } else {
-        return fail(err, "-chardev %s: backend '%s' is not supported by vmm (pty, file, socket, null are)", id, backend);
+        return config_fail(err, "-chardev %s: backend '%s' is not supported by vmm (pty, file, socket, null are)", id, backend);
     }
     struct qc_chardev *n = g_new(struct qc_chardev, 1);
     *n = c;
@@ -486,43 +361,43 @@ static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
 
 static int opt_blockdev(struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-blockdev", arg, NULL, err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-blockdev", arg, NULL, err);
     if (!p)
         return -1;
-    const char *driver = get(p, "driver"), *name = get(p, "node-name");
+    const char *driver = opts_get(p, "driver"), *name = opts_get(p, "node-name");
     if (!driver)
-        return fail(err, "-blockdev: no driver; give driver=file or driver=raw");
+        return config_fail(err, "-blockdev: no driver; give driver=file or driver=raw");
     if (!name || !*name)
-        return fail(err, "-blockdev %s: no node-name", driver);
+        return config_fail(err, "-blockdev %s: no node-name", driver);
     if (find_node(st, name))
-        return fail(err, "-blockdev %s: node-name '%s' is used twice", driver, name);
+        return config_fail(err, "-blockdev %s: node-name '%s' is used twice", driver, name);
     struct qc_node n = { 0 };
-    if (get_bool("-blockdev", p, "read-only", &n.read_only, err) < 0 ||
-        get_bool("-blockdev", p, "cache.direct", &n.direct, err) < 0)
+    if (opts_get_bool("-blockdev", p, "read-only", &n.read_only, err) < 0 ||
+        opts_get_bool("-blockdev", p, "cache.direct", &n.direct, err) < 0)
         return -1;
     if (strcmp(driver, "file") == 0 || strcmp(driver, "host_device") == 0) {
         static const char *const k[] = { "driver", "node-name", "filename", "aio", "cache.direct", "read-only", NULL };
         if (check_keys("-blockdev", driver, p, k, err) < 0)
             return -1;
-        const char *f = get(p, "filename"), *aio = get(p, "aio");
+        const char *f = opts_get(p, "filename"), *aio = opts_get(p, "aio");
         if (!f || !*f)
-            return fail(err, "-blockdev %s,node-name=%s: no filename", driver, name);
+            return config_fail(err, "-blockdev %s,node-name=%s: no filename", driver, name);
         if (aio && strcmp(aio, "native") != 0 && strcmp(aio, "threads") != 0 && strcmp(aio, "io_uring") != 0)
-            return fail(err, "-blockdev %s: aio=%s is not one of native, threads, io_uring", name, aio);
+            return config_fail(err, "-blockdev %s: aio=%s is not one of native, threads, io_uring", name, aio);
         n.filename = g_strdup(f);
         n.aio = g_strdup(aio);
     } else if (strcmp(driver, "raw") == 0) {
         static const char *const k[] = { "driver", "node-name", "file", "cache.direct", "read-only", NULL };
         if (check_keys("-blockdev", driver, p, k, err) < 0)
             return -1;
-        const char *f = get(p, "file");
+        const char *f = opts_get(p, "file");
         if (!f || !*f)
-            return fail(err, "-blockdev raw,node-name=%s: no file (the protocol node's node-name)", name);
+            return config_fail(err, "-blockdev raw,node-name=%s: no file (the protocol node's node-name)", name);
         if (!find_node(st, f))
-            return fail(err, "-blockdev raw,node-name=%s: file '%s' is not a -blockdev node given before it", name, f);
+            return config_fail(err, "-blockdev raw,node-name=%s: file '%s' is not a -blockdev node given before it", name, f);
         n.file = g_strdup(f);
     } else {
-        return fail(err, "-blockdev %s: driver '%s' is not supported by vmm (raw images only: file, host_device, raw)",
+        return config_fail(err, "-blockdev %s: driver '%s' is not supported by vmm (raw images only: file, host_device, raw)",
                     name, driver);
     }
     struct qc_node *np = g_new(struct qc_node, 1);
@@ -535,18 +410,18 @@ static int opt_blockdev(struct qc_state *st, const char *arg, GError **err)
 
 static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-netdev", arg, "type", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-netdev", arg, "type", err);
     if (!p)
         return -1;
-    const char *type = get(p, "type"), *id = get(p, "id");
+    const char *type = opts_get(p, "type"), *id = opts_get(p, "id");
     if (!type)
-        return fail(err, "-netdev: no type; give e.g. -netdev tap,fd=N,id=hostnet0");
+        return config_fail(err, "-netdev: no type; give e.g. -netdev tap,fd=N,id=hostnet0");
     if (strcmp(type, "tap") != 0 && strcmp(type, "user") != 0)
-        return fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=) and user", type);
+        return config_fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=) and user", type);
     if (need_id("-netdev", type, id, err) < 0)
         return -1;
     if (find_netdev(st, id))
-        return fail(err, "-netdev %s: id '%s' is used twice", type, id);
+        return config_fail(err, "-netdev %s: id '%s' is used twice", type, id);
     if (strcmp(type, "user") == 0) {
         /* user networking (libslirp): QEMU's option names and defaults */
         g_autofree char *what = g_strdup_printf("-netdev user,id=%s", id);
@@ -559,7 +434,7 @@ static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
                 continue;
             int r = o->value ? net_user_opt(u, what, o->key, o->value, err) : 0;
             if (r == 0)
-                fail(err, "%s: '%s' is not supported by vmm (supported: " NET_USER_KEYS ")", what, o->key);
+                config_fail(err, "%s: '%s' is not supported by vmm (supported: " NET_USER_KEYS ")", what, o->key);
             if (r <= 0) {
                 (*err)->domain = CONFIG_ERROR;
                 net_user_opts_clear(u);
@@ -583,18 +458,18 @@ static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
     static const char *const k[] = { "type", "id", "fd", "fds", NULL };
     if (check_keys("-netdev", "tap", p, k, err) < 0)
         return -1;
-    const char *fd = get(p, "fd"), *fds = get(p, "fds");
+    const char *fd = opts_get(p, "fd"), *fds = opts_get(p, "fds");
     int n = -1;
     if (fd && fds)
-        return fail(err, "-netdev tap,id=%s: give fd= or fds=, not both", id);
+        return config_fail(err, "-netdev tap,id=%s: give fd= or fds=, not both", id);
     if (fds) {
         if (strchr(fds, ':'))
-            return fail(err, "-netdev tap,id=%s: fds=%s: vmm takes one inherited tap fd per NIC (no multiqueue "
+            return config_fail(err, "-netdev tap,id=%s: fds=%s: vmm takes one inherited tap fd per NIC (no multiqueue "
                         "<driver queues=...>)", id, fds);
         fd = fds;
     }
     if (!fd)
-        return fail(err, "-netdev tap,id=%s: no fd=; vmm uses the tap fd libvirt opened (ifname=/script= are not "
+        return config_fail(err, "-netdev tap,id=%s: no fd=; vmm uses the tap fd libvirt opened (ifname=/script= are not "
                     "supported)", id);
     if (parse_fd("-netdev tap", fd, &n, err) < 0)
         return -1;
@@ -607,12 +482,12 @@ static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
 
 static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-object", arg, "qom-type", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-object", arg, "qom-type", err);
     if (!p)
         return -1;
-    const char *type = get(p, "qom-type"), *id = get(p, "id");
+    const char *type = opts_get(p, "qom-type"), *id = opts_get(p, "id");
     if (!type)
-        return fail(err, "-object: no type; give e.g. -object iothread,id=iothread1");
+        return config_fail(err, "-object: no type; give e.g. -object iothread,id=iothread1");
     if (qemu_compat_ignored("-object", "qom-type", type))
         return 0;
     if (need_id("-object", type, id, err) < 0)
@@ -622,10 +497,10 @@ static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg,
         if (check_keys("-object", type, p, k, err) < 0)
             return -1;
         if (c->nr_iothreads >= VMM_MAX_IOTHREADS)
-            return fail(err, "-object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
+            return config_fail(err, "-object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
         for (unsigned i = 0; i < c->nr_iothreads; i++)
             if (strcmp(c->iothreads[i], id) == 0)
-                return fail(err, "-object iothread: id '%s' is used twice", id);
+                return config_fail(err, "-object iothread: id '%s' is used twice", id);
         c->iothreads = g_renew(char *, c->iothreads, c->nr_iothreads + 1);
         c->iothreads[c->nr_iothreads++] = g_strdup(id);
         return 0;
@@ -636,22 +511,22 @@ static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg,
         if (check_keys("-object", type, p, k, err) < 0)
             return -1;
         struct qc_object o = { 0 };
-        const char *size = get(p, "size");
+        const char *size = opts_get(p, "size");
         if (!size || parse_size(size, 1, &o.size) < 0)
-            return fail(err, "-object %s,id=%s: size=%s is not a size", type, id, size ? size : "");
-        if (get_bool("-object", p, "share", &o.share, err) < 0 ||
-            get_bool("-object", p, "hugetlb", &o.hugepages, err) < 0)
+            return config_fail(err, "-object %s,id=%s: size=%s is not a size", type, id, size ? size : "");
+        if (opts_get_bool("-object", p, "share", &o.share, err) < 0 ||
+            opts_get_bool("-object", p, "hugetlb", &o.hugepages, err) < 0)
             return -1;
         if (strcmp(type, "memory-backend-file") == 0) {
             /* Only hugetlbfs is a file vmm can honour: it maps huge pages. */
-            const char *path = get(p, "mem-path");
+            const char *path = opts_get(p, "mem-path");
             if (!path || (strcmp(path, "/dev/hugepages") != 0 && !g_str_has_prefix(path, "/dev/hugepages/") &&
                           !g_str_has_prefix(path, "/dev/hugepages2M")))
-                return fail(err, "-object memory-backend-file,id=%s: mem-path=%s: vmm backs RAM with anonymous memory, "
+                return config_fail(err, "-object memory-backend-file,id=%s: mem-path=%s: vmm backs RAM with anonymous memory, "
                             "its memfd or 2M huge pages (/dev/hugepages), not a file", id, path ? path : "");
             o.hugepages = true;
-        } else if (get(p, "mem-path")) {
-            return fail(err, "-object %s,id=%s: mem-path is for memory-backend-file", type, id);
+        } else if (opts_get(p, "mem-path")) {
+            return config_fail(err, "-object %s,id=%s: mem-path is for memory-backend-file", type, id);
         }
         struct qc_object *np = g_new(struct qc_object, 1);
         *np = o;
@@ -660,7 +535,7 @@ static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg,
         g_ptr_array_add(st->objects, np);
         return 0;
     }
-    return fail(err, "-object %s,id=%s: object type '%s' is not supported by vmm", type, id, type);
+    return config_fail(err, "-object %s,id=%s: object type '%s' is not supported by vmm", type, id, type);
 }
 
 static const char *const machines_ok[] = { "pc", "pc-i440fx-7.2", NULL };
@@ -677,33 +552,33 @@ static int check_accel(const char *opt, const char *accel, GError **err)
 {
     /* "kvm", or a list tried in order ("kvm:tcg"): vmm is the kvm part. */
     if (strcmp(accel, "kvm") != 0 && !g_str_has_prefix(accel, "kvm:"))
-        return fail(err, "%s: accel=%s: vmm runs on KVM only; give accel=kvm", opt, accel);
+        return config_fail(err, "%s: accel=%s: vmm runs on KVM only; give accel=kvm", opt, accel);
     return 0;
 }
 
 static int opt_machine(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg,
                        GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-machine", arg, "type", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-machine", arg, "type", err);
     if (!p)
         return -1;
-    const char *type = get(p, "type");
+    const char *type = opts_get(p, "type");
     static const char *const k[] = { "type", "memory-backend", NULL };
     if (check_keys("-machine", type ? type : "", p, k, err) < 0)
         return -1;
-    const char *accel = get(p, "accel");
+    const char *accel = opts_get(p, "accel");
     if (accel && check_accel("-machine", accel, err) < 0)
         return -1;
     if (type) {
         if (strcmp(type, "none") == 0)
             q->probe = true;
         else if (!machine_known(type))
-            return fail(err, "-machine %s: vmm offers the machine 'pc' (pc-i440fx-7.2: PCI bus 0, devices at "
+            return config_fail(err, "-machine %s: vmm offers the machine 'pc' (pc-i440fx-7.2: PCI bus 0, devices at "
                         "bus=pci.0,addr=N) and 'none'", type);
         g_free(q->machine_type);
         q->machine_type = g_strdup(type);
     }
-    const char *mb = get(p, "memory-backend");
+    const char *mb = opts_get(p, "memory-backend");
     if (mb) {
         g_free(st->memory_backend);
         st->memory_backend = g_strdup(mb);
@@ -714,18 +589,18 @@ static int opt_machine(struct vm_config *c, struct qemu_compat *q, struct qc_sta
 
 static int opt_cpu(struct vm_config *c, struct qemu_compat *q, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-cpu", arg, "model", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-cpu", arg, "model", err);
     if (!p)
         return -1;
-    const char *model = get(p, "model");
+    const char *model = opts_get(p, "model");
     if (!model || (strcmp(model, "host") != 0 && strcmp(model, "max") != 0))
-        return fail(err, "-cpu %s: vmm offers the CPU models host and max (<cpu mode='host-passthrough'> or "
+        return config_fail(err, "-cpu %s: vmm offers the CPU models host and max (<cpu mode='host-passthrough'> or "
                     "'maximum')", model ? model : "");
     static const char *const k[] = { "model", NULL };
     if (check_keys("-cpu", model, p, k, err) < 0)
         return -1;
     bool mig = true;
-    if (get_bool("-cpu", p, "migratable", &mig, err) < 0)
+    if (opts_get_bool("-cpu", p, "migratable", &mig, err) < 0)
         return -1;
     c->cpu_model = CPU_MODEL_HOST;
     q->cpu_migratable = mig;
@@ -738,33 +613,33 @@ static int parse_uint(const char *opt, const char *key, const char *v, unsigned 
     errno = 0;
     unsigned long n = v ? strtoul(v, &end, 10) : 0;
     if (!v || !g_ascii_isdigit(v[0]) || *end || errno || n > max)
-        return fail(err, "%s: %s=%s is not a number up to %u", opt, key, v ? v : "", max);
+        return config_fail(err, "%s: %s=%s is not a number up to %u", opt, key, v ? v : "", max);
     *out = (unsigned)n;
     return 0;
 }
 
 static int opt_smp(struct vm_config *c, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-smp", arg, "cpus", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-smp", arg, "cpus", err);
     if (!p)
         return -1;
     static const char *const k[] = { "cpus", "maxcpus", NULL };
     if (check_keys("-smp", "", p, k, err) < 0)
         return -1;
     unsigned cpus = 1, max = 0, s = 1, d = 1, co = 1, t = 1;
-    if (get(p, "cpus") && parse_uint("-smp", "cpus", get(p, "cpus"), 100000, &cpus, err) < 0)
+    if (opts_get(p, "cpus") && parse_uint("-smp", "cpus", opts_get(p, "cpus"), 100000, &cpus, err) < 0)
         return -1;
-    if (get(p, "maxcpus") && parse_uint("-smp", "maxcpus", get(p, "maxcpus"), 100000, &max, err) < 0)
+    if (opts_get(p, "maxcpus") && parse_uint("-smp", "maxcpus", opts_get(p, "maxcpus"), 100000, &max, err) < 0)
         return -1;
-    if ((get(p, "sockets") && parse_uint("-smp", "sockets", get(p, "sockets"), 100000, &s, err) < 0) ||
-        (get(p, "dies") && parse_uint("-smp", "dies", get(p, "dies"), 100000, &d, err) < 0) ||
-        (get(p, "cores") && parse_uint("-smp", "cores", get(p, "cores"), 100000, &co, err) < 0) ||
-        (get(p, "threads") && parse_uint("-smp", "threads", get(p, "threads"), 100000, &t, err) < 0))
+    if ((opts_get(p, "sockets") && parse_uint("-smp", "sockets", opts_get(p, "sockets"), 100000, &s, err) < 0) ||
+        (opts_get(p, "dies") && parse_uint("-smp", "dies", opts_get(p, "dies"), 100000, &d, err) < 0) ||
+        (opts_get(p, "cores") && parse_uint("-smp", "cores", opts_get(p, "cores"), 100000, &co, err) < 0) ||
+        (opts_get(p, "threads") && parse_uint("-smp", "threads", opts_get(p, "threads"), 100000, &t, err) < 0))
         return -1;
     if (!max)
         max = cpus;
-    if ((get(p, "sockets") || get(p, "cores") || get(p, "dies")) && (uint64_t)s * d * co * t != max)
-        return fail(err, "-smp: sockets*dies*cores*threads (%u) is not maxcpus (%u)", s * d * co * t, max);
+    if ((opts_get(p, "sockets") || opts_get(p, "cores") || opts_get(p, "dies")) && (uint64_t)s * d * co * t != max)
+        return config_fail(err, "-smp: sockets*dies*cores*threads (%u) is not maxcpus (%u)", s * d * co * t, max);
     c->cpus_boot = cpus;
     c->cpus_max = max;
     return 0;
@@ -772,16 +647,16 @@ static int opt_smp(struct vm_config *c, const char *arg, GError **err)
 
 static int opt_m(struct vm_config *c, struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-m", arg, "size", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-m", arg, "size", err);
     if (!p)
         return -1;
     static const char *const k[] = { "size", NULL };
     if (check_keys("-m", "", p, k, err) < 0)   /* slots=, maxmem=: DIMM hotplug, which vmm does not have */
         return -1;
-    const char *size = get(p, "size");
+    const char *size = opts_get(p, "size");
     int r = size ? parse_size(size, MIB, &c->mem_size) : -EINVAL;
     if (r < 0)
-        return fail(err, "-m: '%s' is not a size (a number of MiB, or with a K, M, G suffix)", size ? size : "");
+        return config_fail(err, "-m: '%s' is not a size (a number of MiB, or with a K, M, G suffix)", size ? size : "");
     st->have_mem = true;
     return 0;
 }
@@ -789,14 +664,14 @@ static int opt_m(struct vm_config *c, struct qc_state *st, const char *arg, GErr
 /* addr=0xN or 0xN.0 on bus pci.0: the slot. */
 static int pci_addr(const char *what, GPtrArray *p, int *slot, GError **err)
 {
-    const char *bus = get(p, "bus"), *addr = get(p, "addr");
+    const char *bus = opts_get(p, "bus"), *addr = opts_get(p, "addr");
     if (bus && strcmp(bus, "pci.0") != 0)
-        return fail(err, "-device %s: bus=%s: vmm has the one PCI bus pci.0", what, bus);
+        return config_fail(err, "-device %s: bus=%s: vmm has the one PCI bus pci.0", what, bus);
     bool mf = false;
-    if (get_bool("-device", p, "multifunction", &mf, err) < 0)
+    if (opts_get_bool("-device", p, "multifunction", &mf, err) < 0)
         return -1;
     if (mf)
-        return fail(err, "-device %s: multifunction=on is not supported by vmm", what);
+        return config_fail(err, "-device %s: multifunction=on is not supported by vmm", what);
     *slot = 0;
     if (!addr)
         return 0;
@@ -804,9 +679,9 @@ static int pci_addr(const char *what, GPtrArray *p, int *slot, GError **err)
     errno = 0;
     unsigned long s = strtoul(addr, &end, 0);
     if (end == addr || errno || (*end && strcmp(end, ".0") != 0 && strcmp(end, ".00") != 0))
-        return fail(err, "-device %s: addr=%s is not a PCI device number (function 0) like 0x3", what, addr);
+        return config_fail(err, "-device %s: addr=%s is not a PCI device number (function 0) like 0x3", what, addr);
     if (s < 1 || s >= 32)
-        return fail(err, "-device %s: addr=%s: the slot must be 1 to 31", what, addr);
+        return config_fail(err, "-device %s: addr=%s: the slot must be 1 to 31", what, addr);
     *slot = (int)s;
     return 0;
 }
@@ -816,12 +691,12 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
                        GError **err)
 {
     if (!id)
-        return fail(err, "-device %s: no chardev=", what);
+        return config_fail(err, "-device %s: no chardev=", what);
     struct qc_chardev *ch = find_chardev(st, id);
     if (!ch)
-        return fail(err, "-device %s: chardev '%s' is not a -chardev", what, id);
+        return config_fail(err, "-device %s: chardev '%s' is not a -chardev", what, id);
     if (ch->used)
-        return fail(err, "-device %s: chardev '%s' is used twice", what, id);
+        return config_fail(err, "-device %s: chardev '%s' is used twice", what, id);
     ch->used = true;
     g_clear_pointer(path, g_free);
     if (strcmp(ch->backend, "pty") == 0)
@@ -837,7 +712,7 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
             const char *set = ch->path + strlen("/dev/fdset/");
             int fd = fdset_fd(st, set, O_WRONLY);
             if (fd < 0)
-                return fail(err, "-chardev file,id=%s: path=%s: no -add-fd set=%s with a writable fd", id, ch->path,
+                return config_fail(err, "-chardev file,id=%s: path=%s: no -add-fd set=%s with a writable fd", id, ch->path,
                             set);
             *path = g_strdup_printf("/dev/fd/%d", fd);
         } else {
@@ -845,11 +720,11 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
         }
     } else if (ch->path) {
         if (ch->wait)
-            return fail(err, "-chardev socket,id=%s: wait=on is not supported for a %s; give wait=off", id, what);
+            return config_fail(err, "-chardev socket,id=%s: wait=on is not supported for a %s; give wait=off", id, what);
         *mode = SERIAL_SOCKET;
         *path = g_strdup(ch->path);
     } else {
-        return fail(err, "-chardev socket,id=%s,fd=%d: vmm cannot serve a %s on an inherited socket; use a pty, a file "
+        return config_fail(err, "-chardev socket,id=%s,fd=%d: vmm cannot serve a %s on an inherited socket; use a pty, a file "
                     "or path=", id, ch->fd, what);
     }
     return 0;
@@ -868,12 +743,12 @@ static int dup_id(struct vm_config *c, const char *id)
 
 static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-device", arg, "driver", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-device", arg, "driver", err);
     if (!p)
         return -1;
-    const char *drv = get(p, "driver"), *id = get(p, "id");
+    const char *drv = opts_get(p, "driver"), *id = opts_get(p, "id");
     if (!drv)
-        return fail(err, "-device: no driver; give e.g. -device virtio-blk-pci,drive=NODE,id=virtio-disk0");
+        return config_fail(err, "-device: no driver; give e.g. -device virtio-blk-pci,drive=NODE,id=virtio-disk0");
     if (qemu_compat_ignored("-device", "driver", drv))
         return 0;
     if (strcmp(drv, "virtio-blk-pci") == 0) {
@@ -882,21 +757,21 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
             return -1;
         if (c->nr_disks >= VMM_MAX_DISKS)
-            return fail(err, "-device %s: at most %u disks", drv, VMM_MAX_DISKS);
+            return config_fail(err, "-device %s: at most %u disks", drv, VMM_MAX_DISKS);
         if (dup_id(c, id))
-            return fail(err, "-device %s: id '%s' is used twice", drv, id);
+            return config_fail(err, "-device %s: id '%s' is used twice", drv, id);
         struct disk_config d = { .aio = BLOCK_AIO_IO_URING, .cache = BLOCK_CACHE_WRITEBACK, .num_queues = 1 };
         if (pci_addr(drv, p, &d.pci_slot, err) < 0)
             return -1;
-        const char *drive = get(p, "drive");
+        const char *drive = opts_get(p, "drive");
         if (!drive)
-            return fail(err, "-device %s,id=%s: no drive= (a -blockdev node-name)", drv, id);
+            return config_fail(err, "-device %s,id=%s: no drive= (a -blockdev node-name)", drv, id);
         struct qc_node *fmt = find_node(st, drive);
         if (!fmt)
-            return fail(err, "-device %s,id=%s: drive '%s' is not a -blockdev node", drv, id, drive);
+            return config_fail(err, "-device %s,id=%s: drive '%s' is not a -blockdev node", drv, id, drive);
         struct qc_node *proto = fmt->file ? find_node(st, fmt->file) : fmt;
         if (fmt->used || proto->used)
-            return fail(err, "-device %s,id=%s: drive '%s' is used by another device", drv, id, drive);
+            return config_fail(err, "-device %s,id=%s: drive '%s' is used by another device", drv, id, drive);
         fmt->used = proto->used = true;
         d.readonly = fmt->read_only || proto->read_only;
         if (fmt->direct || proto->direct)
@@ -905,13 +780,13 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
             d.aio = strcmp(proto->aio, "native") == 0    ? BLOCK_AIO_NATIVE
                     : strcmp(proto->aio, "threads") == 0 ? BLOCK_AIO_THREADS
                                                          : BLOCK_AIO_IO_URING;
-        const char *nq = get(p, "num-queues"), *serial = get(p, "serial"), *iot = get(p, "iothread");
+        const char *nq = opts_get(p, "num-queues"), *serial = opts_get(p, "serial"), *iot = opts_get(p, "iothread");
         if (nq && parse_uint("-device virtio-blk-pci", "num-queues", nq, VMM_DISK_MAX_QUEUES, &d.num_queues, err) < 0)
             return -1;
         if (nq && d.num_queues < 1)
-            return fail(err, "-device %s: num-queues=0", drv);
+            return config_fail(err, "-device %s: num-queues=0", drv);
         if (serial && strlen(serial) > VMM_DISK_SERIAL_MAX)
-            return fail(err, "-device %s: serial '%s' is longer than %d bytes", drv, serial, VMM_DISK_SERIAL_MAX);
+            return config_fail(err, "-device %s: serial '%s' is longer than %d bytes", drv, serial, VMM_DISK_SERIAL_MAX);
         d.path = g_strdup(proto->filename);
         d.node_name = g_strdup(drive);
         d.id = g_strdup(id);
@@ -926,25 +801,25 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
             return -1;
         if (c->nr_nets >= VMM_MAX_NICS)
-            return fail(err, "-device %s: at most %u NICs", drv, VMM_MAX_NICS);
+            return config_fail(err, "-device %s: at most %u NICs", drv, VMM_MAX_NICS);
         if (dup_id(c, id))
-            return fail(err, "-device %s: id '%s' is used twice", drv, id);
+            return config_fail(err, "-device %s: id '%s' is used twice", drv, id);
         struct net_config n = { .fd = -1, .num_queues = 1 };
         if (pci_addr(drv, p, &n.pci_slot, err) < 0)
             return -1;
-        const char *nd = get(p, "netdev"), *mac = get(p, "mac");
+        const char *nd = opts_get(p, "netdev"), *mac = opts_get(p, "mac");
         if (!nd)
-            return fail(err, "-device %s,id=%s: no netdev=", drv, id);
+            return config_fail(err, "-device %s,id=%s: no netdev=", drv, id);
         struct qc_netdev *b = find_netdev(st, nd);
         if (!b)
-            return fail(err, "-device %s,id=%s: netdev '%s' is not a -netdev", drv, id, nd);
+            return config_fail(err, "-device %s,id=%s: netdev '%s' is not a -netdev", drv, id, nd);
         if (b->used)
-            return fail(err, "-device %s,id=%s: netdev '%s' is used by another NIC", drv, id, nd);
+            return config_fail(err, "-device %s,id=%s: netdev '%s' is used by another NIC", drv, id, nd);
         b->used = true;
         b->device = g_strdup(id);
         if (mac) {
             if (parse_mac(mac, n.mac) < 0 || (n.mac[0] & 1))
-                return fail(err, "-device %s,id=%s: mac=%s is not a unicast MAC address", drv, id, mac);
+                return config_fail(err, "-device %s,id=%s: mac=%s is not a unicast MAC address", drv, id, mac);
             n.mac_set = true;
         }
         n.fd = b->fd;
@@ -959,12 +834,12 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         static const char *const k[] = { "driver", "id", "chardev", "index", NULL };
         if (check_keys("-device", drv, p, k, err) < 0)
             return -1;
-        const char *idx = get(p, "index");
+        const char *idx = opts_get(p, "index");
         if ((idx && strcmp(idx, "0") != 0) || q->serial_dev_id)
-            return fail(err, "-device isa-serial: vmm has one serial port (COM1, index=0)");
-        if (use_chardev(st, drv, get(p, "chardev"), &c->serial_mode, &c->serial_path, err) < 0)
+            return config_fail(err, "-device isa-serial: vmm has one serial port (COM1, index=0)");
+        if (use_chardev(st, drv, opts_get(p, "chardev"), &c->serial_mode, &c->serial_path, err) < 0)
             return -1;
-        q->serial_label = g_strdup(get(p, "chardev"));
+        q->serial_label = g_strdup(opts_get(p, "chardev"));
         q->serial_dev_id = g_strdup(id ? id : "serial0");
         return 0;
     }
@@ -973,7 +848,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
             return -1;
         if (q->vserial_dev_id)
-            return fail(err, "-device virtio-serial-pci: vmm has one virtio console device");
+            return config_fail(err, "-device virtio-serial-pci: vmm has one virtio console device");
         if (pci_addr(drv, p, &c->console_pci_slot, err) < 0)
             return -1;
         q->vserial_dev_id = g_strdup(id);
@@ -983,43 +858,43 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         static const char *const k[] = { "driver", "id", "chardev", "bus", "nr", NULL };
         if (check_keys("-device", drv, p, k, err) < 0)
             return -1;
-        const char *bus = get(p, "bus"), *nr = get(p, "nr");
+        const char *bus = opts_get(p, "bus"), *nr = opts_get(p, "nr");
         if (!q->vserial_dev_id)
-            return fail(err, "-device virtconsole: needs a -device virtio-serial-pci before it");
+            return config_fail(err, "-device virtconsole: needs a -device virtio-serial-pci before it");
         g_autofree char *want = g_strdup_printf("%s.0", q->vserial_dev_id);
         if (bus && strcmp(bus, want) != 0)
-            return fail(err, "-device virtconsole: bus=%s is not the virtio-serial-pci's (%s)", bus, want);
+            return config_fail(err, "-device virtconsole: bus=%s is not the virtio-serial-pci's (%s)", bus, want);
         if ((nr && strcmp(nr, "0") != 0) || q->console_dev_id)
-            return fail(err, "-device virtconsole: vmm's virtio console has one port (nr=0)");
-        if (use_chardev(st, drv, get(p, "chardev"), &c->console_mode, &c->console_path, err) < 0)
+            return config_fail(err, "-device virtconsole: vmm's virtio console has one port (nr=0)");
+        if (use_chardev(st, drv, opts_get(p, "chardev"), &c->console_mode, &c->console_path, err) < 0)
             return -1;
-        q->console_label = g_strdup(get(p, "chardev"));
+        q->console_label = g_strdup(opts_get(p, "chardev"));
         q->console_dev_id = g_strdup(id ? id : "console0");
         return 0;
     }
-    return fail(err, "-device %s: device type '%s' is not supported by vmm", drv, drv);
+    return config_fail(err, "-device %s: device type '%s' is not supported by vmm", drv, drv);
 }
 
 static int opt_mon(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *arg, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg("-mon", arg, "chardev", err);
+    g_autoptr(GPtrArray) p = opts_parse_any("-mon", arg, "chardev", err);
     if (!p)
         return -1;
     static const char *const k[] = { "chardev", "id", "mode", "pretty", NULL };
     if (check_keys("-mon", "", p, k, err) < 0)
         return -1;
-    const char *mode = get(p, "mode"), *id = get(p, "chardev");
+    const char *mode = opts_get(p, "mode"), *id = opts_get(p, "chardev");
     if (!mode || strcmp(mode, "control") != 0)
-        return fail(err, "-mon: mode=%s: vmm offers QMP only; give mode=control", mode ? mode : "readline");
+        return config_fail(err, "-mon: mode=%s: vmm offers QMP only; give mode=control", mode ? mode : "readline");
     if (!id)
-        return fail(err, "-mon: no chardev=");
+        return config_fail(err, "-mon: no chardev=");
     struct qc_chardev *ch = find_chardev(st, id);
     if (!ch)
-        return fail(err, "-mon: chardev '%s' is not a -chardev", id);
+        return config_fail(err, "-mon: chardev '%s' is not a -chardev", id);
     if (strcmp(ch->backend, "socket") != 0)
-        return fail(err, "-mon: chardev '%s' is a %s; QMP needs a socket chardev", id, ch->backend);
+        return config_fail(err, "-mon: chardev '%s' is a %s; QMP needs a socket chardev", id, ch->backend);
     if (ch->used)
-        return fail(err, "-mon: chardev '%s' is used twice", id);
+        return config_fail(err, "-mon: chardev '%s' is used twice", id);
     ch->used = true;
     g_autofree char *spec = NULL;
     if (ch->path) {
@@ -1073,7 +948,7 @@ bool qemu_compat_wanted(int argc, char **argv)
 
 static int simple_ignored(const char *opt, const char *arg, const char *implied, GError **err)
 {
-    g_autoptr(GPtrArray) p = parse_arg(opt, arg, implied, err);
+    g_autoptr(GPtrArray) p = opts_parse_any(opt, arg, implied, err);
     if (!p)
         return -1;
     static const char *const none[] = { NULL };
@@ -1084,15 +959,15 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
                         const char *arg, GError **err)
 {
     if (strcmp(name, "name") == 0) {
-        g_autoptr(GPtrArray) p = parse_arg("-name", arg, "guest", err);
+        g_autoptr(GPtrArray) p = opts_parse_any("-name", arg, "guest", err);
         if (!p)
             return -1;
         static const char *const k[] = { "guest", "process", NULL };
         if (check_keys("-name", "", p, k, err) < 0)
             return -1;
-        if (get(p, "guest")) {
+        if (opts_get(p, "guest")) {
             g_free(c->name);
-            c->name = g_strdup(get(p, "guest"));
+            c->name = g_strdup(opts_get(p, "guest"));
         }
     } else if (strcmp(name, "S") == 0) {
         c->paused = true;
@@ -1101,13 +976,13 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
     } else if (strcmp(name, "machine") == 0 || strcmp(name, "M") == 0) {
         return opt_machine(c, q, st, arg, err);
     } else if (strcmp(name, "accel") == 0) {
-        g_autoptr(GPtrArray) p = parse_arg("-accel", arg, "accel", err);
+        g_autoptr(GPtrArray) p = opts_parse_any("-accel", arg, "accel", err);
         if (!p)
             return -1;
         static const char *const k[] = { "accel", NULL };
         if (check_keys("-accel", "", p, k, err) < 0)
             return -1;
-        return check_accel("-accel", get(p, "accel") ? get(p, "accel") : "", err);
+        return check_accel("-accel", opts_get(p, "accel") ? opts_get(p, "accel") : "", err);
     } else if (strcmp(name, "enable-kvm") == 0) {
         /* what vmm does anyway */
     } else if (strcmp(name, "cpu") == 0) {
@@ -1120,7 +995,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         return opt_smp(c, arg, err);
     } else if (strcmp(name, "uuid") == 0) {
         if (config_parse_uuid(arg, c->uuid) < 0)
-            return fail(err, "-uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", arg);
+            return config_fail(err, "-uuid: '%s' is not a UUID like 978c6af3-b5f0-4591-a637-630869349030", arg);
     } else if (strcmp(name, "display") == 0) {
         return simple_ignored("-display", arg, "type", err);
     } else if (strcmp(name, "chardev") == 0) {
@@ -1129,7 +1004,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         return opt_add_fd(st, arg, err);
     } else if (strcmp(name, "qmp") == 0) {
         if (!g_str_has_prefix(arg, "unix:"))
-            return fail(err, "-qmp %s: vmm serves QMP on unix:PATH,server=on,wait=off", arg);
+            return config_fail(err, "-qmp %s: vmm serves QMP on unix:PATH,server=on,wait=off", arg);
         if (config_parse_qmp(c, arg, err) < 0) {
             g_prefix_error(err, "-qmp: ");
             return -1;
@@ -1144,7 +1019,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
     } else if (strcmp(name, "no-reboot") == 0) {
         c->reboot = REBOOT_EXIT;
     } else if (strcmp(name, "no-acpi") == 0) {
-        return fail(err, "-no-acpi: vmm's machine is ACPI-only (the guest finds its devices through ACPI); "
+        return config_fail(err, "-no-acpi: vmm's machine is ACPI-only (the guest finds its devices through ACPI); "
                     "give the domain <features><acpi/></features>");
     } else if (strcmp(name, "boot") == 0) {
         return simple_ignored("-boot", arg, "order", err);
@@ -1170,13 +1045,13 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
                strcmp(name, "no-hpet") == 0) {
         /* in the ignored table as whole options */
     } else if (strcmp(name, "global") == 0) {
-        g_autoptr(GPtrArray) p = parse_arg("-global", arg, NULL, err);
+        g_autoptr(GPtrArray) p = opts_parse_any("-global", arg, NULL, err);
         if (!p)
             return -1;
         for (guint i = 0; i < p->len; i++) {
             struct opt_pair *o = p->pdata[i];
             if (!qemu_compat_ignored("-global", o->key, o->value))
-                return fail(err, "-global %s: not supported by vmm", arg);
+                return config_fail(err, "-global %s: not supported by vmm", arg);
         }
     } else if (strcmp(name, "pidfile") == 0) {
         g_free(q->pidfile);
@@ -1232,7 +1107,7 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
         for (int i = 1; i < argc; i++) {
             const char *a = argv[i];
             if (a[0] != '-' || !a[1]) {
-                fail(err, "'%s': expected an option (QEMU-style, e.g. -machine)", a);
+                config_fail(err, "'%s': expected an option (QEMU-style, e.g. -machine)", a);
                 goto out;
             }
             const char *name = a + 1 + (a[1] == '-');
@@ -1241,13 +1116,13 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
                 if (strcmp(options[k].name, name) == 0)
                     o = &options[k];
             if (!o) {
-                fail(err, "%s: option not supported by vmm (see README, QEMU compatibility)", a);
+                config_fail(err, "%s: option not supported by vmm (see README, QEMU compatibility)", a);
                 goto out;
             }
             const char *arg = NULL;
             if (o->has_arg) {
                 if (i + 1 >= argc) {
-                    fail(err, "%s: needs a value", a);
+                    config_fail(err, "%s: needs a value", a);
                     goto out;
                 }
                 arg = argv[++i];
@@ -1266,7 +1141,7 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     for (guint i = 0; i < st.chardevs->len; i++) {
         struct qc_chardev *ch = st.chardevs->pdata[i];
         if (!ch->used) {
-            fail(err, "-chardev %s,id=%s: no device uses it (vmm creates chardevs only for isa-serial, "
+            config_fail(err, "-chardev %s,id=%s: no device uses it (vmm creates chardevs only for isa-serial, "
                  "virtconsole and -mon)", ch->backend, ch->id);
             goto out;
         }
@@ -1274,29 +1149,29 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     for (guint i = 0; i < st.nodes->len; i++) {
         struct qc_node *n = st.nodes->pdata[i];
         if (!n->used) {
-            fail(err, "-blockdev %s,node-name=%s: no device uses it", n->driver, n->name);
+            config_fail(err, "-blockdev %s,node-name=%s: no device uses it", n->driver, n->name);
             goto out;
         }
     }
     for (guint i = 0; i < st.netdevs->len; i++) {
         struct qc_netdev *n = st.netdevs->pdata[i];
         if (!n->used) {
-            fail(err, "-netdev %s,id=%s: no NIC uses it", n->user ? "user" : "tap", n->id);
+            config_fail(err, "-netdev %s,id=%s: no NIC uses it", n->user ? "user" : "tap", n->id);
             goto out;
         }
     }
     if (q->vserial_dev_id && !q->console_dev_id) {
-        fail(err, "-device virtio-serial-pci,id=%s: vmm's virtio console needs a virtconsole on it", q->vserial_dev_id);
+        config_fail(err, "-device virtio-serial-pci,id=%s: vmm's virtio console needs a virtconsole on it", q->vserial_dev_id);
         goto out;
     }
     for (guint i = 0; i < st.objects->len; i++) {
         struct qc_object *o = st.objects->pdata[i];
         if (!st.memory_backend || strcmp(st.memory_backend, o->id) != 0) {
-            fail(err, "-object %s,id=%s: only the machine's memory-backend= is supported", o->type, o->id);
+            config_fail(err, "-object %s,id=%s: only the machine's memory-backend= is supported", o->type, o->id);
             goto out;
         }
         if (st.have_mem && o->size != c->mem_size) {
-            fail(err, "-object %s,id=%s: size %" G_GUINT64_FORMAT " is not -m's %" G_GUINT64_FORMAT, o->type, o->id,
+            config_fail(err, "-object %s,id=%s: size %" G_GUINT64_FORMAT " is not -m's %" G_GUINT64_FORMAT, o->type, o->id,
                  o->size, c->mem_size);
             goto out;
         }
@@ -1305,15 +1180,15 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
         c->mem_hugepages = o->hugepages;
     }
     if (st.memory_backend && !st.objects->len) {
-        fail(err, "-machine memory-backend=%s: no such -object", st.memory_backend);
+        config_fail(err, "-machine memory-backend=%s: no such -object", st.memory_backend);
         goto out;
     }
     if (!q->probe && !c->kernel) {
-        fail(err, "no -kernel: vmm boots a kernel directly (the domain's <os><kernel>); firmware boot is not supported");
+        config_fail(err, "no -kernel: vmm boots a kernel directly (the domain's <os><kernel>); firmware boot is not supported");
         goto out;
     }
     if (q->probe && (c->nr_disks || c->nr_nets || c->kernel)) {
-        fail(err, "-machine none: no devices or kernel with the 'none' machine");
+        config_fail(err, "-machine none: no devices or kernel with the 'none' machine");
         goto out;
     }
     if (!c->cmdline)
@@ -1380,11 +1255,11 @@ int qemu_compat_daemonize(GError **err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
-        return fail(err, "-daemonize: pipe: %s", g_strerror(errno));
+        return config_fail(err, "-daemonize: pipe: %s", g_strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
-        return fail(err, "-daemonize: fork: %s", g_strerror(errno));
+        return config_fail(err, "-daemonize: fork: %s", g_strerror(errno));
     if (pid > 0) {
         close(p[1]);
         char b;
@@ -1411,12 +1286,12 @@ int qemu_compat_daemon_ready(const struct qemu_compat *q, GError **err)
     if (q->pidfile) {
         int fd = open(q->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
-            return fail(err, "-pidfile %s: %s", q->pidfile, g_strerror(errno));
+            return config_fail(err, "-pidfile %s: %s", q->pidfile, g_strerror(errno));
         g_autofree char *s = g_strdup_printf("%d\n", (int)getpid());
         ssize_t w = write(fd, s, strlen(s));
         close(fd);
         if (w != (ssize_t)strlen(s))
-            return fail(err, "-pidfile %s: write failed", q->pidfile);
+            return config_fail(err, "-pidfile %s: write failed", q->pidfile);
         pidfile_written = true;
     }
     if (ready_fd >= 0) {
