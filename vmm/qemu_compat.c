@@ -15,6 +15,7 @@
 
 #include "devices/net_user.h"
 #include "vmm/options.h"
+#include "vmm/qemu_compat_internal.h"
 
 #define MIB (1024ULL * 1024)
 #ifndef VMM_VERSION
@@ -93,451 +94,6 @@ void qemu_compat_foreach_ignored(void (*fn)(const char *, const char *, const ch
         fn(ignored_table[i].opt, ignored_table[i].key, ignored_table[i].value, ignored_table[i].reason, opaque);
 }
 
-/* ---- helpers ---- */
-
-/* Every key of pairs is in known (NULL-terminated) or in the ignored table
- * for opt; else one line naming opt, what (e.g. the driver) and the key. */
-static int check_keys(const char *opt, const char *what, GPtrArray *pairs, const char *const *known, GError **err)
-{
-    for (guint i = 0; i < pairs->len; i++) {
-        struct opt_pair *o = pairs->pdata[i];
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, o->key) == 0;
-        if (ok || qemu_compat_ignored(opt, o->key, o->value))
-            continue;
-        const char *sep = *what ? " " : "";
-        if (o->value)
-            return config_fail(err, "%s%s%s: %s=%s is not supported by vmm", opt, sep, what, o->key, o->value);
-        return config_fail(err, "%s%s%s: '%s' is not supported by vmm", opt, sep, what, o->key);
-    }
-    return 0;
-}
-
-static int parse_fd(const char *opt, const char *v, int *out, GError **err)
-{
-    char *end;
-    errno = 0;
-    long fd = strtol(v, &end, 10);
-    if (!g_ascii_isdigit(v[0]) || *end || errno || fd > INT_MAX)
-        return config_fail(err, "%s: fd=%s is not a file descriptor number", opt, v);
-    *out = (int)fd;
-    return 0;
-}
-
-/* ---- what the argv defines before the devices use it ---- */
-
-struct qc_chardev {
-    char *id;
-    char *backend;              /* socket, pty, file, null */
-    char *path;
-    int fd;
-    bool server, wait;
-    bool used;
-};
-
-struct qc_node {                /* a -blockdev node */
-    char *name;
-    char *driver;               /* file, host_device, raw */
-    char *filename;             /* file/host_device */
-    char *file;                 /* raw: the node below */
-    char *aio;
-    bool read_only;
-    bool direct;
-    bool used;
-};
-
-struct qc_netdev {
-    char *id;
-    int fd;
-    struct net_user_opts *user;     /* -netdev user: its settings (the NIC takes them) */
-    bool used;
-    char *device;               /* the NIC over it */
-};
-
-struct qc_object {
-    char *id;
-    char *type;                 /* memory-backend-ram / -file / -memfd */
-    uint64_t size;
-    bool share, hugepages;
-};
-
-/* -add-fd set=N,fd=M: inherited fd M is in fd set N, which a path
- * /dev/fdset/N names (libvirt's way of handing over a file it opened). */
-struct qc_fdset_fd {
-    int set, fd;
-};
-
-struct qc_state {
-    GPtrArray *chardevs, *nodes, *netdevs, *objects;
-    GArray *fdsets;             /* struct qc_fdset_fd, in argv order */
-    char *memory_backend;       /* -machine memory-backend= */
-    bool have_mem;
-};
-
-static void chardev_free(gpointer p)
-{
-    struct qc_chardev *c = p;
-    g_free(c->id);
-    g_free(c->backend);
-    g_free(c->path);
-    g_free(c);
-}
-
-static void node_free(gpointer p)
-{
-    struct qc_node *n = p;
-    g_free(n->name);
-    g_free(n->driver);
-    g_free(n->filename);
-    g_free(n->file);
-    g_free(n->aio);
-    g_free(n);
-}
-
-static void netdev_free(gpointer p)
-{
-    struct qc_netdev *n = p;
-    g_free(n->id);
-    g_free(n->device);
-    net_user_opts_clear(n->user);
-    g_free(n->user);
-    g_free(n);
-}
-
-static void object_free(gpointer p)
-{
-    struct qc_object *o = p;
-    g_free(o->id);
-    g_free(o->type);
-    g_free(o);
-}
-
-static struct qc_chardev *find_chardev(struct qc_state *st, const char *id)
-{
-    for (guint i = 0; i < st->chardevs->len; i++) {
-        struct qc_chardev *c = st->chardevs->pdata[i];
-        if (strcmp(c->id, id) == 0)
-            return c;
-    }
-    return NULL;
-}
-
-static struct qc_node *find_node(struct qc_state *st, const char *name)
-{
-    for (guint i = 0; i < st->nodes->len; i++) {
-        struct qc_node *n = st->nodes->pdata[i];
-        if (strcmp(n->name, name) == 0)
-            return n;
-    }
-    return NULL;
-}
-
-static struct qc_netdev *find_netdev(struct qc_state *st, const char *id)
-{
-    for (guint i = 0; i < st->netdevs->len; i++) {
-        struct qc_netdev *n = st->netdevs->pdata[i];
-        if (strcmp(n->id, id) == 0)
-            return n;
-    }
-    return NULL;
-}
-
-static int need_id(const char *opt, const char *what, const char *id, GError **err)
-{
-    if (!id || !*id)
-        return config_fail(err, "%s %s: no id; give id=NAME", opt, what);
-    return 0;
-}
-
-static int opt_add_fd(struct qc_state *st, const char *arg, GError **err)
-{
-    g_autoptr(GPtrArray) p = opts_parse_any("-add-fd", arg, NULL, err);
-    if (!p)
-        return -1;
-    static const char *const k[] = { "fd", "set", "opaque", NULL };
-    if (check_keys("-add-fd", "", p, k, err) < 0)
-        return -1;
-    const char *fd = opts_get(p, "fd"), *set = opts_get(p, "set");
-    struct qc_fdset_fd f;
-    if (!fd || !set)
-        return config_fail(err, "-add-fd: give fd=N and set=N");
-    if (parse_fd("-add-fd", fd, &f.fd, err) < 0)
-        return -1;
-    if (parse_fd("-add-fd", set, &f.set, err) < 0) {
-        g_clear_error(err);
-        return config_fail(err, "-add-fd: set=%s is not a number", set);
-    }
-    if (f.fd <= STDERR_FILENO)
-        return config_fail(err, "-add-fd: fd=%d is stdin, stdout or stderr", f.fd);
-    if (fcntl(f.fd, F_GETFD) < 0)
-        return config_fail(err, "-add-fd: fd=%d is not open", f.fd);
-    g_array_append_val(st->fdsets, f);
-    return 0;
-}
-
-/* An fd of set "set" (a decimal number) open for access (O_WRONLY: writable,
- * i.e. O_WRONLY or O_RDWR); -1 when there is none. */
-static int fdset_fd(struct qc_state *st, const char *set, int access)
-{
-    int n;
-    GError *e = NULL;
-    if (parse_fd("", set, &n, &e) < 0) {
-        g_error_free(e);
-        return -1;
-    }
-    for (guint i = 0; i < st->fdsets->len; i++) {
-        struct qc_fdset_fd *f = &g_array_index(st->fdsets, struct qc_fdset_fd, i);
-        int fl = fcntl(f->fd, F_GETFL);
-        if (f->set != n || fl < 0)
-            continue;
-        int mode = fl & O_ACCMODE;
-        if (mode == O_RDWR || mode == access)
-            return f->fd;
-    }
-    return -1;
-}
-
-static int opt_chardev(struct qc_state *st, const char *arg, GError **err)
-{
-    g_autoptr(GPtrArray) p = opts_parse_any("-chardev", arg, "backend", err);
-    if (!p)
-        return -1;
-    const char *backend = opts_get(p, "backend"), *id = opts_get(p, "id");
-    if (!backend)
-        return config_fail(err, "-chardev: no backend; give e.g. -chardev pty,id=charserial0");
-    if (need_id("-chardev", backend, id, err) < 0)
-        return -1;
-    if (find_chardev(st, id))
-        return config_fail(err, "-chardev %s: id '%s' is used twice", backend, id);
-    struct qc_chardev c = { .fd = -1, .wait = true };
-    if (strcmp(backend, "socket") == 0) {
-        static const char *const k[] = { "backend", "id", "fd", "path", "server", "wait", "nowait", NULL };
-        if (check_keys("-chardev", backend, p, k, err) < 0)
-            return -1;
-        const char *fd = opts_get(p, "fd"), *path = opts_get(p, "path");
-        if (fd && parse_fd("-chardev socket", fd, &c.fd, err) < 0)
-            return -1;
-        if (!!fd == !!path)
-            return config_fail(err, "-chardev socket,id=%s: give fd=N or path=PATH", id);
-        if (opts_get_bool("-chardev socket", p, "server", &c.server, err) < 0 ||
-            opts_get_bool("-chardev socket", p, "wait", &c.wait, err) < 0)
-            return -1;
-        if (opts_get(p, "nowait"))
-            c.wait = false;
-        if (!c.server)
-            return config_fail(err, "-chardev socket,id=%s: vmm only listens; give server=on", id);
-        c.path = g_strdup(path);
-    } else if (strcmp(backend, "pty") == 0 || strcmp(backend, "null") == 0) {
-        static const char *const k[] = { "backend", "id", NULL };
-        if (check_keys("-chardev", backend, p, k, err) < 0)
-            return -1;
-    } else if (strcmp(backend, "file") == 0) {
-        static const char *const k[] = { "backend", "id", "path", "append", NULL };
-        if (check_keys("-chardev", backend, p, k, err) < 0)
-            return -1;
-        const char *path = opts_get(p, "path");
-        bool append = false;
-        if (!path || !*path)
-            return config_fail(err, "-chardev file,id=%s: no path; give path=FILE", id);
-        if (opts_get_bool("-chardev file", p, "append", &append, err) < 0)
-            return -1;
-        /* /dev/fdset/N (an -add-fd set) is resolved when a device takes
-         * the chardev, after every -add-fd */
-        if (append && !g_str_has_prefix(path, "/dev/fdset/"))
-            return config_fail(err, "-chardev file,id=%s: append=on is supported only with path=/dev/fdset/N "
-                        "(libvirt's -add-fd); vmm truncates a file it opens", id);
-        c.path = g_strdup(path);
-    } else {
-        return config_fail(err, "-chardev %s: backend '%s' is not supported by vmm (pty, file, socket, null are)", id, backend);
-    }
-    struct qc_chardev *n = g_new(struct qc_chardev, 1);
-    *n = c;
-    n->id = g_strdup(id);
-    n->backend = g_strdup(backend);
-    g_ptr_array_add(st->chardevs, n);
-    return 0;
-}
-
-static int opt_blockdev(struct qc_state *st, const char *arg, GError **err)
-{
-    g_autoptr(GPtrArray) p = opts_parse_any("-blockdev", arg, NULL, err);
-    if (!p)
-        return -1;
-    const char *driver = opts_get(p, "driver"), *name = opts_get(p, "node-name");
-    if (!driver)
-        return config_fail(err, "-blockdev: no driver; give driver=file or driver=raw");
-    if (!name || !*name)
-        return config_fail(err, "-blockdev %s: no node-name", driver);
-    if (find_node(st, name))
-        return config_fail(err, "-blockdev %s: node-name '%s' is used twice", driver, name);
-    struct qc_node n = { 0 };
-    if (opts_get_bool("-blockdev", p, "read-only", &n.read_only, err) < 0 ||
-        opts_get_bool("-blockdev", p, "cache.direct", &n.direct, err) < 0)
-        return -1;
-    if (strcmp(driver, "file") == 0 || strcmp(driver, "host_device") == 0) {
-        static const char *const k[] = { "driver", "node-name", "filename", "aio", "cache.direct", "read-only", NULL };
-        if (check_keys("-blockdev", driver, p, k, err) < 0)
-            return -1;
-        const char *f = opts_get(p, "filename"), *aio = opts_get(p, "aio");
-        if (!f || !*f)
-            return config_fail(err, "-blockdev %s,node-name=%s: no filename", driver, name);
-        if (aio && strcmp(aio, "native") != 0 && strcmp(aio, "threads") != 0 && strcmp(aio, "io_uring") != 0)
-            return config_fail(err, "-blockdev %s: aio=%s is not one of native, threads, io_uring", name, aio);
-        n.filename = g_strdup(f);
-        n.aio = g_strdup(aio);
-    } else if (strcmp(driver, "raw") == 0) {
-        static const char *const k[] = { "driver", "node-name", "file", "cache.direct", "read-only", NULL };
-        if (check_keys("-blockdev", driver, p, k, err) < 0)
-            return -1;
-        const char *f = opts_get(p, "file");
-        if (!f || !*f)
-            return config_fail(err, "-blockdev raw,node-name=%s: no file (the protocol node's node-name)", name);
-        if (!find_node(st, f))
-            return config_fail(err, "-blockdev raw,node-name=%s: file '%s' is not a -blockdev node given before it", name, f);
-        n.file = g_strdup(f);
-    } else {
-        return config_fail(err, "-blockdev %s: driver '%s' is not supported by vmm (raw images only: file, host_device, raw)",
-                    name, driver);
-    }
-    struct qc_node *np = g_new(struct qc_node, 1);
-    *np = n;
-    np->name = g_strdup(name);
-    np->driver = g_strdup(driver);
-    g_ptr_array_add(st->nodes, np);
-    return 0;
-}
-
-static int opt_netdev(struct qc_state *st, const char *arg, GError **err)
-{
-    g_autoptr(GPtrArray) p = opts_parse_any("-netdev", arg, "type", err);
-    if (!p)
-        return -1;
-    const char *type = opts_get(p, "type"), *id = opts_get(p, "id");
-    if (!type)
-        return config_fail(err, "-netdev: no type; give e.g. -netdev tap,fd=N,id=hostnet0");
-    if (strcmp(type, "tap") != 0 && strcmp(type, "user") != 0)
-        return config_fail(err, "-netdev %s: vmm supports only tap (with an inherited fd= or fds=) and user", type);
-    if (need_id("-netdev", type, id, err) < 0)
-        return -1;
-    if (find_netdev(st, id))
-        return config_fail(err, "-netdev %s: id '%s' is used twice", type, id);
-    if (strcmp(type, "user") == 0) {
-        /* user networking (libslirp): QEMU's option names and defaults */
-        g_autofree char *what = g_strdup_printf("-netdev user,id=%s", id);
-        struct net_user_opts *u = g_new(struct net_user_opts, 1);
-        net_user_opts_init(u);
-        for (guint i = 0; i < p->len; i++) {
-            struct opt_pair *o = p->pdata[i];
-            if (strcmp(o->key, "type") == 0 || strcmp(o->key, "id") == 0 ||
-                qemu_compat_ignored("-netdev", o->key, o->value))
-                continue;
-            int r = o->value ? net_user_opt(u, what, o->key, o->value, err) : 0;
-            if (r == 0)
-                config_fail(err, "%s: '%s' is not supported by vmm (supported: " NET_USER_KEYS ")", what, o->key);
-            if (r <= 0) {
-                (*err)->domain = CONFIG_ERROR;
-                net_user_opts_clear(u);
-                g_free(u);
-                return -1;
-            }
-        }
-        if (net_user_opts_finish(u, what, err) < 0) {
-            (*err)->domain = CONFIG_ERROR;
-            net_user_opts_clear(u);
-            g_free(u);
-            return -1;
-        }
-        struct qc_netdev *nd = g_new0(struct qc_netdev, 1);
-        nd->id = g_strdup(id);
-        nd->fd = -1;
-        nd->user = u;
-        g_ptr_array_add(st->netdevs, nd);
-        return 0;
-    }
-    static const char *const k[] = { "type", "id", "fd", "fds", NULL };
-    if (check_keys("-netdev", "tap", p, k, err) < 0)
-        return -1;
-    const char *fd = opts_get(p, "fd"), *fds = opts_get(p, "fds");
-    int n = -1;
-    if (fd && fds)
-        return config_fail(err, "-netdev tap,id=%s: give fd= or fds=, not both", id);
-    if (fds) {
-        if (strchr(fds, ':'))
-            return config_fail(err, "-netdev tap,id=%s: fds=%s: vmm takes one inherited tap fd per NIC (no multiqueue "
-                        "<driver queues=...>)", id, fds);
-        fd = fds;
-    }
-    if (!fd)
-        return config_fail(err, "-netdev tap,id=%s: no fd=; vmm uses the tap fd libvirt opened (ifname=/script= are not "
-                    "supported)", id);
-    if (parse_fd("-netdev tap", fd, &n, err) < 0)
-        return -1;
-    struct qc_netdev *nd = g_new0(struct qc_netdev, 1);
-    nd->id = g_strdup(id);
-    nd->fd = n;
-    g_ptr_array_add(st->netdevs, nd);
-    return 0;
-}
-
-static int opt_object(struct vm_config *c, struct qc_state *st, const char *arg, GError **err)
-{
-    g_autoptr(GPtrArray) p = opts_parse_any("-object", arg, "qom-type", err);
-    if (!p)
-        return -1;
-    const char *type = opts_get(p, "qom-type"), *id = opts_get(p, "id");
-    if (!type)
-        return config_fail(err, "-object: no type; give e.g. -object iothread,id=iothread1");
-    if (qemu_compat_ignored("-object", "qom-type", type))
-        return 0;
-    if (need_id("-object", type, id, err) < 0)
-        return -1;
-    if (strcmp(type, "iothread") == 0) {
-        static const char *const k[] = { "qom-type", "id", NULL };
-        if (check_keys("-object", type, p, k, err) < 0)
-            return -1;
-        if (c->nr_iothreads >= VMM_MAX_IOTHREADS)
-            return config_fail(err, "-object iothread: at most %u I/O threads", VMM_MAX_IOTHREADS);
-        for (unsigned i = 0; i < c->nr_iothreads; i++)
-            if (strcmp(c->iothreads[i], id) == 0)
-                return config_fail(err, "-object iothread: id '%s' is used twice", id);
-        c->iothreads = g_renew(char *, c->iothreads, c->nr_iothreads + 1);
-        c->iothreads[c->nr_iothreads++] = g_strdup(id);
-        return 0;
-    }
-    if (strcmp(type, "memory-backend-ram") == 0 || strcmp(type, "memory-backend-memfd") == 0 ||
-        strcmp(type, "memory-backend-file") == 0) {
-        static const char *const k[] = { "qom-type", "id", "size", "share", "hugetlb", "mem-path", "x-use-canonical-path-for-ramblock-id", NULL };
-        if (check_keys("-object", type, p, k, err) < 0)
-            return -1;
-        struct qc_object o = { 0 };
-        const char *size = opts_get(p, "size");
-        if (!size || parse_size(size, 1, &o.size) < 0)
-            return config_fail(err, "-object %s,id=%s: size=%s is not a size", type, id, size ? size : "");
-        if (opts_get_bool("-object", p, "share", &o.share, err) < 0 ||
-            opts_get_bool("-object", p, "hugetlb", &o.hugepages, err) < 0)
-            return -1;
-        if (strcmp(type, "memory-backend-file") == 0) {
-            /* Only hugetlbfs is a file vmm can honour: it maps huge pages. */
-            const char *path = opts_get(p, "mem-path");
-            if (!path || (strcmp(path, "/dev/hugepages") != 0 && !g_str_has_prefix(path, "/dev/hugepages/") &&
-                          !g_str_has_prefix(path, "/dev/hugepages2M")))
-                return config_fail(err, "-object memory-backend-file,id=%s: mem-path=%s: vmm backs RAM with anonymous memory, "
-                            "its memfd or 2M huge pages (/dev/hugepages), not a file", id, path ? path : "");
-            o.hugepages = true;
-        } else if (opts_get(p, "mem-path")) {
-            return config_fail(err, "-object %s,id=%s: mem-path is for memory-backend-file", type, id);
-        }
-        struct qc_object *np = g_new(struct qc_object, 1);
-        *np = o;
-        np->id = g_strdup(id);
-        np->type = g_strdup(type);
-        g_ptr_array_add(st->objects, np);
-        return 0;
-    }
-    return config_fail(err, "-object %s,id=%s: object type '%s' is not supported by vmm", type, id, type);
-}
-
 static const char *const machines_ok[] = { "pc", "pc-i440fx-7.2", NULL };
 
 static bool machine_known(const char *t)
@@ -564,7 +120,7 @@ static int opt_machine(struct vm_config *c, struct qemu_compat *q, struct qc_sta
         return -1;
     const char *type = opts_get(p, "type");
     static const char *const k[] = { "type", "memory-backend", NULL };
-    if (check_keys("-machine", type ? type : "", p, k, err) < 0)
+    if (qc_check_keys("-machine", type ? type : "", p, k, err) < 0)
         return -1;
     const char *accel = opts_get(p, "accel");
     if (accel && check_accel("-machine", accel, err) < 0)
@@ -597,7 +153,7 @@ static int opt_cpu(struct vm_config *c, struct qemu_compat *q, const char *arg, 
         return config_fail(err, "-cpu %s: vmm offers the CPU models host and max (<cpu mode='host-passthrough'> or "
                     "'maximum')", model ? model : "");
     static const char *const k[] = { "model", NULL };
-    if (check_keys("-cpu", model, p, k, err) < 0)
+    if (qc_check_keys("-cpu", model, p, k, err) < 0)
         return -1;
     bool mig = true;
     if (opts_get_bool("-cpu", p, "migratable", &mig, err) < 0)
@@ -624,7 +180,7 @@ static int opt_smp(struct vm_config *c, const char *arg, GError **err)
     if (!p)
         return -1;
     static const char *const k[] = { "cpus", "maxcpus", NULL };
-    if (check_keys("-smp", "", p, k, err) < 0)
+    if (qc_check_keys("-smp", "", p, k, err) < 0)
         return -1;
     unsigned cpus = 1, max = 0, s = 1, d = 1, co = 1, t = 1;
     if (opts_get(p, "cpus") && parse_uint("-smp", "cpus", opts_get(p, "cpus"), 100000, &cpus, err) < 0)
@@ -651,7 +207,7 @@ static int opt_m(struct vm_config *c, struct qc_state *st, const char *arg, GErr
     if (!p)
         return -1;
     static const char *const k[] = { "size", NULL };
-    if (check_keys("-m", "", p, k, err) < 0)   /* slots=, maxmem=: DIMM hotplug, which vmm does not have */
+    if (qc_check_keys("-m", "", p, k, err) < 0)   /* slots=, maxmem=: DIMM hotplug, which vmm does not have */
         return -1;
     const char *size = opts_get(p, "size");
     int r = size ? parse_size(size, MIB, &c->mem_size) : -EINVAL;
@@ -692,7 +248,7 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
 {
     if (!id)
         return config_fail(err, "-device %s: no chardev=", what);
-    struct qc_chardev *ch = find_chardev(st, id);
+    struct qc_chardev *ch = qc_find_chardev(st, id);
     if (!ch)
         return config_fail(err, "-device %s: chardev '%s' is not a -chardev", what, id);
     if (ch->used)
@@ -710,7 +266,7 @@ static int use_chardev(struct qc_state *st, const char *what, const char *id, en
              * the device writes to that fd as it is (char_backend's
              * /dev/fd/N) */
             const char *set = ch->path + strlen("/dev/fdset/");
-            int fd = fdset_fd(st, set, O_WRONLY);
+            int fd = qc_fdset_fd(st, set, O_WRONLY);
             if (fd < 0)
                 return config_fail(err, "-chardev file,id=%s: path=%s: no -add-fd set=%s with a writable fd", id, ch->path,
                             set);
@@ -754,7 +310,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
     if (strcmp(drv, "virtio-blk-pci") == 0) {
         static const char *const k[] = { "driver", "id", "bus", "addr", "drive", "num-queues", "serial", "iothread",
                                          "multifunction", NULL };
-        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+        if (qc_check_keys("-device", drv, p, k, err) < 0 || qc_need_id("-device", drv, id, err) < 0)
             return -1;
         if (c->nr_disks >= VMM_MAX_DISKS)
             return config_fail(err, "-device %s: at most %u disks", drv, VMM_MAX_DISKS);
@@ -766,10 +322,10 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         const char *drive = opts_get(p, "drive");
         if (!drive)
             return config_fail(err, "-device %s,id=%s: no drive= (a -blockdev node-name)", drv, id);
-        struct qc_node *fmt = find_node(st, drive);
+        struct qc_node *fmt = qc_find_node(st, drive);
         if (!fmt)
             return config_fail(err, "-device %s,id=%s: drive '%s' is not a -blockdev node", drv, id, drive);
-        struct qc_node *proto = fmt->file ? find_node(st, fmt->file) : fmt;
+        struct qc_node *proto = fmt->file ? qc_find_node(st, fmt->file) : fmt;
         if (fmt->used || proto->used)
             return config_fail(err, "-device %s,id=%s: drive '%s' is used by another device", drv, id, drive);
         fmt->used = proto->used = true;
@@ -798,7 +354,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
     }
     if (strcmp(drv, "virtio-net-pci") == 0) {
         static const char *const k[] = { "driver", "id", "bus", "addr", "netdev", "mac", "multifunction", NULL };
-        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+        if (qc_check_keys("-device", drv, p, k, err) < 0 || qc_need_id("-device", drv, id, err) < 0)
             return -1;
         if (c->nr_nets >= VMM_MAX_NICS)
             return config_fail(err, "-device %s: at most %u NICs", drv, VMM_MAX_NICS);
@@ -810,7 +366,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
         const char *nd = opts_get(p, "netdev"), *mac = opts_get(p, "mac");
         if (!nd)
             return config_fail(err, "-device %s,id=%s: no netdev=", drv, id);
-        struct qc_netdev *b = find_netdev(st, nd);
+        struct qc_netdev *b = qc_find_netdev(st, nd);
         if (!b)
             return config_fail(err, "-device %s,id=%s: netdev '%s' is not a -netdev", drv, id, nd);
         if (b->used)
@@ -832,7 +388,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
     }
     if (strcmp(drv, "isa-serial") == 0) {
         static const char *const k[] = { "driver", "id", "chardev", "index", NULL };
-        if (check_keys("-device", drv, p, k, err) < 0)
+        if (qc_check_keys("-device", drv, p, k, err) < 0)
             return -1;
         const char *idx = opts_get(p, "index");
         if ((idx && strcmp(idx, "0") != 0) || q->serial_dev_id)
@@ -845,7 +401,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
     }
     if (strcmp(drv, "virtio-serial-pci") == 0) {
         static const char *const k[] = { "driver", "id", "bus", "addr", "multifunction", NULL };
-        if (check_keys("-device", drv, p, k, err) < 0 || need_id("-device", drv, id, err) < 0)
+        if (qc_check_keys("-device", drv, p, k, err) < 0 || qc_need_id("-device", drv, id, err) < 0)
             return -1;
         if (q->vserial_dev_id)
             return config_fail(err, "-device virtio-serial-pci: vmm has one virtio console device");
@@ -856,7 +412,7 @@ static int opt_device(struct vm_config *c, struct qemu_compat *q, struct qc_stat
     }
     if (strcmp(drv, "virtconsole") == 0) {
         static const char *const k[] = { "driver", "id", "chardev", "bus", "nr", NULL };
-        if (check_keys("-device", drv, p, k, err) < 0)
+        if (qc_check_keys("-device", drv, p, k, err) < 0)
             return -1;
         const char *bus = opts_get(p, "bus"), *nr = opts_get(p, "nr");
         if (!q->vserial_dev_id)
@@ -881,14 +437,14 @@ static int opt_mon(struct vm_config *c, struct qemu_compat *q, struct qc_state *
     if (!p)
         return -1;
     static const char *const k[] = { "chardev", "id", "mode", "pretty", NULL };
-    if (check_keys("-mon", "", p, k, err) < 0)
+    if (qc_check_keys("-mon", "", p, k, err) < 0)
         return -1;
     const char *mode = opts_get(p, "mode"), *id = opts_get(p, "chardev");
     if (!mode || strcmp(mode, "control") != 0)
         return config_fail(err, "-mon: mode=%s: vmm offers QMP only; give mode=control", mode ? mode : "readline");
     if (!id)
         return config_fail(err, "-mon: no chardev=");
-    struct qc_chardev *ch = find_chardev(st, id);
+    struct qc_chardev *ch = qc_find_chardev(st, id);
     if (!ch)
         return config_fail(err, "-mon: chardev '%s' is not a -chardev", id);
     if (strcmp(ch->backend, "socket") != 0)
@@ -952,7 +508,7 @@ static int simple_ignored(const char *opt, const char *arg, const char *implied,
     if (!p)
         return -1;
     static const char *const none[] = { NULL };
-    return check_keys(opt, "", p, none, err);
+    return qc_check_keys(opt, "", p, none, err);
 }
 
 static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_state *st, const char *name,
@@ -963,7 +519,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         if (!p)
             return -1;
         static const char *const k[] = { "guest", "process", NULL };
-        if (check_keys("-name", "", p, k, err) < 0)
+        if (qc_check_keys("-name", "", p, k, err) < 0)
             return -1;
         if (opts_get(p, "guest")) {
             g_free(c->name);
@@ -972,7 +528,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
     } else if (strcmp(name, "S") == 0) {
         c->paused = true;
     } else if (strcmp(name, "object") == 0) {
-        return opt_object(c, st, arg, err);
+        return qc_opt_object(c, st, arg, err);
     } else if (strcmp(name, "machine") == 0 || strcmp(name, "M") == 0) {
         return opt_machine(c, q, st, arg, err);
     } else if (strcmp(name, "accel") == 0) {
@@ -980,7 +536,7 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         if (!p)
             return -1;
         static const char *const k[] = { "accel", NULL };
-        if (check_keys("-accel", "", p, k, err) < 0)
+        if (qc_check_keys("-accel", "", p, k, err) < 0)
             return -1;
         return check_accel("-accel", opts_get(p, "accel") ? opts_get(p, "accel") : "", err);
     } else if (strcmp(name, "enable-kvm") == 0) {
@@ -999,9 +555,9 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
     } else if (strcmp(name, "display") == 0) {
         return simple_ignored("-display", arg, "type", err);
     } else if (strcmp(name, "chardev") == 0) {
-        return opt_chardev(st, arg, err);
+        return qc_opt_chardev(st, arg, err);
     } else if (strcmp(name, "add-fd") == 0) {
-        return opt_add_fd(st, arg, err);
+        return qc_opt_add_fd(st, arg, err);
     } else if (strcmp(name, "qmp") == 0) {
         if (!g_str_has_prefix(arg, "unix:"))
             return config_fail(err, "-qmp %s: vmm serves QMP on unix:PATH,server=on,wait=off", arg);
@@ -1033,9 +589,9 @@ static int early_option(struct vm_config *c, struct qemu_compat *q, struct qc_st
         g_free(c->cmdline);
         c->cmdline = g_strdup(arg);
     } else if (strcmp(name, "blockdev") == 0) {
-        return opt_blockdev(st, arg, err);
+        return qc_opt_blockdev(st, arg, err);
     } else if (strcmp(name, "netdev") == 0) {
-        return opt_netdev(st, arg, err);
+        return qc_opt_netdev(st, arg, err);
     } else if (strcmp(name, "audiodev") == 0) {
         return simple_ignored("-audiodev", arg, "driver", err);
     } else if (strcmp(name, "msg") == 0) {
@@ -1087,10 +643,10 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     /* QEMU mode has no default devices: COM1 only with -device isa-serial. */
     c->serial_mode = SERIAL_OFF;
     struct qc_state st = {
-        .chardevs = g_ptr_array_new_with_free_func(chardev_free),
-        .nodes = g_ptr_array_new_with_free_func(node_free),
-        .netdevs = g_ptr_array_new_with_free_func(netdev_free),
-        .objects = g_ptr_array_new_with_free_func(object_free),
+        .chardevs = g_ptr_array_new_with_free_func(qc_chardev_free),
+        .nodes = g_ptr_array_new_with_free_func(qc_node_free),
+        .netdevs = g_ptr_array_new_with_free_func(qc_netdev_free),
+        .objects = g_ptr_array_new_with_free_func(qc_object_free),
         .fdsets = g_array_new(FALSE, FALSE, sizeof(struct qc_fdset_fd)),
     };
     int r = -1;
@@ -1198,7 +754,7 @@ int qemu_compat_parse(struct vm_config *c, struct qemu_compat *q, int argc, char
     q->netdevs = g_ptr_array_new_with_free_func(compat_netdev_free);
     for (guint i = 0; i < st.nodes->len; i++) {
         struct qc_node *n = st.nodes->pdata[i];
-        struct qc_node *proto = n->file ? find_node(&st, n->file) : n;
+        struct qc_node *proto = n->file ? qc_find_node(&st, n->file) : n;
         struct qemu_compat_node *b = g_new0(struct qemu_compat_node, 1);
         b->name = g_strdup(n->name);
         b->driver = g_strdup(n->driver);
