@@ -1,6 +1,7 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -1034,6 +1035,10 @@ int config_parse_args(struct vm_config *c, int argc, char **argv, GError **err)
             return config_fail(err, "--net %s: with %s only a new backend (tap=NAME or fd=N) and id= (the NIC's) may be "
                         "given; the rest comes from the %s", n->id, c->restore_dir ? "--restore" : "--incoming",
                         c->restore_dir ? "snapshot" : "source");
+        /* (the backend opens only once the saved machine is read: an
+         * --incoming would wait for the source on a bad fd first) */
+        if (n->fd >= 0 && fcntl(n->fd, F_GETFD) < 0)
+            return config_fail(err, "--net %s: fd=%d is not an open file descriptor", n->id, n->fd);
     }
     if (c->incoming && c->machine_opt)
         return config_fail(err, "--%s: the machine comes from the migration source with --incoming; only --qmp, "

@@ -304,6 +304,12 @@ check "--incoming with --restore" 2 "--incoming: the machine comes from --restor
 check "--incoming defer without --qmp" 2 "--incoming defer: the URI comes with QMP migrate-incoming, and there is no --qmp" -- --incoming defer
 check "--incoming with --kernel" 2 "--kernel: the machine comes from the migration source" -- \
     --kernel "$good" --incoming tcp:127.0.0.1:4444
+# (a closed fd once went unnoticed until the source came: the destination
+# listened on for ever)
+check "--incoming with --net fd= not open" 2 "--net lan: fd=70 is not an open file descriptor" -- \
+    --incoming tcp:127.0.0.1:0 --net fd=70,id=lan
+check "--restore with --net fd= not open" 2 "--net net0: fd=70 is not an open file descriptor" -- \
+    --restore "$f" --net fd=70
 
 # The QEMU-style front end (libvirt's argv): one line naming the option, exit 2.
 q=(-name guest=t -S -machine pc-i440fx-7.2,usb=off -accel kvm -m 64 -nodefaults -kernel "$good")
