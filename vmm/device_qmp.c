@@ -27,11 +27,24 @@ static const struct device_qmp_kind *owner(struct machine *m, const char *id)
     return NULL;
 }
 
+/* While an incoming migration is pending (--incoming: waiting for the
+ * source, or its RAM coming in) the machine and its devices are the
+ * source's, which the stream brings: a device added or removed here would
+ * go into a config the stream replaces, or under a VM not yet loaded. */
+static bool refused_inmigrate(struct machine *m, const char *cmd, GError **err)
+{
+    if (m->state != RUN_STATE_INMIGRATE)
+        return false;
+    g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC,
+                "%s is not possible while an incoming migration is pending: the devices come from the source", cmd);
+    return true;
+}
+
 static JsonNode *cmd_device_add(const struct qmp_cmd_ctx *ctx, JsonObject *args, GError **err)
 {
     struct machine *m = ctx->opaque;
     const char *driver = NULL, *id = NULL;
-    if (!qmp_arg_str(args, "driver", true, &driver, err))
+    if (!qmp_arg_str(args, "driver", true, &driver, err) || refused_inmigrate(m, "device_add", err))
         return NULL;
     const struct device_qmp_kind *kind = NULL;
     for (guint i = 0; kinds && i < kinds->len && !kind; i++) {
@@ -62,7 +75,8 @@ static JsonNode *cmd_device_del(const struct qmp_cmd_ctx *ctx, JsonObject *args,
     struct machine *m = ctx->opaque;
     static const char *const known[] = { "id", NULL };
     const char *id = NULL;
-    if (!qmp_arg_str(args, "id", true, &id, err) || !qmp_args_check(args, known, err))
+    if (!qmp_arg_str(args, "id", true, &id, err) || !qmp_args_check(args, known, err) ||
+        refused_inmigrate(m, "device_del", err))
         return NULL;
     const struct device_qmp_kind *kind = owner(m, id);
     if (!kind) {

@@ -249,8 +249,17 @@ rm -f "$tmp/dd.sock"
 dst=$!
 wait_sock "$tmp/dd.sock"
 r=$(qmp "$tmp/dd.sock" '{"execute":"query-status"}' \
+        "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"file\",\"node-name\":\"dn\",\"filename\":\"$disk\"}}" \
+        '{"execute":"device_add","arguments":{"driver":"virtio-blk-pci","id":"dd","drive":"dn"}}' \
+        '{"execute":"device_del","arguments":{"id":"dd"}}' \
         "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-defer.sock\"}}")
 wait_listen "unix:$tmp/mig-defer.sock"
+# (the machine and its devices come from the source: a device_add before
+# the stream once went into the config the stream replaces, {} to the
+# client, and the migration then failed on a NIC/disk the source lacks)
+check "defer: device_add and device_del refused while the incoming migration is pending" \
+    eval '[ "$(grep -c "\"desc\": \"device_[a-z]* is not possible while an incoming migration is pending" <<<"$r")" = 2 ]' \
+    -- <(echo "$r")
 r2=$(qmp "$tmp/dd.sock" '{"execute":"query-status"}' \
         "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-defer2.sock\"}}")
 check "defer: query-status inmigrate, migrate-incoming {}, QMP answers while it listens (inmigrate), a second one refused" \
