@@ -24,8 +24,19 @@ if ! why=$("$srcroot/tools/kvm-check"); then
     exit 0
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-hotplug.XXXXXX")
-pid=
-trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+pid= watchdog=
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; disarm_watchdog; rm -rf "$tmp"' EXIT
+# arm_watchdog SECONDS: SIGKILL to vmm ($pid) after SECONDS unless disarm_watchdog
+# comes first. Its sleep ends with it: a plain (sleep N; kill ...) & left the sleep
+# running for minutes after each run, and on an early exit the watchdog
+# itself, which then killed whatever process had that PID by then.
+arm_watchdog() {
+    (trap 'kill "$s" 2>/dev/null; exit 0' TERM
+     sleep "$1" & s=$!
+     wait "$s" && kill -KILL "$pid") >/dev/null 2>&1 &
+    watchdog=$!
+}
+disarm_watchdog() { [ -z "$watchdog" ] || { kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null; watchdog=; }; }
 # the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1;
 # devices given at launch and a NIC: the driver 18, the guest 4, vmm's status 1
 echo "1..44"
@@ -34,14 +45,13 @@ dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
     --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 # (not holding our stdout: a pipe reading this script's TAP would wait for it)
-(sleep 600; kill -KILL "$pid") >/dev/null 2>&1 &
-watchdog=$!
+arm_watchdog 600
 "$driver" "$tmp/qmp.sock" "$pid" "$tmp" "$cycles" 1
 [ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
 wait "$pid"
 rc=$?
 pid=
-kill "$watchdog" 2>/dev/null
+disarm_watchdog
 # The guest's TAP lines, renumbered after the driver's 15.
 n=15
 while read -r line; do
@@ -67,13 +77,12 @@ rm -f "$tmp/qmp.sock"
 "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --test-exit \
     --qmp "unix:$tmp/qmp.sock" --cmdline "reset=1 cycles=0" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-(sleep 120; kill -KILL "$pid") >/dev/null 2>&1 &
-watchdog=$!
+arm_watchdog 120
 "$driver" "$tmp/qmp.sock" "$pid" "$tmp" 0 1 >"$tmp/driver.out" 2>&1
 wait "$pid"
 rc=$?
 pid=
-kill "$watchdog" 2>/dev/null
+disarm_watchdog
 if [ "$rc" = 1 ] && grep -q '^ok 2 - after the reset the hot-added disk' "$tmp/out" &&
         grep -q '^# resetting with the hot-added disk in place' "$tmp/out"; then
     echo "ok 21 - a disk hot-added at addr 0x7 is in slot 7 from the start of the boot after a guest reset"
@@ -95,14 +104,13 @@ unshare -n "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --tes
     --disk "path=$tmp/disk.img,id=bdisk0" --net tap=vmmhp0,id=bnet0,mac=52:54:00:00:00:b0 \
     --qmp "unix:$tmp/qmp.sock" --cmdline "devices=3" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-(sleep 300; kill -KILL "$pid") >/dev/null 2>&1 &
-watchdog=$!
+arm_watchdog 300
 "$driver" "$tmp/qmp.sock" "$pid" "$tmp" devices 22
 [ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
 wait "$pid"
 rc=$?
 pid=
-kill "$watchdog" 2>/dev/null
+disarm_watchdog
 n=39
 while read -r line; do
     case "$line" in

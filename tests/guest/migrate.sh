@@ -294,8 +294,9 @@ newport
 python3 -c '
 import socket, struct, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-c, _ = s.accept()
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); s.settimeout(60)
+c, _ = s.accept()    # (bounded: a source that never comes fails the case, not hangs the test)
+c.settimeout(60)
 def take(n):
     b = b""
     while len(b) < n:
