@@ -337,8 +337,12 @@ static JsonNode *netdev_add_user(const char *id, JsonObject *args, GError **err)
             for (guint i = 0; i < json_array_get_length(a) && !e; i++) {
                 JsonNode *el = json_array_get_element(a, i);
                 JsonObject *eo = JSON_NODE_HOLDS_OBJECT(el) ? json_node_get_object(el) : NULL;
-                const char *str = eo && json_object_has_member(eo, "str") ? json_object_get_string_member(eo, "str")
-                                                                            : NULL;
+                JsonNode *sn = eo ? json_object_get_member(eo, "str") : NULL;
+                /* (json_object_get_string_member on a non-value member is a
+                 * GLib critical on stderr: the type is checked first) */
+                const char *str = sn && JSON_NODE_HOLDS_VALUE(sn) && json_node_get_value_type(sn) == G_TYPE_STRING
+                                      ? json_node_get_string(sn)
+                                      : NULL;
                 if (!str)
                     g_set_error(&e, QMP_ERROR, 0, "Parameter 'hostfwd' expects a list of {\"str\": ...}");
                 else

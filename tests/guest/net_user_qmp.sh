@@ -43,6 +43,11 @@ r=$(qmp '{"execute": "netdev_add", "arguments": {"type": "user", "id": "hn2", "s
 ok "netdev_add type user with smb: refused by name" "$(grep -q '"desc": "netdev .hn2. (user): smb= is not supported by vmm' <<< "$r" ||
     echo "$r")"
 
+r=$(qmp '{"execute": "netdev_add", "arguments": {"type": "user", "id": "hn4", "hostfwd": [{"str": {}}]}}')
+ok "netdev_add type user with a hostfwd str that is not a string: refused, nothing on stderr" \
+    "$(grep -q '"desc": "Parameter .hostfwd. expects a list of' <<< "$r" && ! grep -q CRITICAL "$tmp/vmm.err" ||
+    { echo "$r"; cat "$tmp/vmm.err"; })"
+
 r=$(qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"user\", \"id\": \"hn3\", \"hostfwd\": [{\"str\": \"tcp:127.0.0.1:$p1-:22\"}]}}")
 ok "netdev_add type user on a forwarded port in use: refused" "$(grep -q "\"desc\": \"user networking: hostfwd tcp 127.0.0.1:$p1: cannot listen" <<< "$r" ||
     echo "$r")"
