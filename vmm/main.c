@@ -116,6 +116,8 @@ int main(int argc, char **argv)
         } else if (status == 0) {
             m.state = RUN_STATE_SHUTDOWN;       /* quit or a signal before any source came */
         }
+        if (fd < 0)
+            migration_incoming_deferred_abandon(&m);
     }
     if (status == 0 && m.state != RUN_STATE_SHUTDOWN) {  /* no signal or quit while waiting for a client */
         if (qc.probe) {

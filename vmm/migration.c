@@ -912,6 +912,17 @@ int migration_incoming_deferred(const char **uri)
     return deferred.fd;
 }
 
+void migration_incoming_deferred_abandon(struct machine *m)
+{
+    if (deferred.listen_fd < 0)
+        return;
+    loop_remove_fd(m->loop, deferred.listen_fd);
+    close(deferred.listen_fd);
+    deferred.listen_fd = -1;
+    if (deferred.is_unix)
+        unlink(deferred.uri + 5);
+}
+
 void migration_qmp_register(struct qmp_server *s, struct machine *m)
 {
     qmp_register(s, "migrate-incoming", cmd_migrate_incoming, m, 0);

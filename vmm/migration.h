@@ -48,6 +48,9 @@ int migration_incoming_load(struct machine *m, GError **err);
  * listens on the main loop; the first connection accepted ends loop_run.
  * Returns that connection (and *uri), or -1 when none came. */
 int migration_incoming_deferred(const char **uri);
+/* --incoming defer ended (quit, a signal) while migrate-incoming still
+ * listened: closes that socket and removes a unix one's path. */
+void migration_incoming_deferred_abandon(struct machine *m);
 /* The source side (main loop thread): connects and starts the migration
  * thread, which sends RAM while the VM runs (pass 0: all of it; then the
  * pages KVM's dirty log and vmm's own bitmap show written, pass after pass,

@@ -279,6 +279,19 @@ check "defer: the source completes and exits 0, the destination goes on from $be
           grep -q "\"status\": \"running\"" <<<"$r2" && ! grep -qE "error|warn" "$tmp/dst-defer.err"' \
     -- <(echo "$r"; echo "$r2") "$tmp/dst-defer" "$tmp/dst-defer.err"
 kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
+# defer, migrate-incoming on a unix socket, then quit before any source:
+# exit 0 and the socket's path is gone (it was left behind)
+rm -f "$tmp/dq.sock"
+"$vmm" --incoming defer --serial off --qmp "unix:$tmp/dq.sock" 2> "$tmp/dst-dq.err" < /dev/null &
+dst=$!
+wait_sock "$tmp/dq.sock"
+r=$(qmp "$tmp/dq.sock" "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-dq.sock\"}}")
+listened=$([ -S "$tmp/mig-dq.sock" ] && echo yes)
+qmp "$tmp/dq.sock" '{"execute":"quit"}' > /dev/null
+reap "$dst"; dst=
+check "defer: quit while migrate-incoming listens on unix:PATH: exit 0, PATH removed" \
+    eval '[ "$listened" = yes ] && [ "$status" = 0 ] && [ ! -e "$tmp/mig-dq.sock" ] && [ ! -s "$tmp/dst-dq.err" ]' \
+    -- <(echo "$r") "$tmp/dst-dq.err"
 
 # QMP answers while a migration comes in (RAM is read on a thread of its
 # own, for --incoming URI and for defer + migrate-incoming alike): a
