@@ -61,6 +61,8 @@ static JsonNode *guest_reason(bool guest, const char *reason)
 
 void machine_pause(struct machine *m)
 {
+    if (m->state == RUN_STATE_INMIGRATE)
+        m->cfg->paused = true;      /* QEMU: no autostart, the VM stays paused once the migration is in */
     if (m->state != RUN_STATE_RUNNING)
         return;
     m->state = RUN_STATE_PAUSED;

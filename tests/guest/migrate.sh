@@ -279,6 +279,28 @@ check "defer: the source completes and exits 0, the destination goes on from $be
           grep -q "\"status\": \"running\"" <<<"$r2" && ! grep -qE "error|warn" "$tmp/dst-defer.err"' \
     -- <(echo "$r"; echo "$r2") "$tmp/dst-defer" "$tmp/dst-defer.err"
 kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
+# defer, stop before the source: QEMU's "no autostart" (qmp_stop while
+# inmigrate), the VM stays paused once in (vmm ran it regardless); cont starts it
+start_src dstop
+rm -f "$tmp/ds.sock"
+"$vmm" --incoming defer --serial "file=$tmp/dst-dstop" --qmp "unix:$tmp/ds.sock" 2> "$tmp/dst-dstop.err" < /dev/null &
+dst=$!
+wait_sock "$tmp/ds.sock"
+qmp "$tmp/ds.sock" '{"execute":"stop"}' \
+    "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-ds.sock\"}}" > /dev/null
+wait_listen "unix:$tmp/mig-ds.sock"
+r=$(mig_run "$tmp/s.sock" "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$tmp/mig-ds.sock\"}}")
+reap "$src"; src=
+r2=$(qmp "$tmp/ds.sock" '{"execute":"query-status"}')
+before=$(last_count "$tmp/src-dstop")
+r3=$(qmp "$tmp/ds.sock" '{"execute":"cont"}' '{"execute":"query-status"}')
+wait_counts $((before + 2)) "$tmp/src-dstop" "$tmp/dst-dstop"
+check "defer: stop before the source: completed, the destination stays paused (running false), cont runs it on from $before" \
+    eval '[ "$status" = 0 ] && grep -q "MIGRATION.*completed" <<<"$r" && grep -q "\"running\": false" <<<"$r2" &&
+          grep -q "\"status\": \"running\"" <<<"$r3" && consecutive "$tmp/src-dstop" "$tmp/dst-dstop" &&
+          [ "$(last_count "$tmp/src-dstop" "$tmp/dst-dstop")" -ge $((before + 2)) ]' \
+    -- <(echo "$r"; echo "$r2"; echo "$r3") "$tmp/dst-dstop" "$tmp/dst-dstop.err"
+kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 # defer, migrate-incoming on a unix socket, then quit before any source:
 # exit 0 and the socket's path is gone (it was left behind)
 rm -f "$tmp/dq.sock"
