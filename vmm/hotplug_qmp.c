@@ -772,6 +772,16 @@ void hotplug_qmp_register(struct qmp_server *s, struct machine *m)
     init();
     hotplug_set_removed_hook(device_removed);
     qom_qmp_register(s);
+    qmp_register(s, "blockdev-add", cmd_blockdev_add, m, 0);
+    qmp_register(s, "blockdev-del", cmd_blockdev_del, m, 0);
+    qmp_register(s, "netdev_add", cmd_netdev_add, m, 0);
+    qmp_register(s, "netdev_del", cmd_netdev_del, m, 0);
+    qmp_register(s, "query-named-block-nodes", cmd_query_named_block_nodes, m, 0);
+    device_qmp_register_kind(s, m, &pci_kind);
+}
+
+void hotplug_qmp_add_boot_devices(struct machine *m)
+{
     /* The disks and NICs given at launch are in the registry as hot-added
      * ones are: a -blockdev node (hotplug_qmp_boot_node) or else a node
      * named by the disk's id; a -netdev (hotplug_qmp_boot_netdev) or else a
@@ -800,10 +810,4 @@ void hotplug_qmp_register(struct qmp_server *s, struct machine *m)
             hotplug_qmp_boot_netdev(name, c->id);
         qom_device_add(c->id, false, name);
     }
-    qmp_register(s, "blockdev-add", cmd_blockdev_add, m, 0);
-    qmp_register(s, "blockdev-del", cmd_blockdev_del, m, 0);
-    qmp_register(s, "netdev_add", cmd_netdev_add, m, 0);
-    qmp_register(s, "netdev_del", cmd_netdev_del, m, 0);
-    qmp_register(s, "query-named-block-nodes", cmd_query_named_block_nodes, m, 0);
-    device_qmp_register_kind(s, m, &pci_kind);
 }

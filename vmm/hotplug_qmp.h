@@ -28,5 +28,8 @@ void hotplug_qmp_boot_netdev(const char *id, const char *device);
 /* blockdev-add, blockdev-del, netdev_add, netdev_del, device_add, device_del,
  * query-named-block-nodes. */
 void hotplug_qmp_register(struct qmp_server *s, struct machine *m);
+/* Once m->cfg is the machine's (after an incoming migration's config, at
+ * once otherwise): its disks and NICs into the registry and QOM. */
+void hotplug_qmp_add_boot_devices(struct machine *m);
 
 #endif

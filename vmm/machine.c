@@ -295,7 +295,15 @@ int machine_open(struct machine *m, struct vm_config *cfg)
         return VMM_EXIT_HOST;
     }
     loop_add_fd(m->loop, m->signal_fd, POLLIN, on_signal, m);
+    /* An incoming migration's machine is the source's: its I/O threads and
+     * chardevs are known once the stream's config is in. */
+    return cfg->incoming ? 0 : machine_open_backends(m);
+}
 
+int machine_open_backends(struct machine *m)
+{
+    g_autoptr(GError) err = NULL;
+    struct vm_config *cfg = m->cfg;
     for (unsigned i = 0; i < cfg->nr_iothreads; i++)
         if (!iothread_new(cfg->iothreads[i], &err)) {
             log_error("--object iothread,id=%s: %s", cfg->iothreads[i], err->message);

@@ -74,10 +74,16 @@ struct machine {
 };
 
 /* Everything before the first boot: KVM, signals, the main loop, I/O
- * threads, --serial / --console. 0, or a vmm exit status (VMM_EXIT_*) after
- * one line on stderr. The state starts as prelaunch with cfg->paused, else
+ * threads, --serial / --console (with --incoming not those two: see
+ * machine_open_backends). 0, or a vmm exit status (VMM_EXIT_*) after one
+ * line on stderr. The state starts as prelaunch with cfg->paused, else
  * running. */
 int machine_open(struct machine *m, struct vm_config *cfg);
+/* The host backends of cfg that machine_open leaves to later for an
+ * incoming migration (--incoming: the source's config decides): the
+ * --object iothreads and the serial and console chardevs. 0 or an exit
+ * status (the error logged). */
+int machine_open_backends(struct machine *m);
 /* Runs boots of the guest until it powers off, the host ends it, or a reset
  * is not to be followed by another boot. Returns the process exit status. */
 int machine_run(struct machine *m);

@@ -16,6 +16,17 @@
 #include "vmm/migration.h"
 #include "vmm/snapshot.h"
 
+/* What QMP shows of the machine's config (its virtio-mem device, its disks
+ * and NICs), once cfg is the machine's: at once, or for an incoming
+ * migration once the source's config is in. */
+static void qmp_add_config_objects(struct machine *m)
+{
+    if (!m->qmp)
+        return;
+    vmem_qmp_add_objects(m);
+    hotplug_qmp_add_boot_devices(m);
+}
+
 int main(int argc, char **argv)
 {
     struct timespec t0;
@@ -31,15 +42,17 @@ int main(int argc, char **argv)
     if (pr == 1)
         return 0;
     struct snapshot_restore *restore = NULL;
-    bool defer = pr == 0 && cfg.incoming && strcmp(cfg.incoming, "defer") == 0;
-    if (pr == 0 && (cfg.restore_dir || (cfg.incoming && !defer))) {
+    /* --incoming URI is --incoming defer with migrate-incoming URI at once:
+     * QMP serves (query-status "inmigrate") and a signal or quit ends the
+     * wait for the source, as in QEMU. */
+    bool defer = pr == 0 && cfg.incoming;
+    if (pr == 0 && cfg.restore_dir) {
         log_threshold = (enum log_level)cfg.log_level;     /* "waiting for the source" */
         /* The machine is the snapshot's (or the source's): its config
          * replaces the checks of a command line (a later guest reset boots
          * its kernel again). */
-        restore = cfg.restore_dir ? snapshot_restore_open(cfg.restore_dir, &cfg, &err)
-                                  : migration_incoming(cfg.incoming, &cfg, &err);
-        if (restore && cfg.restore_dir) {
+        restore = snapshot_restore_open(cfg.restore_dir, &cfg, &err);
+        if (restore) {
             g_autofree char *what = g_strdup_printf("--restore %s", cfg.restore_dir);
             if (snapshot_check_cpuid(&cfg, what, &err) < 0)
                 g_clear_pointer(&restore, snapshot_restore_free);
@@ -90,6 +103,8 @@ int main(int argc, char **argv)
         if (compat)
             qemu_compat_qmp_register(m.qmp, &m, &qc);
         hotplug_qmp_register(m.qmp, &m);
+        if (!defer)
+            qmp_add_config_objects(&m);
         status = qmp_cmds_listen(&m);
     }
     /* -daemonize: the parent exits 0 now that the socket listens. */
@@ -98,10 +113,14 @@ int main(int argc, char **argv)
         status = VMM_EXIT_HOST;
     }
     if (status == 0 && defer && m.state != RUN_STATE_SHUTDOWN) {
-        /* --incoming defer: QMP is up, no VM; migrate-incoming listens on
-         * the loop and its accepted connection ends this loop_run. */
+        /* --incoming: QMP is up, no VM; the listening socket (at once for a
+         * URI, on migrate-incoming for defer) is on the loop and its
+         * accepted connection ends this loop_run. */
         m.state = RUN_STATE_INMIGRATE;
-        if (loop_run(m.loop) < 0)
+        if (strcmp(cfg.incoming, "defer") != 0 && migration_incoming_listen(&m, cfg.incoming, &err) < 0) {
+            fprintf(stderr, "vmm: error: %s\n", err->message);
+            status = VMM_EXIT_CONFIG;
+        } else if (loop_run(m.loop) < 0)
             status = VMM_EXIT_HOST;
         const char *uri = NULL;
         int fd = migration_incoming_deferred(&uri);
@@ -110,8 +129,9 @@ int main(int argc, char **argv)
             if (!m.restore || config_open_nets(&cfg, &err) < 0) {
                 fprintf(stderr, "vmm: error: %s\n", err->message);
                 status = VMM_EXIT_CONFIG;
-            } else {
+            } else if ((status = machine_open_backends(&m)) == 0) {
                 m.state = cfg.paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
+                qmp_add_config_objects(&m);
             }
         } else if (status == 0) {
             m.state = RUN_STATE_SHUTDOWN;       /* quit or a signal before any source came */

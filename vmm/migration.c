@@ -138,27 +138,6 @@ static int listen_on(const char *uri, bool *is_unix, GError **err)
     return fd;
 }
 
-static int listen_accept(const char *uri, GError **err)
-{
-    bool is_unix;
-    int fd = listen_on(uri, &is_unix, err);
-    if (fd < 0)
-        return -1;
-    int e;
-    log_info("incoming: waiting for the source on %s", uri);
-    int c;
-    do
-        c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-    while (c < 0 && errno == EINTR);
-    e = errno;
-    close(fd);
-    if (is_unix)
-        unlink(uri + 5);
-    if (c < 0)
-        g_set_error(err, CONFIG_ERROR, 0, "--incoming %s: accept: %s", uri, g_strerror(e));
-    return c;
-}
-
 static const char *cpu_model_name(enum cpu_model m)
 {
     return m == CPU_MODEL_BASELINE ? "baseline" : "host";
@@ -177,14 +156,6 @@ static int read_full(int fd, void *p, size_t n)
         n -= (size_t)k;
     }
     return 0;
-}
-
-struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c, GError **err)
-{
-    int fd = listen_accept(uri, err);
-    if (fd < 0)
-        return NULL;
-    return migration_incoming_fd(fd, uri, c, err);
 }
 
 struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct vm_config *c, GError **err)
@@ -888,22 +859,29 @@ static JsonNode *cmd_migrate_incoming(const struct qmp_cmd_ctx *ctx, JsonObject 
         return NULL;
     }
     g_autoptr(GError) e = NULL;
-    int fd = listen_on(uri, &deferred.is_unix, &e);
-    if (fd < 0) {
+    if (migration_incoming_listen(m, uri, &e) < 0)
         g_set_error_literal(err, QMP_ERROR, QMP_ERR_GENERIC, e->message);
-        return NULL;
-    }
+    return NULL;
+}
+
+int migration_incoming_listen(struct machine *m, const char *uri, GError **err)
+{
+    int fd = listen_on(uri, &deferred.is_unix, err);
+    if (fd < 0)
+        return -1;
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || loop_add_fd(m->loop, fd, POLLIN, on_incoming_accept, m) < 0) {
-        g_set_error(err, QMP_ERROR, QMP_ERR_GENERIC, "%s: cannot watch the socket", uri);
+        g_set_error(err, CONFIG_ERROR, 0, "--incoming %s: cannot watch the socket", uri);
         close(fd);
-        return NULL;
+        if (deferred.is_unix)
+            unlink(uri + 5);
+        return -1;
     }
     g_free(deferred.uri);
     deferred.uri = g_strdup(uri);
     deferred.listen_fd = fd;
     log_info("incoming: waiting for the source on %s", uri);
-    return NULL;
+    return 0;
 }
 
 int migration_incoming_deferred(const char **uri)

@@ -30,11 +30,9 @@ struct snapshot_restore;
 
 /* 0 when uri is one vmm can listen on / connect to, else -1 with *err. */
 int migration_check_uri(const char *uri, GError **err);
-/* --incoming: listens on uri, accepts one connection and reads the state
- * stream from it; *c gets its config (as snapshot_restore_open). NULL with
- * *err (CONFIG_ERROR: exit 2). Blocks until the source connects. */
-struct snapshot_restore *migration_incoming(const char *uri, struct vm_config *c, GError **err);
-/* The same on a connection already accepted (fd, from uri). */
+/* Reads the state stream's header and config from a connection accepted on
+ * uri; *c gets the source's config (as snapshot_restore_open). NULL with
+ * *err (CONFIG_ERROR: exit 2). */
 struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct vm_config *c, GError **err);
 /* machine_run, once vm_create_restored has built the VM of m->restore:
  * fills RAM and loads every section. An incoming migration's RAM and final
@@ -44,8 +42,13 @@ struct snapshot_restore *migration_incoming_fd(int fd, const char *uri, struct v
  * is then loaded on the main loop thread. 0; -1 with *err; 1 when vmm was
  * told to quit meanwhile (the VM must not run). */
 int migration_incoming_load(struct machine *m, GError **err);
-/* --incoming defer: QMP migrate-incoming {"uri"} (state inmigrate only)
- * listens on the main loop; the first connection accepted ends loop_run.
+/* Listens on uri on m's loop (non-blocking; the first connection accepted
+ * ends loop_run): `--incoming URI` at start-up, and QMP migrate-incoming
+ * {"uri"} for `--incoming defer` (state inmigrate only). -1 with *err
+ * (CONFIG_ERROR) when it cannot listen. */
+int migration_incoming_listen(struct machine *m, const char *uri, GError **err);
+/* After that loop_run: the connection accepted (and *uri), or -1 when none
+ * came (quit, a signal).
  * Returns that connection (and *uri), or -1 when none came. */
 int migration_incoming_deferred(const char **uri);
 /* --incoming defer ended (quit, a signal) while migrate-incoming still

@@ -111,6 +111,10 @@ void vmem_qmp_register(struct qmp_server *s, struct machine *m)
 {
     qmp_register(s, "query-memory-devices", cmd_query_memory_devices, m, 0);
     qom_qmp_register(s);
+}
+
+void vmem_qmp_add_objects(struct machine *m)
+{
     if (!m->cfg->mem_hotplug_size)
         return;
     const char *t = "virtio-mem-pci";

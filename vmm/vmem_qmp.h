@@ -12,5 +12,8 @@ struct qmp_server;
 struct machine;
 
 void vmem_qmp_register(struct qmp_server *s, struct machine *m);
+/* Once m->cfg is the machine's (after an incoming migration's config, at
+ * once otherwise): the virtio-mem device's QOM properties, when it has one. */
+void vmem_qmp_add_objects(struct machine *m);
 
 #endif

@@ -314,6 +314,23 @@ reap "$dst"; dst=
 check "defer: quit while migrate-incoming listens on unix:PATH: exit 0, PATH removed" \
     eval '[ "$listened" = yes ] && [ "$status" = 0 ] && [ ! -e "$tmp/mig-dq.sock" ] && [ ! -s "$tmp/dst-dq.err" ]' \
     -- <(echo "$r") "$tmp/dst-dq.err"
+# --incoming URI (not defer) while no source has come: QMP answers
+# (inmigrate, as QEMU), and SIGTERM ends it, exit 0, the socket's path
+# removed (vmm used to block in accept before QMP was up: killed with 143,
+# PATH left behind)
+rm -f "$tmp/pt.sock"
+"$vmm" --incoming "unix:$tmp/mig-pt.sock" --serial off --qmp "unix:$tmp/pt.sock" 2> "$tmp/dst-pt.err" < /dev/null &
+dst=$!
+wait_sock "$tmp/pt.sock"
+r=$(qmp "$tmp/pt.sock" '{"execute":"query-status"}' "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$tmp/mig-pt2.sock\"}}")
+listened=$([ -S "$tmp/mig-pt.sock" ] && echo yes)
+kill -TERM "$dst"
+reap "$dst"; dst=
+check "--incoming unix:PATH before any source: query-status inmigrate, migrate-incoming refused (already started), SIGTERM: exit 0, PATH removed" \
+    eval '[ "$listened" = yes ] && grep -q "\"status\": \"inmigrate\"" <<<"$r" &&
+          grep -q "The incoming migration has already been started" <<<"$r" &&
+          [ "$status" = 0 ] && [ ! -e "$tmp/mig-pt.sock" ] && [ ! -e "$tmp/mig-pt2.sock" ] && [ ! -s "$tmp/dst-pt.err" ]' \
+    -- <(echo "$r") "$tmp/dst-pt.err"
 
 # QMP answers while a migration comes in (RAM is read on a thread of its
 # own, for --incoming URI and for defer + migrate-incoming alike): a

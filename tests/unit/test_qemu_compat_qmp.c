@@ -218,6 +218,7 @@ static void test_boot_disk_detach(void **state)
     machine_qmp_register(t.m.qmp, &t.m);
     qemu_compat_qmp_register(t.m.qmp, &t.m, &t.q);
     hotplug_qmp_register(t.m.qmp, &t.m);
+    hotplug_qmp_add_boot_devices(&t.m);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_non_null(qmp_server_add_client(t.m.qmp, sv[1]));

@@ -93,6 +93,7 @@ static int setup_with(void **state, uint64_t hotplug)
     t->m.qmp = qmp_server_new(t->m.loop);
     t->m.emit_event = emit;
     vmem_qmp_register(t->m.qmp, &t->m);
+    vmem_qmp_add_objects(&t->m);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_non_null(qmp_server_add_client(t->m.qmp, sv[1]));
