@@ -32,6 +32,7 @@
 #
 # usage: migrate.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$3 qmpc=$(readlink -f "$4")
 if ! why=$("$srcroot/tools/kvm-check"); then
     echo "1..0 # SKIP $why"
@@ -40,22 +41,6 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-migrate.XXXXXX")
 src= dst= fake=
 trap 'kill -KILL $src $dst $fake 2>/dev/null; [ -n "${VMM_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    for f in "$@"; do [ -e "$f" ] && tail -n 8 "$f" | sed "s|^|#   $(basename "$f"): |"; done
-}
-check() {
-    local desc=$1; shift
-    local files=()
-    local cmd=()
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
-    [ $# -gt 0 ] && { shift; files=("$@"); }
-    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
-}
 count_lines() { cat "$@" 2>/dev/null | grep -a -c '^count '; }
 # Waits up to 60 s until the joined FILES have at least N count lines.
 wait_counts() {
@@ -64,10 +49,6 @@ wait_counts() {
         cat "$@" 2>/dev/null | grep -q FAIL && return
         sleep 0.1; i=$((i + 1))
     done
-}
-wait_sock() {
-    local i=0
-    while [ ! -S "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 }
 qmp() {
     local sock=$1; shift
@@ -728,5 +709,4 @@ check "--incoming with --memory beyond a size: exit 2, one line" \
     eval '"$vmm" --incoming tcp:127.0.0.1:1 --memory size=64M,hugepages=on 2> "$tmp/berr"; [ $? = 2 ] &&
           [ "$(wc -l < "$tmp/berr")" = 1 ] && grep -q -- "--memory: with --incoming only a size" "$tmp/berr"' -- "$tmp/berr"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done

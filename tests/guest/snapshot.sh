@@ -21,6 +21,7 @@
 #
 # usage: snapshot.sh VMM IMAGE_DIR SOURCE_ROOT QMP_CLIENT
 set -u
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/tap.sh"
 vmm=$(readlink -f "$1") images=$(readlink -f "$2") srcroot=$3 qmpc=$(readlink -f "$4")
 if ! why=$("$srcroot/tools/kvm-check"); then
     echo "1..0 # SKIP $why"
@@ -29,22 +30,6 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmm-snapshot.XXXXXX")
 pid=
 trap 'kill -KILL $pid 2>/dev/null; [ -n "${VMM_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    for f in "$@"; do [ -e "$f" ] && tail -n 8 "$f" | sed "s|^|#   $(basename "$f"): |"; done
-}
-check() {
-    local desc=$1; shift
-    local files=()
-    local cmd=()
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmd+=("$1"); shift; done
-    [ $# -gt 0 ] && { shift; files=("$@"); }
-    if "${cmd[@]}"; then pass "$desc"; else fail "$desc" "${files[@]}"; fi
-}
 # Waits up to 60 s until FILE has at least N complete "count" lines.
 wait_counts() {
     local i=0
@@ -53,10 +38,6 @@ wait_counts() {
         kill -0 "$pid" 2>/dev/null || return
         sleep 0.1; i=$((i + 1))
     done
-}
-wait_sock() {
-    local i=0
-    while [ ! -S "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 }
 # qmp SOCKET COMMAND-JSON...: the replies (after the greeting and the
 # capabilities reply), one per line.
@@ -338,5 +319,4 @@ check "virtio-mem, restored: 32 MiB plugged, the resize reaches the guest, its p
           ! grep -q "^not ok" "$tmp/outm1" "$tmp/outm2" && ! grep -q "guest up\|^1\.\." "$tmp/outm2" && [ "$st" = 1 ]' \
     -- <(echo "$r") "$tmp/outm2" "$tmp/errm2"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done
