@@ -177,7 +177,7 @@ void config_print_help(void)
 "                         it goes raw and Ctrl-A x quits vmm; socket: a unix socket\n"
 "                         server at PATH, one client at a time (output is dropped\n"
 "                         while none is connected); file: created or truncated, but\n"
-"                         file=/dev/fd/N writes to inherited fd N as it is\n"
+"                         file=/dev/fd/N (N > 2) writes to inherited fd N as it is\n"
 "  --console stdio|pty|file=PATH|socket=PATH|off\n"
 "                         a virtio-console device (virtio-pci): the guest's hvc0\n"
 "                         (Linux: console=hvc0), on the same backends as --serial;\n"
