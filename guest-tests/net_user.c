@@ -13,6 +13,7 @@
  * receives the host's "hello from the host\n" and sends "hello from the
  * guest\n" with FIN, which the runner's client must print. The guest
  * answers ARP requests for 10.0.2.15 throughout. */
+#include "netbytes.h"
 #include "virtio_pci.h"
 
 #define NET_F_CSUM      0
@@ -52,44 +53,6 @@ static bool post_rx(unsigned i)
         return false;
     head_buf[head] = (int)i;
     return true;
-}
-
-static void put16be(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32be(uint8_t *p, uint32_t v)
-{
-    put16be(p, (uint16_t)(v >> 16));
-    put16be(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16be(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32be(const uint8_t *p)
-{
-    return (uint32_t)get16be(p) << 16 | get16be(p + 2);
-}
-
-static uint32_t sum16(const uint8_t *p, unsigned len, uint32_t s)
-{
-    for (unsigned i = 0; i + 1 < len; i += 2)
-        s += get16be(p + i);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
 }
 
 /* Sends header + the frame at txbuf + HDR of len bytes (padded to 60). */

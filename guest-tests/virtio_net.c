@@ -12,6 +12,7 @@
  * Round 2, after a reset: MRG_RXBUF with 128-byte receive buffers; a
  * 1000-byte datagram whose echo comes back spread over several buffers, as
  * many as num_buffers says, and reassembles intact. */
+#include "netbytes.h"
 #include "virtio_pci.h"
 
 #define NET_F_MAC       5
@@ -51,27 +52,6 @@ static bool post_rx(unsigned i)
     return true;
 }
 
-static void put16be(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static uint16_t get16be(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint16_t ip_checksum(const uint8_t *p, unsigned len)
-{
-    uint32_t s = 0;
-    for (unsigned i = 0; i < len; i += 2)
-        s += get16be(p + i);
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
 /* Sends header + Ethernet/IPv4/UDP (5555 -> 7777) carrying payload; waits
  * until the device used the chain. */
 static bool send_udp(const uint8_t *payload, unsigned len)
@@ -90,7 +70,7 @@ static bool send_udp(const uint8_t *payload, unsigned len)
     ip[9] = 17;
     memcpy(ip + 12, guest_ip, 4);
     memcpy(ip + 16, host_ip, 4);
-    put16be(ip + 10, ip_checksum(ip, 20));
+    put16be(ip + 10, fold(sum16(ip, 20, 0)));
     uint8_t *udp = ip + 20;
     put16be(udp, 5555);
     put16be(udp + 2, 7777);
