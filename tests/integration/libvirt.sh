@@ -251,6 +251,22 @@ gone() {   # the transient domain has ended (up to 20 s)
     while V dominfo "$1" > /dev/null 2>&1 && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     ! V dominfo "$1" > /dev/null 2>&1
 }
+# create_read DOM XML CREATE_OUT PTY_OUT: virsh create of XML (its output in
+# CREATE_OUT), waits until DOM runs, and copies its pty serial into PTY_OUT
+# in the background (up to 120 s); the reader's pid in $reader (empty when
+# DOM has no pty).
+create_read() {
+    V create "$2" > "$3" 2>&1
+    wait_state "$1" running > /dev/null
+    local pty
+    pty=$(V ttyconsole "$1" 2>/dev/null)
+    : > "$4"
+    reader=
+    if [ -n "$pty" ]; then
+        timeout 120 cat < "$pty" > "$4" 2>/dev/null &
+        reader=$!
+    fi
+}
 
 domxml vmm1 > "$priv/vmm1.xml"
 V create "$priv/vmm1.xml" > "$priv/create.out" 2>&1
@@ -389,15 +405,8 @@ cat > "$priv/hotdisk.xml" <<EOF
   <target dev='vdb' bus='virtio'/>
 </disk>
 EOF
-V create "$priv/vmm3.xml" > "$priv/create3.out" 2>&1
-wait_state vmm3 running > /dev/null
-pty3=$(V ttyconsole vmm3 2>/dev/null)
-: > "$priv/hp.pty"
-hppid=
-if [ -n "$pty3" ]; then
-    timeout 120 cat < "$pty3" > "$priv/hp.pty" 2>/dev/null &
-    hppid=$!
-fi
+create_read vmm3 "$priv/vmm3.xml" "$priv/create3.out" "$priv/hp.pty"
+hppid=$reader
 wait_line() {   # wait_line REGEX: up to 60 s on the guest's serial
     local i=0
     while ! grep -q "$1" "$priv/hp.pty" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
@@ -468,15 +477,8 @@ cat > "$priv/vmm5.xml" <<EOF
   </devices>
 </domain>
 EOF
-V create "$priv/vmm5.xml" > "$priv/create5.out" 2>&1
-wait_state vmm5 running > /dev/null
-pty5=$(V ttyconsole vmm5 2>/dev/null)
-: > "$priv/bt.pty"
-btpid=
-if [ -n "$pty5" ]; then
-    timeout 120 cat < "$pty5" > "$priv/bt.pty" 2>/dev/null &
-    btpid=$!
-fi
+create_read vmm5 "$priv/vmm5.xml" "$priv/create5.out" "$priv/bt.pty"
+btpid=$reader
 wait_in "$priv/bt.pty" 'ready for unplug'
 T=20 V qemu-monitor-command vmm5 '{"execute": "query-named-block-nodes"}' > "$priv/nodes5a" 2>&1
 ok "a disk given at launch: query-named-block-nodes lists its -blockdev nodes" \
@@ -581,15 +583,8 @@ cat > "$priv/vmm6.xml" <<EOF
   </devices>
 </domain>
 EOF
-V create "$priv/vmm6.xml" > "$priv/create6.out" 2>&1
-wait_state vmm6 running > /dev/null
-pty6=$(V ttyconsole vmm6 2>/dev/null)
-: > "$priv/cpu.pty"
-cppid=
-if [ -n "$pty6" ]; then
-    timeout 120 cat < "$pty6" > "$priv/cpu.pty" 2>/dev/null &
-    cppid=$!
-fi
+create_read vmm6 "$priv/vmm6.xml" "$priv/create6.out" "$priv/cpu.pty"
+cppid=$reader
 wait_in "$priv/cpu.pty" '# cpuhp: serving'
 c0=$(V vcpucount vmm6 --live --active 2>&1)
 logmark=$(($(wc -l < "$lvdebug") + 1))
