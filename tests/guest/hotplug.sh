@@ -37,6 +37,34 @@ arm_watchdog() {
     watchdog=$!
 }
 disarm_watchdog() { [ -z "$watchdog" ] || { kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null; watchdog=; }; }
+# drive SECONDS DRIVER-ARGS...: the QMP driver against the vmm in $pid, which
+# gets SIGTERM 5 s after a driver failure; vmm's status in $rc; all of it
+# under a SECONDS watchdog.
+drive() {
+    arm_watchdog "$1"
+    shift
+    "$driver" "$@"
+    [ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
+    wait "$pid"
+    rc=$?
+    pid=
+    disarm_watchdog
+}
+# relay_guest LAST [SKIP_ERE]: the guest's TAP lines in $tmp/out (those
+# matching SKIP_ERE left out), numbered on from $n, then "not ok" for each
+# one missing up to LAST.
+relay_guest() {
+    local line
+    while read -r line; do
+        case "$line" in
+        "ok "*|"not ok "*)
+            n=$((n + 1))
+            echo "$line" | sed -E "s/^(not )?ok [0-9]+/\\1ok $n - guest:/; s/- guest: -/- guest:/" ;;
+        "#"*) echo "$line" ;;
+        esac
+    done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)' | grep -vE "${2:-^$}")
+    while [ $n -lt "$1" ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+}
 # the driver: 1 + 7 error cases + 4 in cycle 1 + 3; the guest: 4; vmm's status: 1; the reset: 1;
 # devices given at launch and a NIC: the driver 18, the guest 4, vmm's status 1
 echo "1..44"
@@ -45,24 +73,10 @@ dd if=/dev/zero of="$tmp/disk.img" bs=1024 count=1024 2>/dev/null
     --qmp "unix:$tmp/qmp.sock" --cmdline "cycles=$cycles final=1" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 # (not holding our stdout: a pipe reading this script's TAP would wait for it)
-arm_watchdog 600
-"$driver" "$tmp/qmp.sock" "$pid" "$tmp" "$cycles" 1
-[ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
-wait "$pid"
-rc=$?
-pid=
-disarm_watchdog
+drive 600 "$tmp/qmp.sock" "$pid" "$tmp" "$cycles" 1
 # The guest's TAP lines, renumbered after the driver's 15.
 n=15
-while read -r line; do
-    case "$line" in
-    "ok "*|"not ok "*)
-        n=$((n + 1))
-        echo "$line" | sed -E "s/^(not )?ok [0-9]+/\\1ok $n - guest:/; s/- guest: -/- guest:/" ;;
-    "#"*) echo "$line" ;;
-    esac
-done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)' | grep -v '^# cycle [0-9]* ejected')
-while [ $n -lt 19 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+relay_guest 19 '^# cycle [0-9]* ejected'
 if [ "$rc" = 1 ]; then
     echo "ok 20 - vmm ran the guest to its end: debug-exit 0 (status 1)"
 else
@@ -104,23 +118,9 @@ unshare -n "$vmm" --kernel "$images/pcihp.elf" --memory 64M --serial stdio --tes
     --disk "path=$tmp/disk.img,id=bdisk0" --net tap=vmmhp0,id=bnet0,mac=52:54:00:00:00:b0 \
     --qmp "unix:$tmp/qmp.sock" --cmdline "devices=3" </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-arm_watchdog 300
-"$driver" "$tmp/qmp.sock" "$pid" "$tmp" devices 22
-[ $? = 0 ] || { sleep 5; kill -TERM "$pid" 2>/dev/null; }
-wait "$pid"
-rc=$?
-pid=
-disarm_watchdog
+drive 300 "$tmp/qmp.sock" "$pid" "$tmp" devices 22
 n=39
-while read -r line; do
-    case "$line" in
-    "ok "*|"not ok "*)
-        n=$((n + 1))
-        echo "$line" | sed -E "s/^(not )?ok [0-9]+/\\1ok $n - guest:/; s/- guest: -/- guest:/" ;;
-    "#"*) echo "$line" ;;
-    esac
-done < <(tr -d '\r' < "$tmp/out" | grep -E '^(ok|not ok|#)')
-while [ $n -lt 43 ]; do n=$((n + 1)); echo "not ok $n - guest: no result (see vmm's output below)"; done
+relay_guest 43
 if [ "$rc" = 1 ]; then
     echo "ok 44 - vmm ran the devices guest to its end: debug-exit 0 (status 1)"
 else
