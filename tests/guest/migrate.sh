@@ -431,21 +431,9 @@ kill -KILL "$dst"; wait "$dst" 2>/dev/null; dst=
 # guest moves, the NIC sits on the destination's fd (its fdinfo names the
 # destination's tap) and announces the source's MAC there (a RARP).
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
-    # with_tap NAME FD CMD...: CMD with a new tap NAME (up) open on FD (run
-    # with & it keeps the PID $! names: exec all the way).
-    with_tap() {
-        exec python3 -c '
-import fcntl, os, struct, subprocess, sys
-name, fdn = sys.argv[1], int(sys.argv[2])
-fd = os.open("/dev/net/tun", os.O_RDWR)
-fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x0002 | 0x1000 | 0x4000))  # TUNSETIFF TAP|NO_PI|VNET_HDR
-subprocess.run(["ip", "link", "set", name, "up"], check=True)
-os.dup2(fd, fdn)
-os.execvp(sys.argv[3], sys.argv[3:])' "$@"
-    }
     ts=vmmfs$$ td=vmmfd$$ mac=52:54:00:fd:00:01
     rm -f "$tmp/s.sock"
-    with_tap "$ts" 5 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --net "fd=5,id=lan,mac=$mac" \
+    "$testlib/with-tap" "$ts" 5 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --net "fd=5,id=lan,mac=$mac" \
         --serial "file=$tmp/src-fd" --qmp "unix:$tmp/s.sock" 2> "$tmp/src-fd.err" < /dev/null &
     src=$!
     wait_sock "$tmp/s.sock"
@@ -465,7 +453,7 @@ os.execvp(sys.argv[3], sys.argv[3:])' "$@"
               [ "$(count_lines "$tmp/src-fd")" -gt "$c0" ] && consecutive "$tmp/src-fd"' -- <(echo "$r") "$tmp/dst-fd0.err"
     newport
     rm -f "$tmp/d.sock"
-    with_tap "$td" 7 "$vmm" --incoming "tcp:127.0.0.1:$p" --net fd=7,id=lan --serial "file=$tmp/dst-fd" \
+    "$testlib/with-tap" "$td" 7 "$vmm" --incoming "tcp:127.0.0.1:$p" --net fd=7,id=lan --serial "file=$tmp/dst-fd" \
         --qmp "unix:$tmp/d.sock" 2> "$tmp/dst-fd.err" < /dev/null &
     dst=$!
     wait_listen "tcp:127.0.0.1:$p"

@@ -176,20 +176,9 @@ broken "--restore --net with mac=" "$b" "--net lan: with --restore only a new ba
 # --- a NIC on an inherited fd (libvirt's way): --restore DIR --net fd=M,id=ID
 # gives the saved NIC its new backend (root: the taps are made here) ---
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
-    # with_tap NAME FD CMD...: CMD with a new tap NAME (up) open on FD.
-    with_tap() {
-        exec python3 -c '
-import fcntl, os, struct, subprocess, sys
-name, fdn = sys.argv[1], int(sys.argv[2])
-fd = os.open("/dev/net/tun", os.O_RDWR)
-fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x0002 | 0x1000 | 0x4000))  # TUNSETIFF TAP|NO_PI|VNET_HDR
-subprocess.run(["ip", "link", "set", name, "up"], check=True)
-os.dup2(fd, fdn)
-os.execvp(sys.argv[3], sys.argv[3:])' "$@"
-    }
     fsnap=$tmp/fsnap
     rm -f "$tmp/qf.sock"
-    with_tap vmmsf$$ 5 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --net fd=5,id=lan \
+    "$testlib/with-tap" vmmsf$$ 5 "$vmm" --kernel "$images/snapshot.elf" --memory 32M --net fd=5,id=lan \
         --serial "file=$tmp/outf1" --qmp "unix:$tmp/qf.sock" 2> "$tmp/errf1" < /dev/null &
     pid=$!
     wait_sock "$tmp/qf.sock"
@@ -203,7 +192,7 @@ os.execvp(sys.argv[3], sys.argv[3:])' "$@"
     broken "--restore --net id=other" "$fsnap" "--net id=other: the saved machine has no NIC of that id \(its NICs: lan\)" \
         --net tap=vmmx$$,id=other
     before=$(last_count "$tmp/outf1")
-    with_tap vmmrf$$ 7 "$vmm" --restore "$fsnap" --net fd=7,id=lan --serial "file=$tmp/outf2" 2> "$tmp/errf2" < /dev/null &
+    "$testlib/with-tap" vmmrf$$ 7 "$vmm" --restore "$fsnap" --net fd=7,id=lan --serial "file=$tmp/outf2" 2> "$tmp/errf2" < /dev/null &
     pid=$!
     wait_counts 2 "$tmp/outf2"
     check "--restore DIR --net fd=7,id=lan: the count goes on from $before, the NIC on fd 7 (tap vmmrf$$)" \

@@ -18,8 +18,12 @@
 #   wait_gone PID [TENTHS]       PID (not necessarily a child) is gone (20 s)
 #   wait_exit PID [TENTHS]       our child PID ended, its status in $st
 #                                ("hung" and killed after the time, 20 s)
+#
+# $testlib is this directory, which also holds with-tap (a program with a
+# new tap open on a given fd, as libvirt starts its emulator).
 n=0 failed=0
 TAP_TAIL=${TAP_TAIL:-8}
+testlib=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")   # this directory: with-tap...
 
 ok() {
     n=$((n + 1))
