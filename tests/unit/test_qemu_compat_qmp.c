@@ -21,6 +21,7 @@
 #include "vmm/qemu_compat.h"
 #include "vmm/qmp.h"
 #include "vmm/qom.h"
+#include "tests/unit/qmp_loop_client.h"
 
 struct t {
     struct vm_config cfg;
@@ -31,21 +32,7 @@ struct t {
 
 static char *read_msg(struct t *t)
 {
-    GString *b = g_string_new(NULL);
-    for (;;) {
-        if (b->len >= 2 && b->str[b->len - 2] == '\r' && b->str[b->len - 1] == '\n') {
-            g_string_truncate(b, b->len - 2);
-            return g_string_free(b, FALSE);
-        }
-        char c;
-        ssize_t n = recv(t->fd, &c, 1, MSG_DONTWAIT);
-        if (n == 1) {
-            g_string_append_c(b, c);
-            continue;
-        }
-        assert_true(n < 0 && errno == EAGAIN);
-        assert_int_equal(loop_run_once(t->m.loop), 0);
-    }
+    return qmp_loop_read_msg(t->fd, t->m.loop);
 }
 
 static void expect(struct t *t, const char *json, const char *want)

@@ -25,6 +25,7 @@
 #include "vmm/qom.h"
 #include "vmm/vmem.h"
 #include "vmm/vmem_qmp.h"
+#include "tests/unit/qmp_loop_client.h"
 
 #define MIB (1ULL << 20)
 #define OK_EMPTY "{\"return\": {}}"
@@ -43,22 +44,7 @@ static void emit(struct machine *m, const char *name, JsonNode *data)
 
 static char *read_msg(struct t *t)
 {
-    GString *b = g_string_new(NULL);
-    for (;;) {
-        if (b->len >= 2 && b->str[b->len - 2] == '\r' && b->str[b->len - 1] == '\n') {
-            g_string_truncate(b, b->len - 2);
-            return g_string_free(b, FALSE);
-        }
-        char c;
-        ssize_t n = recv(t->fd, &c, 1, MSG_DONTWAIT);
-        if (n == 1) {
-            g_string_append_c(b, c);
-            continue;
-        }
-        assert_true(n < 0 && errno == EAGAIN);
-        /* nothing yet: let the loop run (replies, the event timer) */
-        assert_int_equal(loop_run_once(t->m.loop), 0);
-    }
+    return qmp_loop_read_msg(t->fd, t->m.loop);
 }
 
 static void expect_nothing(struct t *t)
