@@ -235,6 +235,29 @@ ${2:-$pty_serial}
 </domain>
 EOF
 }
+# guestxml NAME VCPU_XML KERNEL CMDLINE [DEVICES_XML]: a 64 MiB pc domain
+# booting guest-tests' KERNEL with CMDLINE, a pty serial, DEVICES_XML added
+# (the hotplug and CPU domains; domxml is the lifecycle one).
+guestxml() {
+    cat <<EOF
+<domain type='kvm'>
+  <name>$1</name>
+  <memory unit='MiB'>64</memory>
+  $2
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/$3</kernel><cmdline>$4</cmdline></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$vmm</emulator>
+    ${5:-}
+    <serial type='pty'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}
 state() { V domstate "$1" 2>&1 | head -n 1; }
 wait_state() {   # wait_state DOM WANT: up to 20 s
     local i=0 s
@@ -379,23 +402,7 @@ no_vmm_left "destroy"
 # its sector 0 ("VMMHP0001"), and ejects it when asked: libvirt's
 # blockdev-add, blockdev-add, device_add, then device_del, DEVICE_DELETED,
 # blockdev-del, blockdev-del (contract §5.2).
-cat > "$priv/vmm3.xml" <<EOF
-<domain type='kvm'>
-  <name>vmm3</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/pcihp.elf</kernel><cmdline>cycles=1</cmdline></os>
-  <features><acpi/></features>
-  <cpu mode='host-passthrough'/>
-  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <emulator>$vmm</emulator>
-    <serial type='pty'><target port='0'/></serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-EOF
+guestxml vmm3 "<vcpu>1</vcpu>" pcihp.elf "cycles=1" > "$priv/vmm3.xml"
 printf 'VMMHP0001' > "$priv/hot.raw"
 truncate -s 1M "$priv/hot.raw"
 cat > "$priv/hotdisk.xml" <<EOF
@@ -454,29 +461,8 @@ if [ -n "$nic" ]; then
     bootnic="<interface type='ethernet'><mac address='52:54:00:12:34:57'/><model type='virtio'/></interface>"
     ndev=3     # the disk, the NIC, a NIC attached later
 fi
-cat > "$priv/vmm5.xml" <<EOF
-<domain type='kvm'>
-  <name>vmm5</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/pcihp.elf</kernel><cmdline>devices=$ndev</cmdline></os>
-  <features><acpi/></features>
-  <cpu mode='host-passthrough'/>
-  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <emulator>$vmm</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='$priv/bt.raw'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    $bootnic
-    <serial type='pty'><target port='0'/></serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-EOF
+guestxml vmm5 "<vcpu>1</vcpu>" pcihp.elf "devices=$ndev" "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$priv/bt.raw'/><target dev='vda' bus='virtio'/></disk>
+    $bootnic" > "$priv/vmm5.xml"
 create_read vmm5 "$priv/vmm5.xml" "$priv/create5.out" "$priv/bt.pty"
 btpid=$reader
 wait_in "$priv/bt.pty" 'ready for unplug'
@@ -566,23 +552,7 @@ no_vmm_left "detach of devices given at launch"
 # with device_del, waiting for DEVICE_DELETED. guest-tests/cpuhp's serve=1
 # mode starts every CPU plugged in (INIT/SIPI) and ejects every CPU the host
 # asks to remove.
-cat > "$priv/vmm6.xml" <<EOF
-<domain type='kvm'>
-  <name>vmm6</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu current='1'>2</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$images/cpuhp.elf</kernel><cmdline>boot=1 max=2 serve=1</cmdline></os>
-  <features><acpi/></features>
-  <cpu mode='host-passthrough'/>
-  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <emulator>$vmm</emulator>
-    <serial type='pty'><target port='0'/></serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-EOF
+guestxml vmm6 "<vcpu current='1'>2</vcpu>" cpuhp.elf "boot=1 max=2 serve=1" > "$priv/vmm6.xml"
 create_read vmm6 "$priv/vmm6.xml" "$priv/create6.out" "$priv/cpu.pty"
 cppid=$reader
 wait_in "$priv/cpu.pty" '# cpuhp: serving'
