@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     /* --incoming URI is --incoming defer with migrate-incoming URI at once:
      * QMP serves (query-status "inmigrate") and a signal or quit ends the
      * wait for the source, as in QEMU. */
-    bool defer = pr == 0 && cfg.incoming;
+    bool incoming = pr == 0 && cfg.incoming;
     if (pr == 0 && cfg.restore_dir) {
         log_threshold = (enum log_level)cfg.log_level;     /* "waiting for the source" */
         /* The machine is the snapshot's (or the source's): its config
@@ -62,14 +62,14 @@ int main(int argc, char **argv)
             config_clear(&cfg);
             return VMM_EXIT_CONFIG;
         }
-    } else if (defer) {
+    } else if (incoming) {
         log_threshold = (enum log_level)cfg.log_level;
     } else if (pr < 0 || (!qc.probe && config_validate(&cfg, &err) < 0)) {
         /* The probe (-machine none) has no guest: only its QMP socket. */
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
-    if (!restore && !defer && !qc.probe && boot_check_kernel(cfg.kernel, &err) < 0) {
+    if (!restore && !incoming && !qc.probe && boot_check_kernel(cfg.kernel, &err) < 0) {
         fprintf(stderr, "vmm: error: %s\n", err->message);
         return VMM_EXIT_CONFIG;
     }
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         if (compat)
             qemu_compat_qmp_register(m.qmp, &m, &qc);
         hotplug_qmp_register(m.qmp, &m);
-        if (!defer)
+        if (!incoming)
             qmp_add_config_objects(&m);
         status = qmp_cmds_listen(&m);
     }
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmm: error: %s\n", err->message);
         status = VMM_EXIT_HOST;
     }
-    if (status == 0 && defer && m.state != RUN_STATE_SHUTDOWN) {
+    if (status == 0 && incoming && m.state != RUN_STATE_SHUTDOWN) {
         /* --incoming: QMP is up, no VM; the listening socket (at once for a
          * URI, on migrate-incoming for defer) is on the loop and its
          * accepted connection ends this loop_run. */
